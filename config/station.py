@@ -1,0 +1,169 @@
+"""The station file: which instruments, how to reach them, their limits, and the sim-lab constants.
+
+One TOML file names the chamber, the potentiostat and the cycler, each with its driver, transport
+and address. ``simulate = true`` (or ``cellbench run --simulate``) replaces every instrument by its
+simulator on a virtual clock; the drivers and the wire protocols stay the same.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from config.errors import ConfigError, format_pydantic_errors
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_STATION = Path(__file__).with_name("station.toml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChamberConfig(_Strict):
+    """ESPEC chamber. ``address`` is a VISA resource (``ASRL/dev/ttyUSB0::INSTR``, ``COM3``,
+    ``TCPIP0::192.168.0.20::57732::SOCKET``); ``rs485_address`` (1–16) prefixes commands on RS-485."""
+
+    driver: Literal["espec"] = "espec"
+    transport: Literal["serial", "rs485", "tcp"] = "serial"
+    address: str = ""
+    rs485_address: int | None = Field(default=None, ge=1, le=16)
+    baud_rate: int = 9600
+    timeout_s: float = Field(default=3.0, gt=0)
+    command_interval_s: float = Field(default=0.3, ge=0.2, le=2.0)
+    min_temperature_c: float = -40.0
+    max_temperature_c: float = 150.0
+    safe_temperature_c: float | None = Field(
+        default=None, description="Set point after a run ends or aborts; None = STANDBY")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.min_temperature_c >= self.max_temperature_c:
+            raise ValueError(f"min_temperature_c ({self.min_temperature_c}) must be below "
+                             f"max_temperature_c ({self.max_temperature_c})")
+        if self.transport == "rs485" and self.rs485_address is None:
+            raise ValueError("transport 'rs485' needs rs485_address (1-16)")
+        if self.safe_temperature_c is not None and not (
+                self.min_temperature_c <= self.safe_temperature_c <= self.max_temperature_c):
+            raise ValueError(f"safe_temperature_c {self.safe_temperature_c} is outside the "
+                             f"chamber's range {self.min_temperature_c}…{self.max_temperature_c} °C")
+        return self
+
+
+class PotentiostatConfig(_Strict):
+    """BioLogic potentiostat through the EC-Lab Development Package (Windows DLL, not shipped)."""
+
+    driver: Literal["biologic"] = "biologic"
+    address: str = "USB0"
+    channel: int = Field(default=1, ge=1, le=16, description="1-based channel number")
+    dll_path: str = Field(default="", description="Path to EClib64.dll (or EClib.dll)")
+    firmware_dir: str = Field(default="", description="Folder with kernel*.bin, *.xlx, *.ecc")
+    board: Literal["essential", "premium"] = "premium"
+    model: str = "SP-200"
+    max_eis_frequency_hz: float = Field(default=7e6, gt=0)
+    connect_timeout_s: int = Field(default=5, ge=1, le=60)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+
+
+class CyclerConfig(_Strict):
+    """Landt cycler: followed through the text export the Landt software writes."""
+
+    driver: Literal["landt"] = "landt"
+    channel: int = Field(default=1, ge=1)
+    export_dir: str = ""
+    poll_interval_s: float = Field(default=10.0, gt=0)
+    max_voltage_v: float = 5.0
+    max_current_a: float = 0.05
+
+
+class SimThermal(_Strict):
+    ambient_c: float = 23.0
+    ramp_rate_c_per_min: float = Field(default=2.0, gt=0)
+    sample_time_constant_s: float = Field(default=300.0, gt=0, le=600)
+    standby_time_constant_s: float = Field(default=1800.0, gt=0)
+
+
+class SimPellet(_Strict):
+    sigma_ref_s_per_cm: float = Field(default=4.6e-3, gt=0)
+    ref_temperature_c: float = 30.0
+    sigma_low_s_per_cm: float = Field(default=0.3e-3, gt=0)
+    low_temperature_c: float = -10.0
+    ea_ev: float | None = Field(default=None, gt=0)
+    relative_permittivity: float = Field(default=10.0, gt=0)
+    bulk_cpe_n: float = Field(default=0.95, gt=0, le=1)
+    gb_resistance_ratio: float = Field(default=0.0, ge=0)
+    gb_ea_ev: float = Field(default=0.55, gt=0)
+    gb_capacitance_f: float = Field(default=2e-10, gt=0)
+    gb_cpe_n: float = Field(default=0.85, gt=0, le=1)
+    electrode_q_f_s_n: float = Field(default=2e-6, gt=0)
+    electrode_cpe_n: float = Field(default=0.88, gt=0, le=1)
+    lead_inductance_h: float = Field(default=1e-7, ge=0)
+    lead_resistance_ohm: float = Field(default=0.0, ge=0)
+    noise_pct: float = Field(default=0.3, ge=0, le=5)
+    electronic_sigma_s_per_cm: float = Field(default=1e-8, gt=0)
+    aging_per_day: float = Field(default=0.0, ge=0, le=0.1)
+
+
+class SimConfig(_Strict):
+    seed: int = 0
+    thermal: SimThermal = SimThermal()
+    pellet: SimPellet = SimPellet()
+    cell: dict = Field(default_factory=dict, description="Overrides of the cell model constants")
+    polarization: dict = Field(default_factory=dict,
+                               description="Overrides of the LSV / DC-polarization model constants")
+    faults: dict = Field(default_factory=dict, description="Fault injection, per instrument")
+
+
+class StationInfo(_Strict):
+    name: str = "station"
+    simulate: bool = False
+
+
+class StationConfig(_Strict):
+    station: StationInfo = StationInfo()
+    chamber: ChamberConfig = ChamberConfig()
+    potentiostat: PotentiostatConfig = PotentiostatConfig()
+    cycler: CyclerConfig = CyclerConfig()
+    sim: SimConfig = SimConfig()
+
+    @property
+    def simulate(self) -> bool:
+        return self.station.simulate
+
+
+def load_station(path: str | Path | None = None, simulate: bool | None = None) -> StationConfig:
+    """Read and validate a station file; ``simulate`` overrides the file's choice."""
+    path = Path(path) if path else DEFAULT_STATION
+    data = read_toml(path)
+    try:
+        station = StationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(str(path), format_pydantic_errors(exc)) from None
+    if simulate is not None:
+        station.station.simulate = simulate
+    problems = []
+    if not station.simulate:
+        if not station.potentiostat.dll_path:
+            problems.append("potentiostat.dll_path: required to drive a real BioLogic "
+                            "(path to EClib64.dll of the EC-Lab Development Package)")
+        if not station.chamber.address:
+            problems.append("chamber.address: required to drive a real ESPEC chamber")
+    if problems:
+        raise ConfigError(str(path), problems)
+    return station
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file not found"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None

@@ -1,0 +1,28 @@
+"""The virtual clock of the simulated lab: waits jump instead of blocking.
+
+Simulators read ``now()`` and integrate their physics over whatever interval passed (they are
+written in closed form or advance by events), so a one-hour soak costs one jump plus the
+periodic tasks due inside it (chamber logging), not 3,600 loop turns.
+"""
+from __future__ import annotations
+
+import time
+
+from instruments.clock import Clock
+
+
+class VirtualClock(Clock):
+    """Simulated time in seconds since the Unix epoch, starting at ``start`` (default: now)."""
+
+    virtual = True
+
+    def __init__(self, start: float | None = None) -> None:
+        super().__init__()
+        self._t = time.time() if start is None else float(start)
+
+    def now(self) -> float:
+        return self._t
+
+    def _advance_to(self, t: float) -> None:
+        if t > self._t:
+            self._t = t

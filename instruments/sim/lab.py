@@ -1,0 +1,84 @@
+"""The simulated lab: one virtual clock, one chamber's air, one sample, one load on the channel.
+
+Simulators of the chamber, the potentiostat and the cycler all read the same lab, so what the
+potentiostat measures follows the temperature the chamber simulator produced, with the sample's
+thermal lag in between. Constants come from station.toml's [sim] section (plain dicts here, so
+that instruments never import config).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from instruments.sim.clock import VirtualClock
+from instruments.sim.pellet import PelletConstants, PelletModel
+from instruments.sim.thermal import ThermalConstants, ThermalModel
+
+SECONDS_PER_DAY = 86400.0
+
+
+def _constants(cls, overrides: dict | None, where: str):
+    overrides = dict(overrides or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"sim.{where}: unknown constant(s) {unknown}; known: {sorted(known)}")
+    return cls(**overrides)
+
+
+class SimLab:
+    """Shared state of the simulated station.
+
+    ``load`` is whatever sits on the potentiostat channel (a PelletModel for EIS of electrolytes);
+    ``mounted_at`` is the clock time the sample was mounted, from which its age is counted.
+    """
+
+    def __init__(self, clock: VirtualClock | None = None, sim: dict | None = None) -> None:
+        sim = dict(sim or {})
+        self.clock = clock or VirtualClock()
+        self.seed = int(sim.get("seed", 0))
+        self.rng = np.random.default_rng(self.seed)
+        self.thermal = ThermalModel(self.clock, _constants(ThermalConstants, sim.get("thermal"), "thermal"))
+        self.pellet_constants = _constants(PelletConstants, sim.get("pellet"), "pellet")
+        self.cell_overrides = dict(sim.get("cell") or {})
+        self.polarization_overrides = dict(sim.get("polarization") or {})
+        self.faults = dict(sim.get("faults") or {})
+        self.load = None
+        self.mounted_at = self.clock.now()
+
+    def mount_pellet(self, thickness_um: float, diameter_mm: float) -> PelletModel:
+        """Put a blocking-electrode pellet of the sample's geometry on the potentiostat channel."""
+        self.load = PelletModel(self.pellet_constants, thickness_um, diameter_mm)
+        self.mounted_at = self.clock.now()
+        return self.load
+
+    def sample_temperature_c(self) -> float:
+        return self.thermal.sample_c()
+
+    def age_days(self) -> float:
+        return (self.clock.now() - self.mounted_at) / SECONDS_PER_DAY
+
+    # --- what the potentiostat channel sees --------------------------------------------------
+    def _require_load(self, what: str):
+        if self.load is None:
+            raise RuntimeError(f"simulated lab: nothing is mounted on the potentiostat channel ({what})")
+        return self.load
+
+    def measure_impedance(self, frequency_hz) -> np.ndarray:
+        """Noisy complex impedance (Ω) of the load at the sample's present temperature."""
+        load = self._require_load("impedance")
+        return load.measured_impedance(np.asarray(frequency_hz, float), self.sample_temperature_c(),
+                                       self.rng, self.age_days())
+
+    def current_response(self, t_s, e_v) -> np.ndarray:
+        """True current (A, positive = oxidation at the working electrode) for applied potentials
+        ``e_v`` at clock times ``t_s``; called with successive, contiguous chunks."""
+        load = self._require_load("current")
+        return load.current_response(np.asarray(t_s, float), np.asarray(e_v, float),
+                                     self.sample_temperature_c())
+
+    def rest_potential_v(self) -> float:
+        """Open-circuit potential of the working electrode vs the reference, V."""
+        return float(self._require_load("open-circuit potential").rest_potential_v(
+            self.sample_temperature_c()))

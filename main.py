@@ -1,0 +1,320 @@
+"""cellbench command line: run protocols, list and show runs, export, analyse files, demo.
+
+Expected failures (a bad protocol file, an unknown run, an unreadable CSV) print one clear
+message and exit with status 2; with --json, stdout carries only the JSON document and every
+message goes to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+EXIT_OK, EXIT_RUN_NOT_COMPLETED, EXIT_USAGE = 0, 1, 2
+
+
+class UserError(Exception):
+    """An expected failure: shown as a message, never as a traceback."""
+
+
+# --- output -------------------------------------------------------------------------------------
+def _print_json(value) -> None:
+    from procedures.jsonout import dumps
+    sys.stdout.write(dumps(value) + "\n")
+
+
+def _fmt(value, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def print_eis_table(analysis: dict, out=sys.stdout) -> None:
+    rows = analysis.get("spectra") or []
+    print(f"{'spectrum':<28} {'T/°C':>7} {'model':<22} {'R_total/Ω':>11} {'σ_total/(mS/cm)':>16} "
+          f"{'σ_bulk/(mS/cm)':>15} {'KK/%':>6}", file=out)
+    for r in rows:
+        s_tot = None if r["sigma_total_s_per_cm"] is None else r["sigma_total_s_per_cm"] * 1e3
+        s_b = None if r["sigma_bulk_s_per_cm"] is None else r["sigma_bulk_s_per_cm"] * 1e3
+        print(f"{str(r['file'])[:28]:<28} {_fmt(r['temperature_c'], '7.2f')} {str(r['model'])[:22]:<22} "
+              f"{_fmt(r['r_total_ohm'], '11.2f')} {_fmt(s_tot, '16.4f')} {_fmt(s_b, '15.4f')} "
+              f"{_fmt(r['kk_residual_pct'], '6.2f')}", file=out)
+    arr = analysis.get("arrhenius")
+    if arr and arr.get("total"):
+        t = arr["total"]
+        err = "" if t.get("ea_stderr_ev") is None else f" ± {t['ea_stderr_ev']:.3f}"
+        print(f"Arrhenius (σT form), total: Ea = {t['ea_ev']:.3f}{err} eV, R² = {_fmt(t.get('r2'), '.5f')}",
+              file=out)
+        if arr.get("bulk"):
+            b = arr["bulk"]
+            print(f"Arrhenius (σT form), bulk:  Ea = {b['ea_ev']:.3f} eV", file=out)
+
+
+# --- commands -----------------------------------------------------------------------------------
+def cmd_run(args) -> int:
+    from config.errors import ConfigError
+    from config.protocol import load_protocol, resolve_protocol_path
+    from config.station import load_station
+    try:
+        station_cfg = load_station(args.station, simulate=True if args.simulate else None)
+        protocol_path = resolve_protocol_path(args.protocol)
+        protocol = load_protocol(protocol_path, station_cfg)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    result = execute_run(protocol, station_cfg, args.db, str(protocol_path),
+                         quiet=args.json, report_dir=args.report_dir)
+    if args.json:
+        _print_json(result)
+    else:
+        print_run_result(result)
+    return EXIT_OK if result["status"] == "completed" else EXIT_RUN_NOT_COMPLETED
+
+
+def execute_run(protocol, station_cfg, db, source: str, quiet: bool = False,
+                report_dir: str | None = None) -> dict:
+    """Run one protocol with storage and progress attached; returns the CLI's run document."""
+    from procedures.analyzers import analyzers_for
+    from procedures.documents import DocumentStream
+    from procedures.progress import ProgressPrinter
+    from procedures.runner import Runner
+    from procedures.station import Station
+    from storage.writer import StorageWriter
+
+    stream = DocumentStream()
+    with Station(station_cfg) as station:
+        writer = StorageWriter(db, clock=station.clock)
+        stream.subscribe(writer, critical=True)
+        stream.subscribe(ProgressPrinter())
+        runner = Runner(station, stream, analyzers_for(protocol))
+        outcome = runner.run(protocol, protocol_source=source)
+        writer.close()
+    result = {"run_id": writer.run_id, "status": outcome.status,
+              "analysis": _analysis_for_output(outcome.analysis)}
+    if outcome.reason:
+        result["reason"] = outcome.reason
+    if report_dir is not False:
+        from analysis.report import write_run_report
+        try:
+            path = write_run_report(db, writer.run_id, report_dir)
+            result["report"] = str(path)
+            print(f"report: {path}", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - a report failure must not hide the run's result
+            print(f"report not written: {exc}", file=sys.stderr)
+    return result
+
+
+def _analysis_for_output(analysis: dict):
+    """A run with one analysis shows that object; several are keyed by name."""
+    if not analysis:
+        return None
+    if len(analysis) == 1:
+        return next(iter(analysis.values()))
+    return analysis
+
+
+def print_run_result(result: dict) -> None:
+    print(f"run {result['run_id']}: {result['status']}" +
+          (f" ({result['reason']})" if result.get("reason") else ""))
+    analysis = result.get("analysis")
+    if analysis and "spectra" in analysis:
+        print_eis_table(analysis)
+    elif analysis:
+        from procedures.jsonout import dumps
+        print(dumps(analysis))
+
+
+def cmd_runs(args) -> int:
+    from storage.readers import list_runs
+    df = list_runs(args.db)
+    rows = [{"run_id": int(r.run_id), "protocol": r.protocol, "status": r.status,
+             "started_at": r.started_at} for r in df.itertuples()]
+    if args.json:
+        _print_json(rows)
+    elif not rows:
+        print("no runs")
+    else:
+        print(f"{'run':>5}  {'protocol':<24} {'status':<12} started (UTC)")
+        for r in rows:
+            print(f"{r['run_id']:>5}  {r['protocol']:<24} {r['status']:<12} {r['started_at']}")
+    return EXIT_OK
+
+
+def cmd_show(args) -> int:
+    from storage.readers import RunNotFound, get_run
+    try:
+        run = get_run(args.db, args.run_id)
+    except RunNotFound as exc:
+        raise UserError(str(exc)) from None
+    analyses = {}
+    for a in run.get("analysis", []):
+        analyses[a["name"]] = a["result"]
+    result = {"run_id": args.run_id, "status": run["status"],
+              "analysis": _analysis_for_output(analyses)}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"run {args.run_id}: {run['protocol_name']} — {run['status']}"
+              + (f" ({run['reason']})" if run.get("reason") else ""))
+        print(f"started {run['started_at']}, ended {run.get('ended_at')}")
+        for s in run.get("streams", []):
+            print(f"  stream {s['name']}: {s.get('points', '?')} points")
+        print_run_result({**result, "run_id": args.run_id})
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from storage.export import export_run
+    from storage.readers import RunNotFound
+    try:
+        paths = export_run(args.db, args.run_id, args.out)
+    except RunNotFound as exc:
+        raise UserError(str(exc)) from None
+    for p in paths:
+        print(p)
+    return EXIT_OK
+
+
+def cmd_analyze_eis(args) -> int:
+    from analysis.eis import EisInputError, analyze_eis_series, read_eis_csv
+    spectra = []
+    for path in args.files:
+        try:
+            df = read_eis_csv(path)
+        except (OSError, EisInputError) as exc:
+            raise UserError(str(exc)) from None
+        temperature = None
+        if "temperature_c" in df.columns:
+            temperature = float(df["temperature_c"].iloc[0])
+        spectra.append({"label": str(path), "frequency_hz": df["frequency_hz"].to_numpy(),
+                        "z_real_ohm": df["z_real_ohm"].to_numpy(),
+                        "z_imag_ohm": df["z_imag_ohm"].to_numpy(), "temperature_c": temperature})
+    try:
+        result = analyze_eis_series(spectra, args.thickness_um, args.diameter_mm)
+    except EisInputError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        _print_json(result)
+    else:
+        print_eis_table(result)
+    return EXIT_OK
+
+
+def cmd_station(args) -> int:
+    from config.errors import ConfigError
+    from config.station import load_station
+    try:
+        cfg = load_station(args.station)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        _print_json(cfg.model_dump(mode="json"))
+    else:
+        print(f"station {cfg.station.name!r}: {'simulated' if cfg.simulate else 'real instruments'}")
+        print(f"  chamber:      {cfg.chamber.driver} via {cfg.chamber.transport} {cfg.chamber.address or '(simulated)'}"
+              f", {cfg.chamber.min_temperature_c:g}…{cfg.chamber.max_temperature_c:g} °C")
+        print(f"  potentiostat: {cfg.potentiostat.driver} {cfg.potentiostat.model} ({cfg.potentiostat.board})"
+              f" at {cfg.potentiostat.address}, channel {cfg.potentiostat.channel}")
+        print(f"  cycler:       {cfg.cycler.driver}, channel {cfg.cycler.channel}")
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from config.protocol import load_protocol, resolve_protocol_path
+    from config.station import load_station
+    station_cfg = load_station(args.station, simulate=True)
+    status = EXIT_OK
+    for name in DEMO_PROTOCOLS:
+        path = resolve_protocol_path(name)
+        protocol = load_protocol(path, station_cfg)
+        print(f"\n=== {name}: {protocol.protocol.description}")
+        result = execute_run(protocol, station_cfg, args.db, str(path))
+        print_run_result(result)
+        if result["status"] != "completed":
+            status = EXIT_RUN_NOT_COMPLETED
+    return status
+
+
+DEMO_PROTOCOLS = ["onbh_conductivity"]
+
+
+def cmd_gui(args) -> int:
+    from gui.app import main as gui_main
+    return gui_main(station=args.station, db=args.db)
+
+
+# --- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cellbench", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def db_arg(sp):
+        sp.add_argument("--db", default=None,
+                        help="SQLAlchemy URL or SQLite path (default: $CELLBENCH_DB or data/cellbench.sqlite)")
+
+    def json_arg(sp):
+        sp.add_argument("--json", action="store_true", help="print only a JSON document on stdout")
+
+    sp = sub.add_parser("run", help="run a protocol file (or the name of a shipped protocol)")
+    sp.add_argument("protocol")
+    sp.add_argument("--simulate", action="store_true", help="use the simulated station")
+    sp.add_argument("--station", default=None, help="station file (default: config/station.toml)")
+    sp.add_argument("--report-dir", default=None, help="where to write the report (default: reports/run_<id>)")
+    db_arg(sp); json_arg(sp)
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("runs", help="list stored runs")
+    db_arg(sp); json_arg(sp)
+    sp.set_defaults(func=cmd_runs)
+
+    sp = sub.add_parser("show", help="show a stored run and its analysis")
+    sp.add_argument("run_id", type=int)
+    db_arg(sp); json_arg(sp)
+    sp.set_defaults(func=cmd_show)
+
+    sp = sub.add_parser("export", help="export a run: one CSV per stream, units in column names")
+    sp.add_argument("run_id", type=int)
+    sp.add_argument("--out", required=True)
+    db_arg(sp)
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("analyze", help="analyse measurement files")
+    asub = sp.add_subparsers(dest="kind", required=True)
+    ap = asub.add_parser("eis", help="blocking-electrode EIS: σ per spectrum, Arrhenius")
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--thickness-um", type=float, required=True)
+    ap.add_argument("--diameter-mm", type=float, required=True)
+    json_arg(ap)
+    ap.set_defaults(func=cmd_analyze_eis)
+
+    sp = sub.add_parser("station", help="validate and show a station file")
+    sp.add_argument("--station", default=None)
+    json_arg(sp)
+    sp.set_defaults(func=cmd_station)
+
+    sp = sub.add_parser("demo", help="run the paper's protocols on the simulated station")
+    sp.add_argument("--station", default=None)
+    db_arg(sp)
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("gui", help="open the desktop GUI")
+    sp.add_argument("--station", default=None)
+    db_arg(sp)
+    sp.set_defaults(func=cmd_gui)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

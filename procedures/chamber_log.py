@@ -1,0 +1,61 @@
+"""Logs the chamber throughout a run and answers "what was the temperature between t0 and t1"."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+COLUMNS = {"time_s": "s", "temperature_c": "degC", "setpoint_c": "degC"}
+
+
+class ChamberLogger:
+    """Reads the chamber every ``interval_s`` as a clock task, into the run's ``chamber`` stream.
+
+    A failed reading is logged and recorded as NaN rather than ending the run: the log is
+    context, and the step that needs the chamber will see the fault itself.
+    """
+
+    def __init__(self, ctx, interval_s: float) -> None:
+        self.ctx = ctx
+        self.interval_s = interval_s
+        self.t0 = ctx.clock.now()
+        self.times: list[float] = []
+        self.temperatures: list[float] = []
+        self._cancel = None
+        self._writer = None
+
+    def start(self) -> None:
+        self._writer = self.ctx.new_stream("chamber", COLUMNS, metadata={"role": "chamber_log"},
+                                           step_index=None)
+        self._cancel = self.ctx.clock.every(self.interval_s, self._read)
+
+    def stop(self) -> None:
+        if self._cancel is not None:
+            self._cancel()
+            self._cancel = None
+
+    def read_now(self) -> float:
+        """Take one reading now (also logged); returns the temperature in °C."""
+        return self._read(self.ctx.clock.now())
+
+    def _read(self, now: float) -> float:
+        chamber = self.ctx.station.chamber
+        try:
+            status = chamber.temperature_status
+            temperature, setpoint = float(status[0]), float(status[1])
+        except Exception as exc:  # noqa: BLE001 - any transport fault is logged, not fatal here
+            log.warning("chamber reading failed: %s", exc)
+            temperature = setpoint = float("nan")
+        self.times.append(now)
+        self.temperatures.append(temperature)
+        self._writer.write_row(time_s=now - self.t0, temperature_c=temperature, setpoint_c=setpoint)
+        return temperature
+
+    def mean_between(self, t_start: float, t_end: float) -> float | None:
+        """Mean of the readings taken in [t_start, t_end], or None if there are none."""
+        t = np.asarray(self.times)
+        v = np.asarray(self.temperatures)
+        sel = (t >= t_start) & (t <= t_end) & np.isfinite(v)
+        return float(v[sel].mean()) if sel.any() else None

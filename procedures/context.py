@@ -1,0 +1,38 @@
+"""What a step executor gets: the station, the clock, the run's identity and a way to emit data."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from procedures.documents import StreamWriter
+
+
+@dataclass
+class StepContext:
+    station: "object"
+    protocol: "object"
+    run_uid: str
+    emit: Callable[[str, dict], None]
+    step_index: int = 0
+    streams: dict = field(default_factory=dict)
+
+    @property
+    def clock(self):
+        return self.station.clock
+
+    @property
+    def sample(self):
+        return self.protocol.sample
+
+    def new_stream(self, name: str, columns: dict, metadata: dict | None = None,
+                   step_index: int | None = -1) -> StreamWriter:
+        """A uniquely named stream; a repeated name gets a numeric suffix."""
+        base, n = name, 2
+        while name in self.streams:
+            name = f"{base}_{n}"
+            n += 1
+        writer = StreamWriter(self.emit, self.run_uid, name, columns,
+                              step_index=self.step_index if step_index == -1 else step_index,
+                              metadata=metadata)
+        self.streams[name] = writer
+        return writer

@@ -1,0 +1,120 @@
+"""The station a run drives: instruments opened on demand from the station file.
+
+With ``simulate`` every instrument is its simulator bound to one SimLab on a virtual clock;
+otherwise the same drivers open the real transports named in the station file. Procedures only
+see this object, so they run unchanged on either.
+"""
+from __future__ import annotations
+
+import logging
+
+from instruments.clock import WallClock
+
+log = logging.getLogger(__name__)
+
+
+class Station:
+    def __init__(self, config) -> None:
+        self.config = config
+        self.simulated = bool(config.simulate)
+        if self.simulated:
+            from instruments.sim.clock import VirtualClock
+            from instruments.sim.lab import SimLab
+            self.clock = VirtualClock()
+            self.lab = SimLab(self.clock, config.sim.model_dump())
+        else:
+            self.clock = WallClock()
+            self.lab = None
+        self._chamber = None
+        self._potentiostat = None
+        self._cycler = None
+        self.identities: dict[str, str] = {}
+
+    # --- instruments, opened on first use ------------------------------------------------------
+    @property
+    def chamber(self):
+        if self._chamber is None:
+            from instruments.espec.adapters import open_chamber
+            simulator = None
+            if self.simulated:
+                from instruments.espec.simulator import EspecSimulator
+                cfg = self.config.chamber
+                simulator = EspecSimulator(self.lab, self.clock,
+                                           min_temperature_c=cfg.min_temperature_c,
+                                           max_temperature_c=cfg.max_temperature_c,
+                                           faults=self.lab.faults.get("chamber", {}))
+            self._chamber = open_chamber(self.config.chamber.model_dump(), self.clock,
+                                         simulator=simulator)
+            self.identities["chamber"] = str(self._chamber.rom)
+        return self._chamber
+
+    @property
+    def potentiostat(self):
+        if self._potentiostat is None:
+            from instruments.biologic.driver import open_potentiostat
+            self._potentiostat = open_potentiostat(self.config.potentiostat.model_dump(), self.clock,
+                                                   lab=self.lab)
+            self.identities["potentiostat"] = str(getattr(self._potentiostat, "identity", ""))
+        return self._potentiostat
+
+    # --- helpers used by steps -----------------------------------------------------------------
+    def set_chamber(self, setpoint_c: float) -> None:
+        """Set point with the alarm limits at the chamber's range, then CONSTANT mode."""
+        cfg = self.config.chamber
+        self.chamber.set_temperature(setpoint_c, upper_c=cfg.max_temperature_c,
+                                     lower_c=cfg.min_temperature_c)
+        self.chamber.mode = "CONSTANT"
+
+    def prepare(self, protocol) -> None:
+        """Mount the protocol's sample in the simulated lab (a real station has it mounted)."""
+        if self.lab is not None:
+            sample = protocol.sample
+            if sample.thickness_um and sample.diameter_mm:
+                self.lab.mount_pellet(sample.thickness_um, sample.diameter_mm)
+
+    def snapshot(self) -> dict:
+        return {"config": self.config.model_dump(mode="json"), "simulated": self.simulated,
+                "identities": dict(self.identities)}
+
+    def safe_state(self) -> list[str]:
+        """Stop the potentiostat channel and the cycler, chamber to standby (or the safe set point).
+
+        Each instrument is tried even if another fails; failures are returned, not raised, so a
+        run that is already failing still records why and what could not be made safe.
+        """
+        problems = []
+        if self._potentiostat is not None:
+            try:
+                self._potentiostat.stop()
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"potentiostat not stopped: {exc}")
+        if self._cycler is not None:
+            try:
+                self._cycler.stop()
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"cycler not stopped: {exc}")
+        if self._chamber is not None:
+            try:
+                self._chamber.safe_state(self.config.chamber.safe_temperature_c)
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"chamber not made safe: {exc}")
+        for p in problems:
+            log.error(p)
+        return problems
+
+    def close(self) -> None:
+        for name in ("_potentiostat", "_cycler", "_chamber"):
+            inst = getattr(self, name)
+            if inst is None:
+                continue
+            try:
+                inst.close() if hasattr(inst, "close") else inst.shutdown()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("closing %s failed: %s", name.strip("_"), exc)
+            setattr(self, name, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
