@@ -12,12 +12,19 @@ class ConfigError(ValueError):
         super().__init__(f"{source}: {len(self.problems)} problem(s):\n{lines}")
 
 
-def format_pydantic_errors(exc) -> list[str]:
-    """Turn a pydantic ValidationError into 'a.b[2].c: message' lines."""
+def format_pydantic_errors(exc, tags: frozenset[str] = frozenset()) -> list[str]:
+    """Turn a pydantic ValidationError into 'a.b[2].c: message' lines.
+
+    ``tags`` are discriminator values (step kinds) that pydantic puts into locations of tagged
+    unions; they are dropped so that a location reads as the file does (``steps[0].soak_s``).
+    """
     problems = []
     for err in exc.errors():
         loc = ""
-        for part in err["loc"]:
+        parts = list(err["loc"])
+        for k, part in enumerate(parts):
+            if k > 0 and isinstance(parts[k - 1], int) and part in tags:
+                continue
             if isinstance(part, int):
                 loc += f"[{part}]"
             else:

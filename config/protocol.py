@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from config.errors import ConfigError, format_pydantic_errors
 from config.station import StationConfig, read_toml
@@ -34,6 +34,9 @@ class Sample(_Strict):
     diameter_mm: float | None = Field(default=None, gt=0, le=100)
     operator: str = ""
     notes: str = ""
+    composite: str = Field(default="", description="Working-electrode composite, e.g. 'o-NBH:C 7:3'")
+    loading_mg_per_cm2: float | None = Field(default=None, gt=0,
+                                             description="Electrolyte loading of the composite, mg/cm²")
 
     @property
     def area_cm2(self) -> float | None:
@@ -114,15 +117,62 @@ class HoldStep(_Strict):
     setpoint_c: float | None = None
 
 
-Step = Annotated[Union[ChamberStep, PeisStep, TemperatureEisSeries, HoldStep],
+class LsvStep(_Strict):
+    """Linear sweep from the open-circuit potential to ``end_voltage_v`` (PAPER.md protocol 3)."""
+
+    kind: Literal["lsv"]
+    name: str = ""
+    rest_s: float = Field(default=600.0, ge=0, description="OCV rest before the sweep")
+    end_voltage_v: float = Field(ge=-10, le=10)
+    scan_rate_v_per_s: float = Field(default=50e-6, gt=0, le=1.0)
+    record_every_dv_v: float = Field(default=0.001, gt=0, le=0.1)
+    record_every_dt_s: float = Field(default=60.0, gt=0)
+    threshold_a_per_cm2: float = Field(default=10e-6, gt=0)
+
+
+class DcPolarizationStep(_Strict):
+    """Constant-voltage steps across a blocking-electrode pellet (PAPER.md protocol 4).
+
+    Each step is held until the current's drift over the last ``drift_window_s`` falls below
+    ``drift_criterion_per_h`` (relative, per hour), at least ``min_step_s``, at most ``max_step_s``.
+    """
+
+    kind: Literal["dc_polarization"]
+    name: str = ""
+    voltages_v: list[float] = Field(default=[0.1, 0.2, 0.3, 0.4], min_length=1)
+    drift_criterion_per_h: float = Field(default=0.01, gt=0)
+    drift_window_s: float = Field(default=3600.0, gt=0)
+    min_step_s: float = Field(default=3600.0, ge=0)
+    max_step_s: float = Field(default=21600.0, gt=0)
+    check_interval_s: float = Field(default=600.0, gt=0)
+    record_every_dt_s: float = Field(default=10.0, gt=0)
+    rest_between_s: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _limits(self):
+        bad = [v for v in self.voltages_v if not -2.5 <= v <= 2.5]
+        if bad:
+            raise ValueError(f"voltages_v {bad} outside ±2.5 V: a blocking-electrode pellet "
+                             f"would decompose long before")
+        if self.min_step_s > self.max_step_s:
+            raise ValueError(f"min_step_s ({self.min_step_s}) exceeds max_step_s ({self.max_step_s})")
+        return self
+
+
+Step = Annotated[Union[ChamberStep, PeisStep, TemperatureEisSeries, HoldStep, LsvStep,
+                       DcPolarizationStep],
                  Field(discriminator="kind")]
+
+
+STEP_KINDS = frozenset(get_args(model.model_fields["kind"].annotation)[0]
+                       for model in get_args(get_args(Step)[0]))
 
 
 class ProtocolInfo(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
     chamber_log_interval_s: float = Field(default=10.0, gt=0)
-    analysis: Literal["eis", "none"] = "eis"
+    analysis: Literal["eis", "lsv", "dcpol", "none"] = "eis"
 
 
 class Protocol(_Strict):
@@ -132,15 +182,22 @@ class Protocol(_Strict):
 
     @model_validator(mode="after")
     def _geometry(self):
-        needs_pellet = any(s.kind in ("peis", "temperature_eis_series") for s in self.steps)
+        needs_pellet = any(s.kind in ("peis", "temperature_eis_series", "dc_polarization")
+                           for s in self.steps)
         if needs_pellet and (self.sample.thickness_um is None or self.sample.diameter_mm is None):
             raise ValueError("sample.thickness_um and sample.diameter_mm are required for EIS "
                              "(σ = L / (R·A))")
+        if any(s.kind == "lsv" for s in self.steps) and self.sample.diameter_mm is None:
+            raise ValueError("sample.diameter_mm is required for LSV (current density)")
         return self
 
 
 def station_problems(protocol: Protocol, station: StationConfig) -> list[str]:
     """Checks that need the station: temperatures in the chamber's range, EIS frequency limit."""
+    return _steps_station_problems(list(enumerate(protocol.steps)), station)
+
+
+def _steps_station_problems(indexed_steps, station: StationConfig) -> list[str]:
     lo, hi = station.chamber.min_temperature_c, station.chamber.max_temperature_c
     fmax = station.potentiostat.max_eis_frequency_hz
     problems = []
@@ -154,7 +211,7 @@ def station_problems(protocol: Protocol, station: StationConfig) -> list[str]:
             problems.append(f"{where}.initial_frequency_hz: {peis.initial_frequency_hz:g} Hz is above "
                             f"the potentiostat's maximum {fmax:g} Hz ({station.potentiostat.model})")
 
-    for i, step in enumerate(protocol.steps):
+    for i, step in indexed_steps:
         where = f"steps[{i}]"
         if isinstance(step, ChamberStep):
             check_t(f"{where}.setpoint_c", step.setpoint_c)
@@ -167,6 +224,32 @@ def station_problems(protocol: Protocol, station: StationConfig) -> list[str]:
         elif isinstance(step, HoldStep):
             check_t(f"{where}.setpoint_c", step.setpoint_c)
     return problems
+
+
+def _valid_steps_station_problems(data: dict, station: StationConfig) -> list[str]:
+    """Station checks of the steps that are valid on their own, so that a file with an unknown
+    key elsewhere still gets its out-of-range temperatures reported in the same pass."""
+    steps = data.get("steps") if isinstance(data, dict) else None
+    if not isinstance(steps, list):
+        return []
+    adapter = TypeAdapter(Step)
+    valid, problems = [], []
+    lo, hi = station.chamber.min_temperature_c, station.chamber.max_temperature_c
+    for i, raw in enumerate(steps):
+        try:
+            valid.append((i, adapter.validate_python(raw)))
+        except ValidationError:
+            # Still check the temperatures of an invalid step when they are plain numbers.
+            if not isinstance(raw, dict):
+                continue
+            temps = raw.get("temperatures_c")
+            candidates = [(f"steps[{i}].temperatures_c[{j}]", t) for j, t in enumerate(temps)] \
+                if isinstance(temps, list) else []
+            candidates.append((f"steps[{i}].setpoint_c", raw.get("setpoint_c")))
+            for where, t in candidates:
+                if isinstance(t, (int, float)) and not isinstance(t, bool) and not lo <= t <= hi:
+                    problems.append(f"{where}: {t} °C is outside the chamber's range {lo}…{hi} °C")
+    return problems + _steps_station_problems(valid, station)
 
 
 def resolve_protocol_path(name_or_path: str | Path) -> Path:
@@ -185,7 +268,9 @@ def load_protocol(path: str | Path, station: StationConfig) -> Protocol:
     try:
         protocol = Protocol.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(str(path), format_pydantic_errors(exc)) from None
+        problems = (format_pydantic_errors(exc, STEP_KINDS)
+                    + _valid_steps_station_problems(data, station))
+        raise ConfigError(str(path), problems) from None
     problems = station_problems(protocol, station)
     if problems:
         raise ConfigError(str(path), problems)
