@@ -1,0 +1,61 @@
+"""Cold-discharge table: order, areal capacity and ratio to the room-temperature discharge."""
+
+import pandas as pd
+import pytest
+
+from analysis.cold_discharge import ColdDischargeInputError, cold_discharge_table
+
+AREA_CM2 = 0.785
+# The paper's 45 mg/cm2 full cell, mAh/cm2 at RT, 0, -5, -10, -15 °C (in that order).
+PAPER = [(25, 3.1), (0, 2.9), (-5, 2.8), (-10, 2.5), (-15, 1.5)]
+
+
+def paper_entries():
+    return [{"temperature_c": t, "discharge_mah": q * AREA_CM2} for t, q in PAPER]
+
+
+def test_rows_keep_order_and_give_areal_capacity_and_ratio():
+    rows = cold_discharge_table(paper_entries(), AREA_CM2)
+    assert [row["temperature_c"] for row in rows] == [t for t, _ in PAPER]
+    for row, (_, q) in zip(rows, PAPER):
+        assert row["discharge_mah_per_cm2"] == pytest.approx(q)
+        assert row["ratio_to_reference_pct"] == pytest.approx(100 * q / 3.1)
+        assert "avg_discharge_voltage_v" not in row
+    assert rows[-1]["ratio_to_reference_pct"] == pytest.approx(48.39, abs=0.01)
+
+
+def test_dataframe_input_with_voltages_and_reference_not_first():
+    entries = paper_entries()[1:] + paper_entries()[:1]  # the RT discharge measured last
+    frame = pd.DataFrame(entries).assign(avg_discharge_voltage_v=[2.9, 2.85, 2.8, 2.6, 3.0])
+    rows = cold_discharge_table(frame, AREA_CM2)
+    assert [row["temperature_c"] for row in rows] == [0, -5, -10, -15, 25]
+    assert rows[0]["ratio_to_reference_pct"] == pytest.approx(100 * 2.9 / 3.1)
+    assert rows[3]["avg_discharge_voltage_v"] == pytest.approx(2.6)
+
+
+def test_reference_is_matched_within_tolerance_and_first_one_wins():
+    entries = [{"temperature_c": 24.6, "discharge_mah": 2.0}, {"temperature_c": 0, "discharge_mah": 1.5},
+               {"temperature_c": 25.0, "discharge_mah": 1.0}]
+    rows = cold_discharge_table(entries, None)
+    assert [row["ratio_to_reference_pct"] for row in rows] == pytest.approx([100.0, 75.0, 50.0])
+    assert all(row["discharge_mah_per_cm2"] is None for row in rows)
+
+
+def test_without_reference_ratios_are_none():
+    rows = cold_discharge_table(paper_entries()[1:], AREA_CM2)
+    assert all(row["ratio_to_reference_pct"] is None for row in rows)
+    rows = cold_discharge_table(paper_entries(), AREA_CM2, reference_temperature_c=0)
+    assert rows[0]["ratio_to_reference_pct"] == pytest.approx(100 * 3.1 / 2.9)
+
+
+@pytest.mark.parametrize("discharges, area, message", [
+    ([{"temperature_c": 0}], 1.0, "entry 0 has no 'discharge_mah'"),
+    ([{"temperature_c": 0, "discharge_mah": -1}], 1.0, ">= 0"),
+    ([{"temperature_c": "cold", "discharge_mah": 1}], 1.0, "not a number"),
+    ([{"temperature_c": 0, "discharge_mah": 1}, 5], 1.0, "entry 1 is not a mapping"),
+    ([{"temperature_c": 0, "discharge_mah": 1}], 0.0, "area_cm2"),
+    ("25,3.1", 1.0, "list of mappings"),
+])
+def test_bad_input_raises_named_errors(discharges, area, message):
+    with pytest.raises(ColdDischargeInputError, match=message):
+        cold_discharge_table(discharges, area)

@@ -1,0 +1,273 @@
+"""summarize_cycles against Ah-counting truth of synthetic CCCV records."""
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.cycling import CyclingDataError, prepare_record, summarize_cycles
+
+I_CHARGE_A = 1.0e-3
+I_DISCHARGE_A = 0.8e-3
+CV_TAU_S = 1200.0
+CV_CUTOFF_FRACTION = 0.1
+V_CC_START, V_LIMIT = 2.9, 3.4
+V_DIS_START, V_DIS_END = 3.3, 2.0
+INITIAL_DISCHARGE_S = 1800.0
+
+
+def _ce(cycle):
+    return 0.82 if cycle == 1 else 0.995
+
+
+def _cc_time_s(cycle):
+    return 3000.0 - 12.0 * cycle
+
+
+def _step(kind, duration_s, n_inner, rng):
+    """Sample times of one step: both ends plus n_inner random (irregular) instants."""
+    inner = np.sort(rng.uniform(0.0, duration_s, n_inner))
+    return kind, duration_s, np.concatenate(([0.0], inner, [duration_s]))
+
+
+def build_record(n_cycles, seed=0, initial_discharge=True, stop_after_cv_of_last=False):
+    """A record of CC charge, CV hold at 3.4 V, rest, CC discharge, rest per cycle; truth in mAh."""
+    rng = np.random.default_rng(seed)
+    plan = []  # (label cycle, step kind, duration, sample times, cycle number for truth)
+    if initial_discharge:
+        plan.append((1, *_step("rest", 60.0, 3, rng)))
+        plan.append((1, *_step("dis", INITIAL_DISCHARGE_S, 40, rng)))
+        plan.append((1, *_step("rest", 300.0, 5, rng)))
+    cv_s = CV_TAU_S * math.log(1.0 / CV_CUTOFF_FRACTION)
+    truth = {}
+    if initial_discharge:
+        truth[0] = {"charge": None, "discharge": I_DISCHARGE_A * INITIAL_DISCHARGE_S / 3.6}
+    for cycle in range(1, n_cycles + 1):
+        cc_s = _cc_time_s(cycle)
+        q_cc = I_CHARGE_A * cc_s / 3.6
+        q_cv = I_CHARGE_A * CV_TAU_S * (1 - CV_CUTOFF_FRACTION) / 3.6
+        q_ch = q_cc + q_cv
+        q_dis = _ce(cycle) * q_ch
+        truth[cycle] = {"charge": q_ch, "discharge": q_dis, "cv_share": 100 * q_cv / q_ch,
+                        "v_charge": (q_cc * (V_CC_START + V_LIMIT) / 2 + q_cv * V_LIMIT) / q_ch,
+                        "v_discharge": (V_DIS_START + V_DIS_END) / 2}
+        plan.append((cycle, *_step("cc", cc_s, 100, rng)))
+        plan.append((cycle, *_step("cv", cv_s, 80, rng)))
+        plan.append((cycle, *_step("rest", 600.0, 12, rng)))
+        if stop_after_cv_of_last and cycle == n_cycles:
+            truth[cycle]["discharge"] = None
+            break
+        plan.append((cycle, *_step("dis", q_dis * 3.6 / I_DISCHARGE_A, 90, rng)))
+        plan.append((cycle, *_step("rest", 600.0, 12, rng)))
+
+    frames, t0 = [], 0.0
+    for step_no, (label, kind, duration, t) in enumerate(plan, start=1):
+        n = t.size
+        if kind == "cc":
+            current = np.full(n, I_CHARGE_A)
+            voltage = V_CC_START + (V_LIMIT - V_CC_START) * t / duration
+            step_type = "CC charge"
+        elif kind == "cv":
+            current = I_CHARGE_A * np.exp(-t / CV_TAU_S)
+            voltage = V_LIMIT + rng.normal(0.0, 3e-4, n)
+            step_type = "CV charge"
+        elif kind == "dis":
+            current = np.full(n, -I_DISCHARGE_A)
+            voltage = V_DIS_START + (V_DIS_END - V_DIS_START) * t / duration
+            step_type = "CC discharge"
+        else:
+            current = rng.normal(0.0, 1e-7, n)  # instrument noise, far below the rest threshold
+            voltage = np.full(n, 3.0)
+            step_type = "Rest"
+        frames.append(pd.DataFrame({"cycle": label, "step": step_no, "step_type": step_type,
+                                    "test_time_s": t0 + t, "step_time_s": t, "voltage_v": voltage,
+                                    "current_a": current}))
+        t0 += duration
+    df = pd.concat(frames, ignore_index=True)
+    df.insert(0, "record", np.arange(1, len(df) + 1))
+    return df, truth
+
+
+def minimal(df):
+    return df[["test_time_s", "voltage_v", "current_a"]].rename(columns={"test_time_s": "time_s"})
+
+
+def _by_cycle(result):
+    return {entry["cycle"]: entry for entry in result["cycles"]}
+
+
+def _assert_matches_truth(result, truth, rel=2e-3):
+    cycles = _by_cycle(result)
+    assert sorted(cycles) == sorted(truth)
+    for number, expected in truth.items():
+        got = cycles[number]
+        if expected["charge"] is None:
+            assert got["charge_mah"] is None and got["ce_pct"] is None
+        else:
+            assert got["charge_mah"] == pytest.approx(expected["charge"], rel=rel)
+            assert got["cv_charge_share_pct"] == pytest.approx(expected["cv_share"], abs=0.2)
+            assert got["avg_charge_voltage_v"] == pytest.approx(expected["v_charge"], abs=2e-3)
+        if expected["discharge"] is None:
+            assert got["discharge_mah"] is None and got["ce_pct"] is None
+        else:
+            assert got["discharge_mah"] == pytest.approx(expected["discharge"], rel=rel)
+            if number >= 1:
+                assert got["avg_discharge_voltage_v"] == pytest.approx(expected["v_discharge"], abs=2e-3)
+        if expected["charge"] is not None and expected["discharge"] is not None:
+            assert got["ce_pct"] == pytest.approx(100 * _ce(number), abs=0.15)
+
+
+def test_full_columns_match_ah_counting_truth():
+    df, truth = build_record(6)
+    result = summarize_cycles(df, mass_mg=11.78, area_cm2=0.785)
+    _assert_matches_truth(result, truth)
+    assert result["ice_pct"] == pytest.approx(82.0, abs=0.15)
+    assert result["mean_ce_pct"] == pytest.approx(99.5, abs=0.1)
+    expected = 100 * truth[6]["discharge"] / truth[1]["discharge"]
+    assert result["retention_pct"] == pytest.approx(expected, abs=0.2)
+    assert result["reference_cycle"] == 1
+    first = _by_cycle(result)[1]
+    assert first["charge_mah_per_g"] == pytest.approx(truth[1]["charge"] / 0.01178, rel=2e-3)
+    assert first["discharge_mah_per_cm2"] == pytest.approx(truth[1]["discharge"] / 0.785, rel=2e-3)
+
+
+def test_discharge_before_first_charge_is_cycle_zero_even_when_labelled_cycle_one():
+    df, truth = build_record(2)
+    assert (df.loc[df["step_type"] == "CC discharge", "cycle"].iloc[0]) == 1
+    zero = _by_cycle(summarize_cycles(df))[0]
+    assert zero["charge_mah"] is None and zero["ce_pct"] is None and zero["cv_charge_share_pct"] is None
+    assert zero["discharge_mah"] == pytest.approx(truth[0]["discharge"], rel=1e-3)
+
+
+@pytest.mark.parametrize("variant", ["minimal", "cccv_step", "uninformative_step_type"])
+def test_cycles_and_cv_share_without_cycle_labels_or_cv_steps(variant):
+    df, truth = build_record(4, seed=3)
+    if variant == "minimal":
+        df = minimal(df)
+    elif variant == "cccv_step":
+        # A combined CCCV step: CC and CV share one step number and label; CV must be found from V and I.
+        df = df.drop(columns=["cycle"])
+        df.loc[df["step_type"] == "CV charge", "step"] -= 1
+        df["step_type"] = df["step_type"].replace({"CC charge": "CCCV_Chg", "CV charge": "CCCV_Chg"})
+    else:
+        df = df.assign(step_type=df["step_type"].replace({"CC charge": "Charge", "CV charge": "Charge"}))
+    _assert_matches_truth(summarize_cycles(df), truth)
+
+
+def test_plain_cc_charge_has_no_cv_share():
+    df, _ = build_record(2, initial_discharge=False)
+    df = minimal(df[df["step_type"] != "CV charge"])
+    for entry in summarize_cycles(df)["cycles"]:
+        assert entry["cv_charge_share_pct"] == 0.0
+
+
+def test_incomplete_last_cycle_is_left_out_of_retention_and_mean_ce():
+    df, truth = build_record(4, stop_after_cv_of_last=True)
+    result = summarize_cycles(df)
+    _assert_matches_truth(result, truth)
+    last = _by_cycle(result)[4]
+    assert last["discharge_mah"] is None and last["ce_pct"] is None and last["discharge_mah_per_cm2"] is None
+    assert last["charge_mah"] == pytest.approx(truth[4]["charge"], rel=2e-3)
+    expected = 100 * truth[3]["discharge"] / truth[1]["discharge"]
+    assert result["retention_pct"] == pytest.approx(expected, abs=0.2)
+    assert result["mean_ce_pct"] == pytest.approx(99.5, abs=0.1)
+
+
+def test_reference_cycle_and_missing_reference():
+    df, truth = build_record(5)
+    assert summarize_cycles(df, reference_cycle=2)["retention_pct"] == pytest.approx(
+        100 * truth[5]["discharge"] / truth[2]["discharge"], abs=0.2)
+    assert summarize_cycles(df, reference_cycle=9)["retention_pct"] is None
+
+
+def test_single_cycle_has_ice_but_no_mean_ce():
+    df, _ = build_record(1, initial_discharge=False)
+    result = summarize_cycles(df)
+    assert [entry["cycle"] for entry in result["cycles"]] == [1]
+    assert result["ice_pct"] == pytest.approx(82.0, abs=0.15)
+    assert result["mean_ce_pct"] is None
+    assert result["retention_pct"] == pytest.approx(100.0)
+
+
+def test_unknown_values_are_none_never_nan():
+    df, _ = build_record(3, stop_after_cv_of_last=True)
+    result = summarize_cycles(df)  # no mass, no area
+    for entry in result["cycles"]:
+        for key in ("charge_mah_per_g", "discharge_mah_per_g", "charge_mah_per_cm2", "discharge_mah_per_cm2"):
+            assert entry[key] is None
+        for value in entry.values():
+            assert value is None or (isinstance(value, (int, float)) and math.isfinite(value))
+
+
+def test_step_time_places_a_step_change_between_sparse_records():
+    # Logged every 60 s; records of a new step start 20 s into it. Exact only if the interval that spans
+    # the step change is split by step_time_s: 1 mA for 1200 s, rest, then -1 mA for 600 s.
+    t_charge = np.arange(0.0, 1201.0, 60.0)
+    t_rest = 1200.0 + np.arange(20.0, 600.0, 60.0)
+    t_dis = 1800.0 + np.append(np.arange(20.0, 600.0, 60.0), 600.0)
+    df = pd.DataFrame({
+        "test_time_s": np.concatenate([t_charge, t_rest, t_dis]),
+        "step_time_s": np.concatenate([t_charge, t_rest - 1200.0, t_dis - 1800.0]),
+        "voltage_v": 3.0,
+        "current_a": np.concatenate([np.full(t_charge.size, 1e-3), np.zeros(t_rest.size),
+                                     np.full(t_dis.size, -1e-3)]),
+    })
+    entry = summarize_cycles(df)["cycles"][0]
+    assert entry["charge_mah"] == pytest.approx(1200 / 3600, rel=1e-9)
+    assert entry["discharge_mah"] == pytest.approx(600 / 3600, rel=1e-9)
+    # Without step_time_s each interval spanning a step change is halved: the charge gains half of the
+    # 20 s gap before the rest, the discharge half of the 60 s gap before its first record.
+    halved = summarize_cycles(df.drop(columns="step_time_s"))["cycles"][0]
+    assert halved["charge_mah"] == pytest.approx(1210 / 3600, rel=1e-9)
+    assert halved["discharge_mah"] == pytest.approx(610 / 3600, rel=1e-9)
+
+
+def test_rest_noise_does_not_start_cycles():
+    df, truth = build_record(3, seed=7)
+    df = minimal(df)
+    assert [entry["cycle"] for entry in summarize_cycles(df)["cycles"]] == sorted(truth)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda df: df.drop(columns="current_a"), "current_a"),
+    (lambda df: df.drop(columns="test_time_s"), "time"),
+    (lambda df: df.assign(voltage_v=df["voltage_v"].where(df.index != 5)), "voltage_v"),
+    (lambda df: df.assign(test_time_s=df["test_time_s"].where(df.index != 8, 0.0)), "backwards"),
+])
+def test_bad_records_raise_named_errors(mutate, message):
+    df, _ = build_record(1)
+    with pytest.raises(CyclingDataError, match=message):
+        summarize_cycles(mutate(df))
+
+
+def test_bad_mass_and_cycle_conflict_raise():
+    df, _ = build_record(1)
+    with pytest.raises(CyclingDataError, match="mass_mg"):
+        summarize_cycles(df, mass_mg=-1.0)
+    relabelled = df.assign(cycle=df["cycle"] - 1)  # the first real cycle is labelled 0
+    with pytest.raises(CyclingDataError, match="cycle 0 is reserved"):
+        summarize_cycles(relabelled)
+
+
+def test_prepare_record_attributes_every_interval_once():
+    df, _ = build_record(2, seed=11)
+    record = prepare_record(df)
+    t, i = df["test_time_s"].to_numpy(), df["current_a"].to_numpy()
+    assert record.charge_ah.sum() == pytest.approx(np.trapezoid(i, t) / 3600, rel=1e-9, abs=1e-12)
+
+
+def test_hundred_cycles_summarise_well_under_a_second():
+    df, truth = build_record(100, seed=5)
+    df = minimal(df)
+    assert len(df) > 30_000
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        result = summarize_cycles(df)
+        best = min(best, time.perf_counter() - start)
+    assert len(result["cycles"]) == 101
+    expected = 100 * truth[100]["discharge"] / truth[1]["discharge"]
+    assert result["retention_pct"] == pytest.approx(expected, abs=0.3)
+    assert best < 0.5, f"summarize_cycles took {best:.3f} s for {len(df)} rows"
