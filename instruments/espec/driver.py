@@ -1,0 +1,407 @@
+"""ESPEC temperature chamber (SU/SH benchtops, P300/SCP-220 controllers) over its ASCII protocol.
+
+The protocol (research/landt_espec.md §1): lines end in CR LF both ways; queries end in ``?`` and
+answer comma-separated fields; settings (``TEMP, S25.0``) answer ``OK:<echo>`` or
+``NA:<reason>``. Every setting is therefore sent as a query and its reply read and checked: an
+unread ``OK:`` would answer the next query one reply late. Replies are parsed by splitting on
+commas and ``float()`` (negative temperatures; the empty humidity field of temperature-only
+chambers), never by regular expressions that assume a sign.
+
+The chamber needs a pause between commands (0.2–0.5 s); the driver waits it through the injected
+Clock, so simulated runs do not sleep. Periodic clock tasks may run during that pause, before a
+command goes out, never between a command and its reply. One thread at a time may use a driver.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.validators import strict_discrete_set
+from pyvisa.constants import Parity, StopBits
+from pyvisa.errors import VisaIOError
+
+from instruments.clock import Clock, WallClock
+from instruments.espec.errors import EspecCommunicationError, EspecError, EspecRefused
+
+DEFAULT_MIN_TEMPERATURE_C = -40.0
+DEFAULT_MAX_TEMPERATURE_C = 150.0
+MODES = ("CONSTANT", "STANDBY", "OFF")
+
+
+# --- replies ---------------------------------------------------------------------------------
+class ChamberType(NamedTuple):
+    """``TYPE?``: sensor types, controller, and the highest settable temperature in °C."""
+
+    dry_bulb: str
+    wet_bulb: str | None  # None on temperature-only chambers (3-field reply)
+    controller: str
+    max_temperature_c: float
+
+
+class Monitor(NamedTuple):
+    """``MON?``: air temperature °C, humidity %rh (None without humidity), mode, alarm count."""
+
+    temperature_c: float
+    humidity_pct: float | None
+    mode: str
+    alarm_count: int
+
+
+class TemperatureStatus(NamedTuple):
+    """``TEMP?``: present value, set point, upper and lower alarm limits, all °C."""
+
+    temperature_c: float
+    setpoint_c: float
+    upper_limit_c: float
+    lower_limit_c: float
+
+
+class Alarms(NamedTuple):
+    """``ALARM?``: number of active alarms and their codes (2/3: absolute high/low temperature)."""
+
+    count: int
+    codes: tuple[int, ...]
+
+
+def _fields(fields: list[str], n: int | tuple[int, ...], what: str) -> list[str]:
+    allowed = (n,) if isinstance(n, int) else n
+    if len(fields) not in allowed:
+        raise ValueError(f"{what} needs {' or '.join(map(str, allowed))} comma-separated fields, "
+                         f"got {len(fields)}")
+    return fields
+
+
+def _mode_word(text: str) -> str:
+    # Modes are upper-case words: CONSTANT, RUN PAUSE, RMT RUN END HOLD ...
+    if not text or not all(c.isupper() or c == " " for c in text):
+        raise ValueError(f"{text!r} is not an operation mode")
+    return text
+
+
+def parse_rom(fields: list[str]) -> str:
+    text = ",".join(fields).strip()
+    if not text:
+        raise ValueError("empty ROM version")
+    return text
+
+
+def parse_type(fields: list[str]) -> ChamberType:
+    fields = _fields(fields, (3, 4), "TYPE?")
+    if len(fields) == 4:
+        return ChamberType(fields[0], fields[1], fields[2], float(fields[3]))
+    return ChamberType(fields[0], None, fields[1], float(fields[2]))
+
+
+def parse_monitor(fields: list[str]) -> Monitor:
+    t, h, mode, alarms = _fields(fields, 4, "MON?")
+    return Monitor(float(t), float(h) if h.strip() else None, _mode_word(mode), int(alarms))
+
+
+def parse_temperature_status(fields: list[str]) -> TemperatureStatus:
+    return TemperatureStatus(*(float(f) for f in _fields(fields, 4, "TEMP?")))
+
+
+def parse_mode(fields: list[str]) -> str:
+    return _mode_word(_fields(fields, 1, "MODE?")[0].strip())
+
+
+def parse_alarms(fields: list[str]) -> Alarms:
+    count = int(fields[0])
+    codes = tuple(int(f) for f in fields[1:])
+    if count != len(codes):
+        raise ValueError(f"alarm count {count} but {len(codes)} code(s) listed")
+    return Alarms(count, codes)
+
+
+# Shape checks of every query the driver sends, run on each reply before it is returned.
+_QUERY_PARSERS = {
+    "ROM?": parse_rom,
+    "TYPE?": parse_type,
+    "MON?": parse_monitor,
+    "TEMP?": parse_temperature_status,
+    "MODE?": parse_mode,
+    "ALARM?": parse_alarms,
+}
+
+
+def _keyword(command: str) -> str:
+    return command.split(",", 1)[0].strip()
+
+
+def _is_query(command: str) -> bool:
+    return _keyword(command).endswith("?")
+
+
+# --- values sent -----------------------------------------------------------------------------
+def format_temperature(value_c: float) -> str:
+    """One decimal place, as the chamber expects (``-10.0``; never ``-0.0``)."""
+    return f"{round(float(value_c), 1) + 0.0:.1f}"
+
+
+def temperature_in_limits(value, limits):
+    """pymeasure validator: a finite temperature in °C within ``limits`` = (min, max)."""
+    low, high = limits
+    try:
+        value_c = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"temperature must be a number in °C, not {value!r}") from None
+    if not math.isfinite(value_c) or not low <= value_c <= high:
+        raise ValueError(f"temperature {value!r} °C is outside the chamber's limits "
+                         f"{low:g}…{high:g} °C (station file: chamber.min/max_temperature_c)")
+    return value_c
+
+
+def _status_field(index: int):
+    return lambda fields: parse_temperature_status(fields)[index]
+
+
+# --- the driver ------------------------------------------------------------------------------
+class EspecChamber(Instrument):
+    """An ESPEC chamber on RS-232C, RS-485 (``rs485_address`` 1–16) or a TCP socket (port 57732).
+
+    :param adapter: VISA resource (``ASRL/dev/ttyUSB0::INSTR``, ``COM3``,
+        ``TCPIP0::host::57732::SOCKET``) or a pymeasure Adapter (simulator, protocol tests).
+    :param clock: the Clock that paces commands (default: wall clock).
+    :param min_temperature_c, max_temperature_c: limits of every temperature sent, °C; values
+        outside are refused before anything is sent (default −40…+150).
+    :param command_interval_s: least time between commands, s (default 0.3).
+    :param rs485_address: prefix ``n,`` on every command (1–16), None on RS-232C and TCP.
+    :param safe_temperature_c: set point of the safe state on shutdown, °C; None = STANDBY.
+    :param timeout_s: reply timeout, s; baud_rate: serial speed (8N1, CR LF framing).
+    """
+
+    def __init__(self, adapter, name: str = "ESPEC chamber", *, clock: Clock | None = None,
+                 min_temperature_c: float = DEFAULT_MIN_TEMPERATURE_C,
+                 max_temperature_c: float = DEFAULT_MAX_TEMPERATURE_C,
+                 command_interval_s: float = 0.3, rs485_address: int | None = None,
+                 safe_temperature_c: float | None = None, timeout_s: float = 3.0,
+                 baud_rate: int = 9600, **kwargs) -> None:
+        if not min_temperature_c < max_temperature_c:
+            raise ValueError(f"{name}: min_temperature_c ({min_temperature_c}) must be below "
+                             f"max_temperature_c ({max_temperature_c})")
+        if command_interval_s < 0:
+            raise ValueError(f"{name}: command_interval_s must be >= 0, not {command_interval_s}")
+        if rs485_address is not None and not 1 <= int(rs485_address) <= 16:
+            raise ValueError(f"{name}: rs485_address must be 1-16, not {rs485_address}")
+        limits = (float(min_temperature_c), float(max_temperature_c))
+        if safe_temperature_c is not None:
+            temperature_in_limits(safe_temperature_c, limits)
+        super().__init__(adapter, name, includeSCPI=False,
+                         write_termination="\r\n", read_termination="\r\n",
+                         timeout=int(timeout_s * 1000),
+                         asrl={"baud_rate": baud_rate, "data_bits": 8, "parity": Parity.none,
+                               "stop_bits": StopBits.one},
+                         **kwargs)
+        self.clock = clock or WallClock()
+        self.temperature_limits_c = limits
+        self.setpoint_values = limits
+        self.upper_limit_values = limits
+        self.lower_limit_values = limits
+        self.command_interval_s = float(command_interval_s)
+        self.rs485_address = None if rs485_address is None else int(rs485_address)
+        self.safe_temperature_c = safe_temperature_c
+        self._next_command_at = -math.inf
+        self._last_command: str | None = None
+        self._rs485_echo: bool | None = None  # learned from the first unambiguous reply
+
+    # --- properties --------------------------------------------------------------------------
+    rom = Instrument.measurement(
+        "ROM?", """Get the controller's model and firmware version (str).""",
+        cast=str, maxsplit=0)
+
+    chamber_type = Instrument.measurement(
+        "TYPE?", """Get the sensor types, controller and highest temperature (ChamberType;
+        ``wet_bulb`` is None on temperature-only chambers).""",
+        cast=str, get_process_list=parse_type)
+
+    monitor = Instrument.measurement(
+        "MON?", """Get air temperature in °C, humidity in %rh (None on temperature-only
+        chambers), operation mode and number of active alarms (Monitor).""",
+        cast=str, get_process_list=parse_monitor)
+
+    temperature = Instrument.measurement(
+        "TEMP?", """Get the chamber air temperature (present value) in °C (float).""",
+        cast=str, get_process_list=_status_field(0))
+
+    temperature_status = Instrument.measurement(
+        "TEMP?", """Get present value, set point, upper and lower alarm limits in °C
+        (TemperatureStatus).""",
+        cast=str, get_process_list=parse_temperature_status)
+
+    setpoint = Instrument.control(
+        "TEMP?", "TEMP, S%s",
+        """Control the temperature set point in °C (float within the chamber limits, default
+        -40 to 150, sent with one decimal place). The chamber refuses a set point outside its
+        upper/lower alarm limits (NA:DATA OUT OF RANGE); use set_temperature to move all three.""",
+        validator=temperature_in_limits, values=(DEFAULT_MIN_TEMPERATURE_C,
+                                                 DEFAULT_MAX_TEMPERATURE_C),
+        set_process=format_temperature, check_set_errors=True, dynamic=True,
+        cast=str, get_process_list=_status_field(1))
+
+    upper_limit = Instrument.control(
+        "TEMP?", "TEMP, H%s",
+        """Control the upper temperature alarm limit in °C (float within the chamber limits,
+        default -40 to 150; must stay at or above the set point).""",
+        validator=temperature_in_limits, values=(DEFAULT_MIN_TEMPERATURE_C,
+                                                 DEFAULT_MAX_TEMPERATURE_C),
+        set_process=format_temperature, check_set_errors=True, dynamic=True,
+        cast=str, get_process_list=_status_field(2))
+
+    lower_limit = Instrument.control(
+        "TEMP?", "TEMP, L%s",
+        """Control the lower temperature alarm limit in °C (float within the chamber limits,
+        default -40 to 150; must stay at or below the set point).""",
+        validator=temperature_in_limits, values=(DEFAULT_MIN_TEMPERATURE_C,
+                                                 DEFAULT_MAX_TEMPERATURE_C),
+        set_process=format_temperature, check_set_errors=True, dynamic=True,
+        cast=str, get_process_list=_status_field(3))
+
+    mode = Instrument.control(
+        "MODE?", "MODE, %s",
+        """Control the operation mode (str): set CONSTANT (hold the set point), STANDBY
+        (idle, controller on) or OFF; reads may also return RUN ... while a program runs.""",
+        validator=strict_discrete_set, values=MODES, check_set_errors=True,
+        cast=str, maxsplit=0)
+
+    alarms = Instrument.measurement(
+        "ALARM?", """Get the active alarms (Alarms: count and codes; 2 and 3 are the absolute
+        high and low temperature limits).""",
+        cast=str, get_process=lambda field: parse_alarms([field]),
+        get_process_list=parse_alarms)
+
+    # --- methods -----------------------------------------------------------------------------
+    def set_temperature(self, setpoint_c: float, upper_c: float | None = None,
+                        lower_c: float | None = None) -> None:
+        """Set the set point and optionally the upper/lower alarm limits (°C) in one command,
+        ``TEMP, S.. H.. L..``. All values must lie within the chamber limits and
+        lower ≤ set point ≤ upper; otherwise ValueError, and nothing is sent."""
+        limits = self.temperature_limits_c
+        setpoint_c = temperature_in_limits(setpoint_c, limits)
+        parts = [f"S{format_temperature(setpoint_c)}"]
+        if upper_c is not None:
+            upper_c = temperature_in_limits(upper_c, limits)
+            if upper_c < setpoint_c:
+                raise ValueError(f"{self.name}: upper alarm limit {upper_c} °C is below the "
+                                 f"set point {setpoint_c} °C")
+            parts.append(f"H{format_temperature(upper_c)}")
+        if lower_c is not None:
+            lower_c = temperature_in_limits(lower_c, limits)
+            if lower_c > setpoint_c:
+                raise ValueError(f"{self.name}: lower alarm limit {lower_c} °C is above the "
+                                 f"set point {setpoint_c} °C")
+            parts.append(f"L{format_temperature(lower_c)}")
+        self.send_setting("TEMP, " + " ".join(parts))
+
+    def safe_state(self, safe_temperature_c: float | None = None) -> None:
+        """Put the chamber in a safe state: STANDBY, or CONSTANT at ``safe_temperature_c`` °C."""
+        if safe_temperature_c is None:
+            self.mode = "STANDBY"
+        else:
+            self.set_temperature(safe_temperature_c)
+            self.mode = "CONSTANT"
+
+    def shutdown(self) -> None:
+        """Safe state (``safe_temperature_c`` from the constructor, else STANDBY), then
+        disconnect. Called on leaving a ``with`` block; a second call does nothing."""
+        if self.isShutdown:
+            return
+        try:
+            self.safe_state(self.safe_temperature_c)
+        finally:
+            self.adapter.close()
+            super().shutdown()
+
+    def close(self) -> None:
+        """Disconnect without changing what the chamber does."""
+        self.adapter.close()
+        self.isShutdown = True
+
+    def send_setting(self, command: str) -> None:
+        """Send a setting command and check its ``OK:`` reply (EspecError otherwise)."""
+        self.write(command)
+        self.check_set_errors()
+
+    # --- communication -----------------------------------------------------------------------
+    def write(self, command: str, **kwargs) -> None:
+        """Send ``command`` after the pacing interval, with the RS-485 address prefix if any."""
+        while self.clock.now() < self._next_command_at:
+            self.clock.wait_until(self._next_command_at)
+        self._last_command = command
+        wire = command if self.rs485_address is None else f"{self.rs485_address},{command}"
+        try:
+            super().write(wire, **kwargs)
+        except (VisaIOError, OSError) as exc:
+            raise EspecCommunicationError(self.name, command, None, f"could not send: {exc}") \
+                from exc
+        finally:
+            self._next_command_at = self.clock.now() + self.command_interval_s
+
+    def read(self, **kwargs) -> str:
+        """Read one reply and check it against the last command: ``NA:`` raises EspecRefused,
+        a setting must be answered ``OK:<echo>``, a known query must have its fields."""
+        command = self._last_command or "(nothing sent)"
+        try:
+            reply = super().read(**kwargs)
+        except (VisaIOError, TimeoutError, OSError) as exc:
+            raise EspecCommunicationError(self.name, command, None, f"no reply: {exc}") from exc
+        finally:
+            self._next_command_at = self.clock.now() + self.command_interval_s
+        reply = self._strip_address(command, reply.strip())
+        self._check_reply(command, reply)
+        return reply
+
+    def check_set_errors(self) -> list:
+        """Read and check the ``OK:``/``NA:`` reply of the setting just sent."""
+        self.read()
+        return []
+
+    def _check_reply(self, command: str, reply: str) -> None:
+        if not reply.isprintable():
+            raise EspecError(self.name, command, reply, "garbled reply (control characters)")
+        if reply.startswith("NA:"):
+            raise EspecRefused(self.name, command, reply)
+        if not _is_query(command):
+            if not reply.startswith("OK:"):
+                raise EspecError(self.name, command, reply, "expected 'OK:' and the command")
+            if _keyword(reply[3:]) != _keyword(command):
+                raise EspecError(self.name, command, reply,
+                                 "the reply acknowledges another command")
+            return
+        if reply.startswith("OK:"):
+            raise EspecError(self.name, command, reply, "a query was answered with 'OK:'")
+        parser = _QUERY_PARSERS.get(command)
+        if parser is not None:
+            try:
+                parser(reply.split(","))
+            except ValueError as exc:
+                raise EspecError(self.name, command, reply, f"unexpected reply: {exc}") from None
+
+    def _strip_address(self, command: str, reply: str) -> str:
+        """Drop an echoed RS-485 address ``n,``. Manuals show replies without it, some
+        controllers echo it; whether this one does is learned from the first reply. Only
+        ``ALARM?`` is ambiguous (``2,1,5``: alarm count 2, or address 2 and count 1), so until
+        then it is resolved by the alarm count and, if still ambiguous, taken as no echo."""
+        if self.rs485_address is None:
+            return reply
+        prefix = f"{self.rs485_address},"
+        if not reply.startswith(prefix):
+            self._rs485_echo = False
+            return reply
+        if command != "ALARM?":
+            self._rs485_echo = True
+            return reply[len(prefix):]
+        if self._rs485_echo is None:
+            stripped = reply[len(prefix):]
+            if _alarm_count_matches(stripped) and not _alarm_count_matches(reply):
+                return stripped
+            return reply
+        return reply[len(prefix):] if self._rs485_echo else reply
+
+
+def _alarm_count_matches(reply: str) -> bool:
+    try:
+        parse_alarms(reply.split(","))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,309 @@
+"""A simulated ESPEC chamber speaking the real ASCII protocol, in process or on a loopback socket.
+
+It behaves like a temperature-only benchtop (SU series) and answers what the driver sends:
+
+==========================  =====================================================================
+``ROM?``                    ``rom`` (default names the simulator)
+``TYPE?``                   ``T,S2,<max>`` (3 fields: dry bulb, controller, max °C; no wet bulb)
+``MON?``                    ``<PV>,,<mode>,<alarm count>`` (empty humidity field)
+``TEMP?``                   ``<PV>,<SP>,<upper>,<lower>``
+``HUMI?``                   ``NA:CONT NOT READY-1`` (no humidity)
+``MODE?`` / ``ALARM?``      mode word / ``<count>[,code...]``
+``TEMP, S.. [H..] [L..]``   ``OK:<echo>``; ``NA:PARA ERR`` if malformed, ``NA:DATA OUT OF RANGE``
+                            outside [min, max] or if lower ≤ set point ≤ upper would not hold
+``MODE, CONSTANT|STANDBY|OFF``  ``OK:<echo>``; ``MODE, RUNn`` → ``NA:DATA NOT READY`` (no programs)
+anything else               ``NA:CMD ERR``
+==========================  =====================================================================
+
+The air temperature is the ThermalModel of the simulated lab (CONSTANT drives it toward the set
+point at the ramp rate, STANDBY/OFF let it relax to the room), reported rounded to 0.1 °C with no
+added noise, so readings are reproducible. A temperature alarm (code 2 above the upper limit,
+3 below the lower one) is active while the chamber is in CONSTANT and the reading is outside the
+limits; it clears by itself when the reading returns (a real chamber may latch it).
+
+Fault injection (``faults``; from a SimLab, its ``faults["chamber"]``):
+``drop_reply_every`` n: every n-th command gets no reply; ``garble_every`` n: every n-th reply
+is corrupted; ``na_on``: a command word or list of them (``"TEMP"`` matches ``TEMP?`` and
+``TEMP, S..``) answered ``NA:<na_reply>`` (default ``PROTECT ON``).
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import socketserver
+import threading
+
+DEFAULT_ROM = "SU-SIM V1.00 (cellbench simulator)"
+FAULT_KEYS = ("drop_reply_every", "garble_every", "na_on", "na_reply")
+TERMINATOR = "\r\n"
+TEMPERATURE_ALARM_HIGH = 2
+TEMPERATURE_ALARM_LOW = 3
+
+_TEMP_TOKEN = re.compile(r"([SHL])(-?\d+(?:\.\d*)?)")
+_ADDRESS_PREFIX = re.compile(r"(\d+),(.*)")
+
+
+def _fmt(value_c: float) -> str:
+    return f"{round(value_c, 1) + 0.0:.1f}"
+
+
+def _check_faults(faults: dict) -> dict:
+    faults = dict(faults or {})
+    unknown = sorted(set(faults) - set(FAULT_KEYS))
+    if unknown:
+        raise ValueError(f"sim.faults.chamber: unknown fault(s) {unknown}; known: {list(FAULT_KEYS)}")
+    for key in ("drop_reply_every", "garble_every"):
+        if key in faults and (not isinstance(faults[key], int) or faults[key] < 1):
+            raise ValueError(f"sim.faults.chamber.{key} must be an integer >= 1, not {faults[key]!r}")
+    na_on = faults.get("na_on", ())
+    faults["na_on"] = {na_on} if isinstance(na_on, str) else set(na_on)
+    return faults
+
+
+class EspecSimulator:
+    """Stateful simulated chamber; ``handle(line)`` answers one command line (thread-safe).
+
+    :param source: a SimLab (its thermal model, clock and ``faults["chamber"]``) or a ThermalModel.
+    :param clock: optional; must be the clock of ``source`` (the air is integrated on it).
+    :param min_temperature_c, max_temperature_c: settable range, °C (default −40…+150).
+    :param rs485_address: if set, only commands prefixed ``n,`` with this address are answered.
+    :param echo_address: prefix replies to addressed commands with ``n,`` (some controllers do).
+    :param faults: fault injection (module docstring); overrides the lab's.
+    """
+
+    def __init__(self, source, clock=None, *, min_temperature_c: float = -40.0,
+                 max_temperature_c: float = 150.0, rom: str = DEFAULT_ROM,
+                 rs485_address: int | None = None, echo_address: bool = False,
+                 faults: dict | None = None) -> None:
+        if not min_temperature_c < max_temperature_c:
+            raise ValueError(f"simulated chamber: min_temperature_c ({min_temperature_c}) must be "
+                             f"below max_temperature_c ({max_temperature_c})")
+        self.thermal = getattr(source, "thermal", source)
+        self.clock = self.thermal.clock
+        if clock is not None and clock is not self.clock:
+            raise ValueError("simulated chamber: clock is not the clock of the lab's thermal model")
+        if faults is None:
+            faults = getattr(source, "faults", {}).get("chamber", {})
+        self.faults = _check_faults(faults)
+        self.min_temperature_c = float(min_temperature_c)
+        self.max_temperature_c = float(max_temperature_c)
+        self.rom = rom
+        self.rs485_address = rs485_address
+        self.echo_address = echo_address
+        self.mode = "CONSTANT" if self.thermal.controlled else "STANDBY"
+        self.setpoint_c = round(self.thermal.setpoint_c, 1)
+        self.upper_limit_c = self.max_temperature_c
+        self.lower_limit_c = self.min_temperature_c
+        self.commands_handled = 0
+        self._lock = threading.Lock()
+        self._queries = {"ROM?": self._rom, "TYPE?": self._type, "MON?": self._monitor,
+                         "TEMP?": self._temp, "HUMI?": lambda: "NA:CONT NOT READY-1",
+                         "MODE?": lambda: self.mode, "ALARM?": self._alarm}
+        self._settings = {"TEMP": self._set_temp, "MODE": self._set_mode}
+
+    # --- what a connection uses ----------------------------------------------------------------
+    def session(self) -> "LineSession":
+        """A new connection: its own partial-line buffer, replies framed with CR LF."""
+        return LineSession(self)
+
+    def handle(self, line: str) -> str | None:
+        """Answer one command line (without terminator); None means the chamber stays silent."""
+        with self._lock:
+            self.commands_handled += 1
+            count = self.commands_handled
+            address, command = self._split_address(line.strip())
+            if self.rs485_address is not None and address != self.rs485_address:
+                return None
+            if self._fault_due("drop_reply_every", count):
+                return None
+            reply = self._reply(command)
+            if address is not None and self.echo_address:
+                reply = f"{address},{reply}"
+            if self._fault_due("garble_every", count):
+                reply = "\x15" + reply[len(reply) // 2:]
+            return reply
+
+    def _fault_due(self, key: str, count: int) -> bool:
+        every = self.faults.get(key)
+        return every is not None and count % every == 0
+
+    # --- state as the chamber reports it -------------------------------------------------------
+    def air_reading_c(self) -> float:
+        """Air temperature as displayed, °C (0.1 °C resolution)."""
+        return round(self.thermal.air_c(), 1)
+
+    def alarm_codes(self) -> list[int]:
+        if self.mode != "CONSTANT":
+            return []
+        reading = self.air_reading_c()
+        if reading > self.upper_limit_c:
+            return [TEMPERATURE_ALARM_HIGH]
+        if reading < self.lower_limit_c:
+            return [TEMPERATURE_ALARM_LOW]
+        return []
+
+    # --- protocol ------------------------------------------------------------------------------
+    @staticmethod
+    def _split_address(line: str) -> tuple[int | None, str]:
+        match = _ADDRESS_PREFIX.fullmatch(line)
+        if match is None:
+            return None, line
+        return int(match.group(1)), match.group(2)
+
+    def _reply(self, command: str) -> str:
+        keyword, comma, args = command.partition(",")
+        keyword = keyword.strip()
+        if keyword.rstrip("?") in self.faults["na_on"]:
+            return "NA:" + self.faults.get("na_reply", "PROTECT ON")
+        if not comma:
+            query = self._queries.get(keyword)
+            return query() if query else "NA:CMD ERR"
+        setting = self._settings.get(keyword)
+        if setting is None:
+            return "NA:CMD ERR"
+        refusal = setting(args.strip())
+        return f"NA:{refusal}" if refusal else f"OK:{command}"
+
+    def _rom(self) -> str:
+        return self.rom
+
+    def _type(self) -> str:
+        return f"T,S2,{_fmt(self.max_temperature_c)}"
+
+    def _monitor(self) -> str:
+        return f"{_fmt(self.air_reading_c())},,{self.mode},{len(self.alarm_codes())}"
+
+    def _temp(self) -> str:
+        return ",".join(_fmt(v) for v in (self.air_reading_c(), self.setpoint_c,
+                                          self.upper_limit_c, self.lower_limit_c))
+
+    def _alarm(self) -> str:
+        codes = self.alarm_codes()
+        return ",".join(str(v) for v in [len(codes), *codes])
+
+    def _set_temp(self, args: str) -> str | None:
+        values = {}
+        for token in args.split():
+            match = _TEMP_TOKEN.fullmatch(token)
+            if match is None or match.group(1) in values:
+                return "PARA ERR"
+            values[match.group(1)] = round(float(match.group(2)), 1)
+        if not values:
+            return "PARA ERR"
+        if not all(self.min_temperature_c <= v <= self.max_temperature_c for v in values.values()):
+            return "DATA OUT OF RANGE"
+        setpoint = values.get("S", self.setpoint_c)
+        upper = values.get("H", self.upper_limit_c)
+        lower = values.get("L", self.lower_limit_c)
+        if not lower <= setpoint <= upper:
+            return "DATA OUT OF RANGE"
+        self.setpoint_c, self.upper_limit_c, self.lower_limit_c = setpoint, upper, lower
+        self.thermal.set_setpoint(setpoint)
+        return None
+
+    def _set_mode(self, args: str) -> str | None:
+        if args in ("CONSTANT", "STANDBY", "OFF"):
+            self.mode = args
+            self.thermal.set_controlled(args == "CONSTANT")
+            return None
+        if re.fullmatch(r"RUN\d+", args):
+            return "DATA NOT READY"
+        return "PARA ERR"
+
+
+class LineSession:
+    """One connection to the simulator: CR LF framed text in, CR LF framed replies out."""
+
+    def __init__(self, simulator: EspecSimulator) -> None:
+        self.simulator = simulator
+        self._pending = ""
+
+    def feed(self, data: str) -> str:
+        """Take received text (any chunking); return the replies to send back, terminated."""
+        *lines, self._pending = (self._pending + data).split(TERMINATOR)
+        replies = (self.simulator.handle(line) for line in lines)
+        return "".join(reply + TERMINATOR for reply in replies if reply is not None)
+
+
+# --- loopback TCP server -----------------------------------------------------------------------
+class SimulatorServer:
+    """The simulator on a loopback TCP socket (like the chamber's LAN port 57732).
+
+    Reach it with ``TCPIP0::127.0.0.1::<port>::SOCKET``. ``close()`` drops open connections and
+    joins every thread it started.
+    """
+
+    def __init__(self, simulator: EspecSimulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        address = "127.0.0.1" if host == "localhost" else host
+        if not ipaddress.ip_address(address).is_loopback:
+            raise ValueError(f"simulated chamber server: host {host!r} is not a loopback address")
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        server = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                server._serve_connection(self.request, simulator.session())
+
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        self._server = _ThreadingServer((address, port), Handler, family)
+        self.host = address
+        self.port = self._server.server_address[1]
+        # A short poll keeps close() quick; the loop is idle otherwise.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        name=f"espec-sim-tcp-{self.port}", daemon=True)
+        self._thread.start()
+
+    def _serve_connection(self, sock: socket.socket, session: LineSession) -> None:
+        with self._connections_lock:
+            self._connections.add(sock)
+        try:
+            while True:
+                data = sock.recv(4096)
+                if not data:
+                    return
+                out = session.feed(data.decode("ascii", errors="replace"))
+                if out:
+                    sock.sendall(out.encode("ascii", errors="replace"))
+        except OSError:
+            return  # the client went away or close() shut the socket
+        finally:
+            with self._connections_lock:
+                self._connections.discard(sock)
+
+    @property
+    def resource_name(self) -> str:
+        return f"TCPIP0::{self.host}::{self.port}::SOCKET"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        with self._connections_lock:
+            for sock in list(self._connections):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self._server.server_close()  # joins the connection threads
+        self._thread.join()
+
+    def __enter__(self) -> "SimulatorServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _ThreadingServer(socketserver.ThreadingTCPServer):
+    daemon_threads = False
+    block_on_close = True
+    allow_reuse_address = True
+
+    def __init__(self, address, handler, family) -> None:
+        self.address_family = family
+        super().__init__(address, handler)
+
+
+def serve_tcp(simulator: EspecSimulator, host: str = "127.0.0.1", port: int = 0) -> SimulatorServer:
+    """Serve ``simulator`` on a loopback TCP port (0 = any free port; see ``.port``)."""
+    return SimulatorServer(simulator, host, port)

@@ -1,0 +1,79 @@
+"""The driver over a real TCP socket (pyvisa-py) against the simulator's loopback server."""
+import socket
+import threading
+
+import pytest
+
+from instruments.espec.adapters import open_chamber
+from instruments.espec.errors import EspecCommunicationError, EspecRefused
+from instruments.espec.simulator import EspecSimulator, serve_tcp
+from instruments.sim.clock import VirtualClock
+from instruments.sim.lab import SimLab
+
+
+@pytest.fixture
+def lab():
+    return SimLab(VirtualClock(start=0.0))
+
+
+def tcp_chamber(server, clock, **fields):
+    return open_chamber({"transport": "tcp", "address": server.resource_name, "timeout_s": 0.5,
+                         **fields}, clock=clock, visa_library="@py")
+
+
+def test_driver_over_tcp(lab):
+    threads_before = set(threading.enumerate())
+    sim = EspecSimulator(lab)
+    server = serve_tcp(sim)
+    assert server._server.server_address[0] == "127.0.0.1"
+    chamber = tcp_chamber(server, lab.clock)
+    try:
+        assert "simulator" in chamber.rom
+        chamber.set_temperature(-10.0, upper_c=0.0, lower_c=-20.0)
+        chamber.mode = "CONSTANT"
+        status = chamber.temperature_status
+        assert (status.setpoint_c, status.upper_limit_c, status.lower_limit_c) == (-10.0, 0.0, -20.0)
+        lab.clock.sleep(300.0)
+        assert chamber.monitor.temperature_c == pytest.approx(13.0, abs=0.1)
+        with pytest.raises(EspecRefused, match=r"'TEMP, S5.0'.*NA:DATA OUT OF RANGE"):
+            chamber.setpoint = 5.0
+        assert chamber.setpoint == -10.0       # still in step after the refusal
+    finally:
+        chamber.close()
+        server.close()
+    assert set(threading.enumerate()) == threads_before
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=0.5).close()
+
+
+def test_timeout_over_tcp_names_the_command(lab):
+    server = serve_tcp(EspecSimulator(lab, faults={"drop_reply_every": 2}))
+    chamber = tcp_chamber(server, lab.clock)
+    try:
+        chamber.mode
+        with pytest.raises(EspecCommunicationError, match=r"'MON\?'.*no reply"):
+            chamber.monitor
+        assert chamber.mode == "STANDBY"
+    finally:
+        chamber.close()
+        server.close()
+
+
+def test_close_drops_connected_clients(lab):
+    server = serve_tcp(EspecSimulator(lab))
+    client = socket.create_connection(("127.0.0.1", server.port), timeout=2.0)
+    client.sendall(b"MO")
+    client.sendall(b"DE?\r\nTEMP?\r\n")
+    received = b""
+    while received.count(b"\r\n") < 2:
+        received += client.recv(1024)
+    assert received == b"STANDBY\r\n23.0,23.0,150.0,-40.0\r\n"
+    server.close()                               # returns although the client is still open
+    assert client.recv(1024) == b""
+    client.close()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10"])
+def test_server_refuses_non_loopback_hosts(lab, host):
+    with pytest.raises(ValueError, match="loopback"):
+        serve_tcp(EspecSimulator(lab), host=host)
