@@ -1,0 +1,177 @@
+"""Ingest speed of the storage writer, against its anchors, measured in one run.
+
+The same N points (stream id, sequence number, time_s and four floats) from the same numpy
+arrays, written to fresh files in a temp dir:
+
+1. anchor: stdlib ``sqlite3.executemany`` into an equivalent table (same primary key, WITHOUT
+   ROWID), WAL + synchronous=NORMAL, one transaction per batch of ``BATCH`` rows; tuples are
+   built from the numpy arrays inside the timing, as any writer must.
+2. StorageWriter fed event_page documents of ``PAGE`` rows, flush_rows=BATCH, until ``stop``
+   has committed. It can beat the anchor: it binds each page as one flat float list
+   (numpy ``tolist()``) into multi-row ``INSERT ... VALUES (..),(..)`` statements, where the
+   anchor runs its one-row statement once per row.
+3. for reference, SQLAlchemy Core ``insert()`` executemany with dicts into the same schema: the
+   path the writer avoids on SQLite.
+4. PyMeasure's Worker -> CSV path: a Procedure with 5 DATA_COLUMNS emitting the same rows as
+   ``batch results`` of PAGE rows, run by ``pymeasure.experiment.Worker`` with a Results file,
+   timed until the worker thread has finished (its Recorder has written every row).
+
+Targets: StorageWriter >= 60 % of the raw sqlite3 anchor and >= 3x PyMeasure.
+
+Run: ``.venv/bin/python bench/bench_storage_ingest.py [N]`` from the repository root.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import insert  # noqa: E402
+
+from storage.engine import make_engine  # noqa: E402
+from storage.schema import points, streams  # noqa: E402
+from storage.writer import StorageWriter  # noqa: E402
+
+PAGE = 500
+BATCH = 5000
+FLOAT_COLUMNS = ("time_s", "voltage_v", "current_a", "temperature_c", "z_real_ohm")
+
+
+def make_data(n: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    data = {name: rng.normal(size=n) for name in FLOAT_COLUMNS}
+    data["time_s"] = np.arange(n) * 0.1
+    return data
+
+
+def bench_raw_sqlite(path: Path, data: dict[str, np.ndarray], n: int) -> float:
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute("CREATE TABLE points (stream_id INTEGER NOT NULL, seq INTEGER NOT NULL, "
+                "time_s REAL, v0 REAL, v1 REAL, v2 REAL, v3 REAL, "
+                "PRIMARY KEY (stream_id, seq)) WITHOUT ROWID")
+    con.commit()
+    sql = "INSERT INTO points (stream_id, seq, time_s, v0, v1, v2, v3) VALUES (?,?,?,?,?,?,?)"
+    t0 = time.perf_counter()
+    for start in range(0, n, BATCH):
+        stop = min(start + BATCH, n)
+        cols = [data[c][start:stop].tolist() for c in FLOAT_COLUMNS]
+        rows = list(zip([1] * (stop - start), range(start, stop), *cols))
+        with con:
+            con.executemany(sql, rows)
+    elapsed = time.perf_counter() - t0
+    assert con.execute("SELECT count(*) FROM points").fetchone()[0] == n
+    con.close()
+    return elapsed
+
+
+def bench_storage_writer(path: Path, data: dict[str, np.ndarray], n: int) -> float:
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    writer = StorageWriter(engine, flush_rows=BATCH, flush_interval_s=3600.0)
+    run_uid, descriptor_uid = "bench-run", "bench-descriptor"
+    pages = [{"descriptor_uid": descriptor_uid, "seq_start": start,
+              "data": {c: data[c][start:start + PAGE] for c in FLOAT_COLUMNS}}
+             for start in range(0, n, PAGE)]
+    t0 = time.perf_counter()
+    writer("start", {"run_uid": run_uid, "time": time.time(), "protocol_name": "bench",
+                     "protocol": {}, "sample": {}, "station": {}, "simulated": True})
+    writer("descriptor", {"run_uid": run_uid, "descriptor_uid": descriptor_uid,
+                          "stream": "data", "step_index": None, "metadata": {},
+                          "columns": {c: {"unit": c.rsplit("_", 1)[1], "dtype": "float"}
+                                      for c in FLOAT_COLUMNS}})
+    for page in pages:
+        writer("event_page", page)
+    writer("stop", {"run_uid": run_uid, "time": time.time(), "status": "completed",
+                    "reason": "", "traceback": None})
+    elapsed = time.perf_counter() - t0
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM points").scalar() == n
+    engine.dispose()
+    return elapsed
+
+
+def bench_core_insert(path: Path, data: dict[str, np.ndarray], n: int) -> float:
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        stream_id = conn.execute(insert(streams).values(
+            run_id=0, name="data", descriptor_uid="d", columns={}, layout={})
+        ).inserted_primary_key[0]
+    keys = ("time_s", "v0", "v1", "v2", "v3")
+    t0 = time.perf_counter()
+    for start in range(0, n, BATCH):
+        stop = min(start + BATCH, n)
+        cols = [data[c][start:stop].tolist() for c in FLOAT_COLUMNS]
+        rows = [{"stream_id": stream_id, "seq": seq, **dict(zip(keys, values))}
+                for seq, values in zip(range(start, stop), zip(*cols))]
+        with engine.begin() as conn:
+            conn.execute(insert(points), rows)
+    elapsed = time.perf_counter() - t0
+    engine.dispose()
+    return elapsed
+
+
+def bench_pymeasure(path: Path, data: dict[str, np.ndarray], n: int) -> float:
+    from pymeasure.experiment import Procedure, Results, Worker
+
+    class BatchProcedure(Procedure):
+        DATA_COLUMNS = list(FLOAT_COLUMNS)
+
+        def execute(self) -> None:
+            for start in range(0, n, PAGE):
+                self.emit("batch results",
+                          {c: data[c][start:start + PAGE] for c in FLOAT_COLUMNS})
+
+    logging.getLogger("pymeasure").setLevel(logging.WARNING)
+    results = Results(BatchProcedure(), str(path))
+    worker = Worker(results)
+    t0 = time.perf_counter()
+    worker.start()
+    # Worker.join() defaults to a zero timeout; wait for the thread itself.
+    threading.Thread.join(worker)
+    elapsed = time.perf_counter() - t0
+    with open(path) as f:
+        lines = sum(1 for line in f if line.strip() and not line.startswith("#"))
+    assert lines == n + 1, f"pymeasure wrote {lines - 1} of {n} rows"
+    return elapsed
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    data = make_data(n)
+    print(f"N = {n} points (stream id, seq, time_s + 4 floats); event pages of {PAGE} rows; "
+          f"one transaction per {BATCH} rows")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        timings = {
+            "raw sqlite3 executemany (anchor)": bench_raw_sqlite(tmp_path / "raw.sqlite",
+                                                                 data, n),
+            "StorageWriter (event pages -> commit)": bench_storage_writer(
+                tmp_path / "writer.sqlite", data, n),
+            "SQLAlchemy Core insert(), dicts": bench_core_insert(tmp_path / "core.sqlite",
+                                                                 data, n),
+            "PyMeasure Worker -> CSV": bench_pymeasure(tmp_path / "pymeasure.csv", data, n),
+        }
+    rates = {name: n / t for name, t in timings.items()}
+    for name, t in timings.items():
+        print(f"{name:40s} {t:8.3f} s  {rates[name]:12,.0f} rows/s")
+    ours = rates["StorageWriter (event pages -> commit)"]
+    anchor = rates["raw sqlite3 executemany (anchor)"]
+    pym = rates["PyMeasure Worker -> CSV"]
+    print(f"StorageWriter / raw sqlite3 = {ours / anchor:.2f}  (target >= 0.60)")
+    print(f"StorageWriter / PyMeasure   = {ours / pym:.1f}x (target >= 3x)")
+    print(f"Core insert() / raw sqlite3 = "
+          f"{rates['SQLAlchemy Core insert(), dicts'] / anchor:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""The database schema: runs, steps, streams, points and analysis results (SQLAlchemy Core).
+
+Data points: one narrow ``points`` table for every stream of every run
+-----------------------------------------------------------------------
+A row is ``(stream_id, seq, time_s, v0 .. v15, extra)`` with primary key ``(stream_id, seq)``.
+Each stream's descriptor maps its columns onto that row and the mapping is stored with the
+stream (``streams.layout``, e.g. ``{"time_s": "time_s", "frequency_hz": "v0", "mode": "extra"}``)
+next to the columns' units and dtypes (``streams.columns``), so a stream reads back as a
+DataFrame with its original column names and units.
+
+- ``time_s``: a float column named ``time_s`` goes here, so time windows can be queried.
+- ``v0`` .. ``v15``: float columns, and int columns (ints with ``|x| < 2**53`` are exact in a
+  double). NaN is stored as NULL and read back as NaN. A stream with more than 16 float/int
+  columns is refused when its descriptor arrives (:class:`StreamLayoutError`), never truncated.
+- ``extra``: JSON text of the row's str values and of any int too large for a double, NULL for
+  streams without such columns.
+
+Why this and not the alternatives: one table per stream would need DDL at run time and makes
+"every point of a run" a union over unknown tables; a long (stream, seq, column, value) table
+multiplies rows and index entries by the column count, which is several times slower to ingest
+and needs a pivot to read; a JSON/BLOB per row or per page is compact but opaque to SQL and
+slow to decode. Fixed float slots keep one row and one B-tree entry per point, bind plain
+floats (the fastest path of every DBAPI) and stay queryable. On SQLite the table is declared
+``WITHOUT ROWID`` so the primary key *is* the table: one B-tree insert per row instead of two.
+
+Timestamps are stored as UTC (:class:`UTCDateTime`); JSON columns use SQLAlchemy's portable
+``JSON`` type. Nothing here is SQLite-only except the ``sqlite_with_rowid`` option, which
+other dialects ignore.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer,
+                        MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy.types import TypeDecorator
+
+N_VALUE_SLOTS = 16
+VALUE_SLOTS = tuple(f"v{i}" for i in range(N_VALUE_SLOTS))
+TIME_SLOT = "time_s"
+EXTRA_SLOT = "extra"
+MAX_EXACT_INT = 2 ** 53
+"""Ints with ``|x| < MAX_EXACT_INT`` are stored exactly in a float slot; larger ones in ``extra``."""
+
+
+class StreamLayoutError(ValueError):
+    """A stream's columns cannot be stored (too many numeric columns, unknown dtype)."""
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every backend.
+
+    SQLite has no time zones and SQLAlchemy would silently drop the offset, so values are
+    normalised to naive UTC on the way in and marked UTC on the way out.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: storage needs timezone-aware UTC times")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+def utc_from_epoch(seconds: float) -> datetime:
+    """UTC datetime of ``seconds`` since the Unix epoch (the documents' ``time`` field)."""
+    return datetime.fromtimestamp(float(seconds), tz=timezone.utc)
+
+
+metadata = MetaData()
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("uid", String(64), nullable=False, unique=True),
+    Column("protocol_name", String(255), nullable=False),
+    Column("protocol", JSON),
+    Column("sample", JSON),
+    Column("station", JSON),
+    Column("simulated", Boolean, nullable=False, default=False),
+    Column("status", String(32), nullable=False),
+    Column("reason", Text),
+    Column("traceback", Text),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # Run ids are shown to users and named in exports: never reuse one after a deletion.
+    sqlite_autoincrement=True,
+)
+
+steps = Table(
+    "steps", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("step_index", Integer, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("name", String(255)),
+    Column("params", JSON),
+    Column("status", String(32), nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("ended_at", UTCDateTime),
+    Column("summary", JSON),
+    Index("ix_steps_run_step", "run_id", "step_index"),
+)
+
+streams = Table(
+    "streams", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("step_index", Integer),
+    Column("descriptor_uid", String(64), nullable=False, unique=True),
+    Column("metadata", JSON),
+    Column("columns", JSON, nullable=False),
+    Column("layout", JSON, nullable=False),
+    UniqueConstraint("run_id", "name", name="uq_streams_run_name"),
+)
+
+points = Table(
+    "points", metadata,
+    Column("stream_id", Integer, ForeignKey("streams.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column(TIME_SLOT, Float),
+    *(Column(slot, Float) for slot in VALUE_SLOTS),
+    Column(EXTRA_SLOT, Text),
+    sqlite_with_rowid=False,
+)
+
+analysis_results = Table(
+    "analysis_results", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("step_index", Integer),
+    Column("result", JSON),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_analysis_run_name", "run_id", "name"),
+)
+
+
+def plan_layout(stream: str, columns: dict) -> dict[str, str]:
+    """Slot of each column (``time_s``, ``v0``.., or ``extra``) for a descriptor's ``columns``.
+
+    Raises StreamLayoutError naming the stream if a dtype is unknown or more than
+    ``N_VALUE_SLOTS`` float/int columns need a slot.
+    """
+    layout: dict[str, str] = {}
+    free = iter(VALUE_SLOTS)
+    for name, spec in columns.items():
+        dtype = spec.get("dtype", "float") if isinstance(spec, dict) else None
+        if dtype not in ("float", "int", "str"):
+            raise StreamLayoutError(f"stream {stream!r}: column {name!r} has dtype {dtype!r}; "
+                                    "expected 'float', 'int' or 'str'")
+        if dtype == "str":
+            layout[name] = EXTRA_SLOT
+        elif name == TIME_SLOT and dtype == "float":
+            layout[name] = TIME_SLOT
+        else:
+            slot = next(free, None)
+            if slot is None:
+                numeric = [n for n, s in columns.items()
+                           if s.get("dtype", "float") != "str" and n != TIME_SLOT]
+                raise StreamLayoutError(
+                    f"stream {stream!r} has {len(numeric)} float/int columns but storage holds "
+                    f"at most {N_VALUE_SLOTS} per stream (besides time_s); split the stream")
+            layout[name] = slot
+    return layout

@@ -1,0 +1,417 @@
+"""The storage subscriber: writes the document stream of procedures/documents.py to the database.
+
+``StorageWriter`` is a callable ``writer(name, doc)``; subscribe it with ``critical=True`` so a
+failed write stops the run instead of losing data. Event-page rows are buffered and written in
+ONE transaction per flush; a flush happens when ``flush_rows`` rows are buffered, when
+``flush_interval_s`` of clock time has passed since the last flush (checked at each document),
+and always at ``step_stop``, ``analysis`` and ``stop``. Every other document is written at once
+(readers see a run, its streams and its current step immediately), in one transaction together
+with whatever rows are buffered at that moment. Each flush also refreshes ``runs.updated_at`` (wall
+time), a heartbeat by which a reader can tell a live run from one whose writer died.
+
+A crash loses at most the unflushed buffer; the run keeps status ``"running"`` until
+:func:`storage.readers.mark_interrupted` marks it.
+
+On SQLite the point rows go through the DBAPI cursor's ``executemany`` with prebuilt tuples,
+inside the flush's SQLAlchemy transaction (about twice as fast as Core ``insert()`` with
+dicts; see bench/bench_storage_ingest.py). Other backends use Core ``insert()``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timezone
+from itertools import chain, repeat
+from typing import Any, Callable
+
+import numpy as np
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from storage.engine import describe, engine_for
+from storage.schema import (EXTRA_SLOT, MAX_EXACT_INT, analysis_results, plan_layout, points,
+                            runs, steps, streams, utc_from_epoch)
+
+RUN_STATUSES = ("completed", "failed", "aborted")
+SQLITE_MAX_PARAMETERS = 999
+"""Bound parameters per statement: the limit of SQLite builds before 3.32, safe everywhere."""
+
+
+class DocumentError(ValueError):
+    """A document that storage cannot accept (wrong order, unknown stream, bad columns)."""
+
+
+class StorageWriteError(RuntimeError):
+    """A database write failed; the message names the run, the stream(s) and the database.
+
+    Buffered rows that failed to write stay buffered, so ``flush()`` may be retried.
+    """
+
+
+class _Stream:
+    """What the writer needs to turn one stream's event pages into point parameters.
+
+    A row's parameters are ``stream_id, seq, <numeric slots in float_cols + int_cols order>``
+    and, if the stream has str or int columns, ``extra``. Buffers hold them flat (row after
+    row in one list) because that is what multi-row INSERTs bind.
+    """
+
+    __slots__ = ("id", "name", "columns", "float_cols", "int_cols", "extra_cols", "has_extra",
+                 "insert_columns", "rows_per_statement")
+
+    def __init__(self, stream_id: int, name: str, columns: dict, layout: dict[str, str]) -> None:
+        self.id = stream_id
+        self.name = name
+        self.columns = columns
+        numeric = {c: layout[c] for c in columns if layout[c] != EXTRA_SLOT}
+        self.float_cols = [c for c in numeric if columns[c]["dtype"] == "float"]
+        self.int_cols = [c for c in numeric if columns[c]["dtype"] == "int"]
+        self.extra_cols = [c for c in columns if columns[c]["dtype"] == "str"]
+        self.has_extra = bool(self.extra_cols or self.int_cols)
+        self.insert_columns = (["stream_id", "seq"]
+                               + [numeric[c] for c in self.float_cols + self.int_cols]
+                               + ([EXTRA_SLOT] if self.has_extra else []))
+        self.rows_per_statement = max(1, SQLITE_MAX_PARAMETERS // len(self.insert_columns))
+
+    def sqlite_insert(self, n_rows: int) -> str:
+        """INSERT of ``n_rows`` rows in one statement (one VDBE program run per statement
+        instead of per row: about twice the rows/s of a one-row executemany)."""
+        row = "(" + ",".join("?" * len(self.insert_columns)) + ")"
+        return (f"INSERT INTO {points.name} ({','.join(self.insert_columns)}) VALUES "
+                + ",".join([row] * n_rows))
+
+
+class StorageWriter:
+    """Subscriber ``writer(name, doc)`` that stores runs in the database at ``url_or_engine``.
+
+    ``flush_rows`` (>= 1) and ``flush_interval_s`` (>= 0 s of ``clock`` time) bound what a crash
+    can lose. ``clock`` is any object with ``now()`` in seconds (the run's Clock, so that
+    simulated runs flush by virtual time); ``None`` uses ``time.monotonic``.
+    """
+
+    def __init__(self, url_or_engine: Engine | str | os.PathLike | None = None,
+                 flush_rows: int = 5000, flush_interval_s: float = 2.0,
+                 clock: Any = None) -> None:
+        if flush_rows < 1:
+            raise ValueError(f"flush_rows must be >= 1, not {flush_rows}")
+        if flush_interval_s < 0:
+            raise ValueError(f"flush_interval_s must be >= 0 s, not {flush_interval_s}")
+        self.engine = engine_for(url_or_engine)
+        self.flush_rows = int(flush_rows)
+        self.flush_interval_s = float(flush_interval_s)
+        self._now: Callable[[], float] = clock.now if clock is not None else time.monotonic
+        self._fast_sqlite = self.engine.dialect.name == "sqlite"
+        # The fast path calls the DBAPI cursor directly, whose errors SQLAlchemy does not wrap.
+        self._db_errors = (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error)
+        self.run_id: int | None = None
+        self.run_uid: str | None = None
+        self.flushes = 0
+        """Committed transactions that wrote buffered point rows."""
+        self.rows_written = 0
+        self._streams: dict[str, _Stream] = {}
+        self._pending: dict[int, list] = {}
+        self._pending_rows = 0
+        self._last_flush = self._now()
+        self._handlers = {
+            "start": self._on_start, "descriptor": self._on_descriptor,
+            "event_page": self._on_event_page, "step_start": self._on_step_start,
+            "step_stop": self._on_step_stop, "analysis": self._on_analysis, "stop": self._on_stop,
+        }
+
+    # --- subscriber -----------------------------------------------------------------------
+    def __call__(self, name: str, doc: dict) -> None:
+        handler = self._handlers.get(name)
+        if handler is None:
+            raise DocumentError(f"storage: unknown document name {name!r}; "
+                                f"expected one of {tuple(self._handlers)}")
+        if name != "start" and self.run_id is None:
+            raise DocumentError(f"storage: {name!r} document before any 'start' document")
+        handler(doc)
+        if self._pending_rows and (self._pending_rows >= self.flush_rows
+                                   or self._now() - self._last_flush >= self.flush_interval_s):
+            self.flush()
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows buffered and not yet committed."""
+        return self._pending_rows
+
+    def flush(self) -> None:
+        """Commit buffered rows (no-op if none) in one transaction."""
+        if self._pending_rows:
+            self._transaction(lambda conn: None, "flush buffered rows")
+
+    def close(self) -> None:
+        """Commit buffered rows. A run without a ``stop`` document keeps status "running"."""
+        self.flush()
+
+    # --- documents ------------------------------------------------------------------------
+    def _on_start(self, doc: dict) -> None:
+        if self.run_id is not None:
+            raise DocumentError(f"storage: 'start' of run {doc.get('run_uid')!r} while run "
+                                f"{self.run_id} ({self.run_uid}) has had no 'stop'")
+        self._streams.clear()
+        values = {
+            "uid": _field(doc, "run_uid", "start"),
+            "protocol_name": _field(doc, "protocol_name", "start"),
+            "protocol": doc.get("protocol"), "sample": doc.get("sample"),
+            "station": doc.get("station"), "simulated": bool(doc.get("simulated", False)),
+            "status": "running", "started_at": utc_from_epoch(_field(doc, "time", "start")),
+            "updated_at": _wall_now(),
+        }
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(insert(runs).values(**values))
+                run_id = result.inserted_primary_key[0]
+        except self._db_errors as exc:
+            raise StorageWriteError(f"storage: could not insert run {values['uid']!r} "
+                                    f"({values['protocol_name']}) into {describe(self.engine)}: "
+                                    f"{exc}") from exc
+        self.run_id, self.run_uid = int(run_id), values["uid"]
+        self._last_flush = self._now()
+
+    def _on_descriptor(self, doc: dict) -> None:
+        uid = _field(doc, "descriptor_uid", "descriptor")
+        name = _field(doc, "stream", "descriptor")
+        specs = _field(doc, "columns", "descriptor")
+        bad = sorted(c for c, spec in specs.items() if not isinstance(spec, dict))
+        if bad:
+            raise DocumentError(f"storage: stream {name!r} of run {self.run_id}: columns {bad} "
+                                "need a {'unit': ..., 'dtype': ...} spec")
+        columns = {c: {"unit": str(spec.get("unit", "")), "dtype": spec.get("dtype", "float")}
+                   for c, spec in specs.items()}
+        if not columns:
+            raise DocumentError(f"storage: stream {name!r} of run {self.run_id} has no columns")
+        layout = plan_layout(name, columns)
+        values = {"run_id": self.run_id, "name": name, "step_index": doc.get("step_index"),
+                  "descriptor_uid": uid, "metadata": doc.get("metadata") or {},
+                  "columns": columns, "layout": layout}
+
+        created: list[int] = []
+        self._transaction(
+            lambda conn: created.append(
+                conn.execute(insert(streams).values(**values)).inserted_primary_key[0]),
+            f"insert stream {name!r}")
+        self._streams[uid] = _Stream(int(created[0]), name, columns, layout)
+
+    def _on_event_page(self, doc: dict) -> None:
+        uid = _field(doc, "descriptor_uid", "event_page")
+        stream = self._streams.get(uid)
+        if stream is None:
+            raise DocumentError(f"storage: event_page for unknown descriptor {uid!r} in run "
+                                f"{self.run_id}; its descriptor document must come first")
+        n, params = _page_params(stream, self.run_id, _field(doc, "seq_start", "event_page"),
+                                 _field(doc, "data", "event_page"))
+        if n:
+            self._pending.setdefault(stream.id, []).extend(params)
+            self._pending_rows += n
+
+    def _on_step_start(self, doc: dict) -> None:
+        index = _field(doc, "step_index", "step_start")
+        values = {"run_id": self.run_id, "step_index": index,
+                  "kind": _field(doc, "kind", "step_start"), "name": doc.get("name"),
+                  "params": doc.get("params") or {}, "status": "running",
+                  "started_at": _optional_time(doc)}
+        self._transaction(lambda conn: conn.execute(insert(steps).values(**values)),
+                          f"insert step {index}")
+
+    def _on_step_stop(self, doc: dict) -> None:
+        index = _field(doc, "step_index", "step_stop")
+        status = _status(doc, "step_stop")
+
+        def write(conn: Connection) -> None:
+            # The latest row of this step index: a resumed run may start a step again.
+            step_id = conn.execute(
+                select(steps.c.id).where(steps.c.run_id == self.run_id,
+                                         steps.c.step_index == index)
+                .order_by(steps.c.id.desc()).limit(1)).scalar()
+            if step_id is None:
+                raise DocumentError(f"storage: step_stop for step {index} of run {self.run_id} "
+                                    "without a step_start")
+            conn.execute(update(steps).where(steps.c.id == step_id).values(
+                status=status, ended_at=_optional_time(doc), summary=doc.get("summary") or {}))
+        self._transaction(write, f"finish step {index}")
+
+    def _on_analysis(self, doc: dict) -> None:
+        name = _field(doc, "name", "analysis")
+        values = {"run_id": self.run_id, "name": name, "step_index": doc.get("step_index"),
+                  "result": doc.get("result"), "created_at": _wall_now()}
+        self._transaction(lambda conn: conn.execute(insert(analysis_results).values(**values)),
+                          f"insert analysis {name!r}")
+
+    def _on_stop(self, doc: dict) -> None:
+        status = _status(doc, "stop")
+        ended_at = utc_from_epoch(_field(doc, "time", "stop"))
+        self._transaction(
+            lambda conn: conn.execute(update(runs).where(runs.c.id == self.run_id).values(
+                status=status, reason=doc.get("reason"), traceback=doc.get("traceback"),
+                ended_at=ended_at)),
+            "finish the run")
+        self.run_id = self.run_uid = None
+        self._streams.clear()
+
+    # --- transactions ---------------------------------------------------------------------
+    def _transaction(self, write: Callable[[Connection], Any], what: str) -> None:
+        """Run ``write`` after inserting the buffered rows, all in one transaction.
+
+        The buffer is cleared only after the commit, so a failed transaction loses nothing.
+        """
+        n_rows = self._pending_rows
+        try:
+            with self.engine.begin() as conn:
+                if n_rows:
+                    self._insert_points(conn)
+                write(conn)
+                conn.execute(update(runs).where(runs.c.id == self.run_id)
+                             .values(updated_at=_wall_now()))
+        except self._db_errors as exc:
+            names = [s.name for s in self._streams.values() if s.id in self._pending]
+            rows = f" with {n_rows} buffered rows of stream(s) {names}" if n_rows else ""
+            raise StorageWriteError(f"storage: run {self.run_id} ({self.run_uid}): could not "
+                                    f"{what}{rows} in {describe(self.engine)}: {exc}") from exc
+        if n_rows:
+            self._pending.clear()
+            self._pending_rows = 0
+            self.flushes += 1
+            self.rows_written += n_rows
+            self._last_flush = self._now()
+
+    def _insert_points(self, conn: Connection) -> None:
+        by_id = {s.id: s for s in self._streams.values()}
+        for stream_id, params in self._pending.items():
+            stream = by_id[stream_id]
+            width = len(stream.insert_columns)
+            if self._fast_sqlite:
+                _sqlite_insert(conn, stream, params)
+            else:
+                conn.execute(insert(points), [
+                    _row_dict(stream.insert_columns, params[i:i + width])
+                    for i in range(0, len(params), width)])
+
+
+def _sqlite_insert(conn: Connection, stream: _Stream, params: list) -> None:
+    """Insert flat ``params`` with the DBAPI cursor inside ``conn``'s transaction."""
+    width = len(stream.insert_columns)
+    per_statement = stream.rows_per_statement * width
+    n_full = len(params) // per_statement * per_statement
+    cursor = conn.connection.cursor()
+    try:
+        if n_full:
+            cursor.executemany(stream.sqlite_insert(stream.rows_per_statement),
+                               [params[i:i + per_statement]
+                                for i in range(0, n_full, per_statement)])
+        if n_full < len(params):
+            cursor.execute(stream.sqlite_insert((len(params) - n_full) // width),
+                           params[n_full:])
+    finally:
+        cursor.close()
+
+
+def _row_dict(keys: list[str], row: list) -> dict:
+    # Rows built by numpy carry stream_id and seq as floats and a missing extra as NaN;
+    # SQLite's column affinity fixes both, other backends need the proper types.
+    values = dict(zip(keys, row))
+    values["stream_id"], values["seq"] = int(values["stream_id"]), int(values["seq"])
+    if EXTRA_SLOT in values and not isinstance(values[EXTRA_SLOT], str):
+        values[EXTRA_SLOT] = None
+    return values
+
+
+def _page_params(stream: _Stream, run_id: int | None, seq_start: int,
+                 data: dict) -> tuple[int, list]:
+    """Row count and flat point parameters of one event page (see :class:`_Stream`)."""
+    where = f"run {run_id}, stream {stream.name!r}"
+    if data.keys() != stream.columns.keys():
+        missing = sorted(set(stream.columns) - set(data))
+        extra = sorted(set(data) - set(stream.columns))
+        raise DocumentError(f"storage: event_page of {where}: missing columns {missing}, "
+                            f"unexpected columns {extra}")
+    lengths = {len(v) for v in data.values()}
+    if len(lengths) != 1:
+        raise DocumentError(f"storage: event_page of {where}: columns of unequal length "
+                            f"{sorted(lengths)}")
+    n = lengths.pop()
+    if n == 0:
+        return 0, []
+    seq_start = int(seq_start)
+    if seq_start < 0:
+        raise DocumentError(f"storage: event_page of {where}: seq_start {seq_start} < 0")
+    floats = []
+    for name in stream.float_cols:
+        try:
+            floats.append(np.asarray(data[name], dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise DocumentError(f"storage: event_page of {where}: column {name!r} is not "
+                                f"float: {exc}") from exc
+    ints = [_int_array(data[name], name, where) for name in stream.int_cols]
+    exact = all(not _has_big_ints(a) for a in ints)
+    if exact and not stream.extra_cols:
+        # All numbers: one float64 block, one tolist(). stream_id and seq are exact in a double
+        # and SQLite stores them as integers (column affinity); NaN binds as NULL.
+        block = np.empty((n, len(stream.insert_columns)))
+        block[:, 0] = stream.id
+        block[:, 1] = np.arange(seq_start, seq_start + n)
+        for j, column in enumerate(floats + ints, start=2):
+            block[:, j] = column
+        if stream.has_extra:
+            block[:, -1] = np.nan
+        return n, block.ravel().tolist()
+    extras: list[dict] = [{} for _ in range(n)]
+    int_lists = []
+    for name, arr in zip(stream.int_cols, ints):
+        values = arr.tolist()
+        for i in np.flatnonzero(_big_int_mask(arr)):
+            extras[i][name] = values[i]
+            values[i] = None
+        int_lists.append(values)
+    for name in stream.extra_cols:
+        for row_extra, value in zip(extras, data[name]):
+            row_extra[name] = None if value is None else str(value)
+    extra_texts = [json.dumps(e, separators=(",", ":")) if e else None for e in extras]
+    rows = zip(repeat(stream.id, n), range(seq_start, seq_start + n),
+               *(a.tolist() for a in floats), *int_lists, extra_texts)
+    return n, list(chain.from_iterable(rows))
+
+
+def _int_array(values: Any, name: str, where: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iub":
+        raise DocumentError(f"storage: event_page of {where}: column {name!r} is declared int "
+                            f"but holds {arr.dtype} values")
+    return arr
+
+
+def _big_int_mask(arr: np.ndarray) -> np.ndarray:
+    """Ints a double cannot hold exactly; they are stored in the row's extra JSON instead."""
+    if arr.dtype.itemsize < 8:
+        return np.zeros(arr.shape, dtype=bool)
+    return (arr >= MAX_EXACT_INT) | (arr <= -MAX_EXACT_INT)
+
+
+def _has_big_ints(arr: np.ndarray) -> bool:
+    return bool(_big_int_mask(arr).any())
+
+
+def _field(doc: dict, key: str, name: str) -> Any:
+    try:
+        return doc[key]
+    except KeyError:
+        raise DocumentError(f"storage: {name!r} document lacks {key!r} "
+                            f"(has {sorted(doc)})") from None
+
+
+def _status(doc: dict, name: str) -> str:
+    status = _field(doc, "status", name)
+    if status not in RUN_STATUSES:
+        raise DocumentError(f"storage: {name!r} document has status {status!r}; "
+                            f"expected one of {RUN_STATUSES}")
+    return status
+
+
+def _optional_time(doc: dict) -> datetime | None:
+    return None if doc.get("time") is None else utc_from_epoch(doc["time"])
+
+
+def _wall_now() -> datetime:
+    return datetime.now(timezone.utc)
