@@ -88,19 +88,28 @@ def execute_run(protocol, station_cfg, db, source: str, quiet: bool = False,
         runner = Runner(station, stream, analyzers_for(protocol))
         outcome = runner.run(protocol, protocol_source=source)
         writer.close()
-    result = {"run_id": writer.run_id, "status": outcome.status,
+    result = {"run_id": writer.last_run_id, "status": outcome.status,
               "analysis": _analysis_for_output(outcome.analysis)}
     if outcome.reason:
         result["reason"] = outcome.reason
     if report_dir is not False:
-        from analysis.report import write_run_report
         try:
-            path = write_run_report(db, writer.run_id, report_dir)
+            path = write_report(db, writer.last_run_id, report_dir)
             result["report"] = str(path)
             print(f"report: {path}", file=sys.stderr)
         except Exception as exc:  # noqa: BLE001 - a report failure must not hide the run's result
             print(f"report not written: {exc}", file=sys.stderr)
     return result
+
+
+def write_report(db, run_id: int, out_dir=None) -> Path:
+    """The run's report (Markdown + figures) from what storage holds, under reports/run_<id>/."""
+    from analysis.report import render_report
+    from storage.readers import get_run, read_stream
+    run = get_run(db, run_id)
+    frames = {s["name"]: read_stream(db, run_id, s["name"]) for s in run.get("streams", [])}
+    out = Path(out_dir) if out_dir else PROJECT_ROOT / "reports" / f"run_{run_id}"
+    return render_report(run, frames, out)
 
 
 def _analysis_for_output(analysis: dict):

@@ -38,7 +38,7 @@ class RunWorker(QThread):
                 self._runner = Runner(station, stream, analyzers_for(self.protocol))
                 outcome = self._runner.run(self.protocol, protocol_source=self.source)
                 writer.close()
-            result = {"status": outcome.status, "run_id": writer.run_id, "reason": outcome.reason,
+            result = {"status": outcome.status, "run_id": writer.last_run_id, "reason": outcome.reason,
                       "analysis": outcome.analysis}
         except Exception as exc:  # noqa: BLE001 - reported in the GUI, never a silent thread death
             result = {"status": "failed", "run_id": None, "reason": f"{type(exc).__name__}: {exc}",

@@ -20,7 +20,7 @@ class ChamberLogger:
     def __init__(self, ctx, interval_s: float) -> None:
         self.ctx = ctx
         self.interval_s = interval_s
-        self.t0 = ctx.clock.now()
+        self.t0 = ctx.run_t0
         self.times: list[float] = []
         self.temperatures: list[float] = []
         self._cancel = None

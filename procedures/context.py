@@ -15,6 +15,8 @@ class StepContext:
     emit: Callable[[str, dict], None]
     step_index: int = 0
     streams: dict = field(default_factory=dict)
+    run_t0: float = 0.0
+    chamber_logger: "object" = None
 
     @property
     def clock(self):

@@ -57,7 +57,8 @@ class Runner:
             "sample": protocol.sample.model_dump(mode="json"),
             "station": self.station.snapshot(), "simulated": self.station.simulated,
         })
-        ctx = StepContext(station=self.station, protocol=protocol, run_uid=run_uid, emit=emit)
+        ctx = StepContext(station=self.station, protocol=protocol, run_uid=run_uid, emit=emit,
+                          run_t0=clock.now())
         outcome = RunOutcome(run_uid=run_uid, status="completed")
         logger = None
         try:
@@ -66,6 +67,7 @@ class Runner:
                 if uses_chamber(protocol):
                     logger = ChamberLogger(ctx, protocol.protocol.chamber_log_interval_s)
                     logger.start()
+                    ctx.chamber_logger = logger
                 for index, step in enumerate(expand_steps(protocol)):
                     self._run_step(ctx, index, step)
         except Aborted as exc:

@@ -52,9 +52,11 @@ class Station:
     def potentiostat(self):
         if self._potentiostat is None:
             from instruments.biologic.driver import open_potentiostat
-            self._potentiostat = open_potentiostat(self.config.potentiostat.model_dump(), self.clock,
-                                                   lab=self.lab)
-            self.identities["potentiostat"] = str(getattr(self._potentiostat, "identity", ""))
+            pot = open_potentiostat(self.config.potentiostat.model_dump(), self.clock, lab=self.lab)
+            device = pot.connect()
+            self._potentiostat = pot
+            self.identities["potentiostat"] = (f"{device.model}, firmware {device.firmware_version}, "
+                                               f"library {device.library_version}")
         return self._potentiostat
 
     # --- helpers used by steps -----------------------------------------------------------------
@@ -108,7 +110,10 @@ class Station:
             if inst is None:
                 continue
             try:
-                inst.close() if hasattr(inst, "close") else inst.shutdown()
+                if hasattr(inst, "disconnect"):
+                    inst.disconnect()
+                else:
+                    inst.close()
             except Exception as exc:  # noqa: BLE001
                 log.warning("closing %s failed: %s", name.strip("_"), exc)
             setattr(self, name, None)

@@ -105,6 +105,8 @@ class StorageWriter:
         # The fast path calls the DBAPI cursor directly, whose errors SQLAlchemy does not wrap.
         self._db_errors = (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error)
         self.run_id: int | None = None
+        self.last_run_id: int | None = None
+        """The id of the run most recently finished by a ``stop`` document."""
         self.run_uid: str | None = None
         self.flushes = 0
         """Committed transactions that wrote buffered point rows."""
@@ -248,6 +250,7 @@ class StorageWriter:
                 status=status, reason=doc.get("reason"), traceback=doc.get("traceback"),
                 ended_at=ended_at)),
             "finish the run")
+        self.last_run_id = self.run_id
         self.run_id = self.run_uid = None
         self._streams.clear()
 

@@ -29,7 +29,7 @@ def run_protocol(name, db, station_cfg=None, setup=None):
         outcome = Runner(station, stream, analyzers_for(protocol)).run(protocol)
         writer.close()
         chamber_mode = station.chamber.mode if station._chamber is not None else None
-    return outcome, writer.run_id, chamber_mode
+    return outcome, writer.last_run_id, chamber_mode
 
 
 @pytest.fixture(scope="module")

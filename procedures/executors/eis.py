@@ -1,0 +1,58 @@
+"""PEIS of whatever sits on the potentiostat channel, with the temperature it was measured at."""
+from __future__ import annotations
+
+import numpy as np
+
+from instruments.biologic import techniques as tq
+
+COLUMNS = {"time_s": "s", "frequency_hz": "Hz", "z_real_ohm": "ohm", "z_imag_ohm": "ohm",
+           "z_mod_ohm": "ohm", "phase_rad": "rad", "ewe_v": "V", "i_a": "A"}
+
+
+def peis_technique(settings) -> tq.Technique:
+    return tq.peis(settings.initial_frequency_hz, settings.final_frequency_hz, settings.amplitude_v,
+                   points_per_decade=settings.points_per_decade, dc_voltage_v=settings.dc_voltage_v,
+                   vs_initial=settings.dc_vs_ocv, average_n_times=settings.average_n_times,
+                   wait_for_steady=settings.wait_for_steady_periods)
+
+
+def measure_spectrum(ctx, settings, stream_name: str, metadata: dict | None = None) -> dict:
+    """Run one PEIS, streaming one row per frequency; returns the step summary.
+
+    The spectrum's ``temperature_c`` is the mean chamber reading over the measurement (readings
+    taken just before and after included), as the sample sits at the chamber's temperature after
+    the soak.
+    """
+    clock = ctx.clock
+    pot = ctx.station.potentiostat
+    logger = getattr(ctx, "chamber_logger", None)
+    t_start = clock.now()
+    if logger is not None:
+        logger.read_now()
+    stream = ctx.new_stream(stream_name, COLUMNS,
+                            metadata={"role": "eis_spectrum", **(metadata or {})})
+    run_t0 = ctx.run_t0
+    n = 0
+    for chunk in pot.run(peis_technique(settings)):
+        if chunk.process != 1 or not len(chunk):
+            continue
+        cols = chunk.columns
+        stream.write({"time_s": pot.started_at - run_t0 + cols["time_s"],
+                      **{k: cols[k] for k in COLUMNS if k != "time_s"}})
+        n += len(chunk)
+    t_end = clock.now()
+    temperature = None
+    if logger is not None:
+        logger.read_now()
+        temperature = logger.mean_between(t_start, clock.now())
+    return {"stream": stream.stream, "points": n, "temperature_c": temperature,
+            "duration_s": t_end - t_start}
+
+
+def run_peis(ctx, step) -> dict:
+    name = step.name or "peis"
+    slug = "eis_" + "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
+    summary = measure_spectrum(ctx, step.peis, slug)
+    if summary["points"] == 0:
+        raise RuntimeError(f"PEIS '{name}' returned no frequency rows")
+    return summary
