@@ -70,31 +70,45 @@ def cmd_run(args) -> int:
     return EXIT_OK if result["status"] == "completed" else EXIT_RUN_NOT_COMPLETED
 
 
-def execute_run(protocol, station_cfg, db, source: str, quiet: bool = False,
-                report_dir: str | None = None) -> dict:
-    """Run one protocol with storage and progress attached; returns the CLI's run document."""
+def record_run(protocol, station_cfg, db, source: str = "", subscribers=(), on_runner=None):
+    """Run one protocol on a fresh station with storage attached; returns (outcome, run_id).
+
+    Storage flushes by wall time (``clock=None``): its interval bounds what a crash can lose, which
+    is wall time whether the station is real or simulated. ``on_runner(runner)`` lets a GUI keep
+    the runner to abort it.
+    """
     from procedures.analyzers import analyzers_for
     from procedures.documents import DocumentStream
-    from procedures.progress import ProgressPrinter
     from procedures.runner import Runner
     from procedures.station import Station
     from storage.writer import StorageWriter
 
     stream = DocumentStream()
+    writer = StorageWriter(db)
+    stream.subscribe(writer, critical=True)
+    for subscriber in subscribers:
+        stream.subscribe(subscriber)
     with Station(station_cfg) as station:
-        writer = StorageWriter(db, clock=station.clock)
-        stream.subscribe(writer, critical=True)
-        stream.subscribe(ProgressPrinter())
         runner = Runner(station, stream, analyzers_for(protocol))
+        if on_runner is not None:
+            on_runner(runner)
         outcome = runner.run(protocol, protocol_source=source)
-        writer.close()
-    result = {"run_id": writer.last_run_id, "status": outcome.status,
+    writer.close()
+    return outcome, writer.last_run_id
+
+
+def execute_run(protocol, station_cfg, db, source: str, quiet: bool = False,
+                report_dir: str | None = None) -> dict:
+    """Run one protocol with storage, progress and a report; returns the CLI's run document."""
+    from procedures.progress import ProgressPrinter
+    outcome, run_id = record_run(protocol, station_cfg, db, source, subscribers=[ProgressPrinter()])
+    result = {"run_id": run_id, "status": outcome.status,
               "analysis": _analysis_for_output(outcome.analysis)}
     if outcome.reason:
         result["reason"] = outcome.reason
     if report_dir is not False:
         try:
-            path = write_report(db, writer.last_run_id, report_dir)
+            path = write_report(db, run_id, report_dir)
             result["report"] = str(path)
             print(f"report: {path}", file=sys.stderr)
         except Exception as exc:  # noqa: BLE001 - a report failure must not hide the run's result

@@ -44,6 +44,9 @@ class DcpolInputError(ValueError):
     """The DC polarization records or parameters cannot be analysed."""
 
 
+TIME_TIE_S = 1e-3
+
+
 def analyze_dcpol(
     time_s: ArrayLike,
     voltage_v: ArrayLike,
@@ -83,9 +86,13 @@ def analyze_dcpol(
         )
     if time.size < MIN_STEP_POINTS:
         raise DcpolInputError(f"need at least {MIN_STEP_POINTS} samples, got {time.size}")
-    backwards = np.flatnonzero(np.diff(time) <= 0)
+    # A step's last record and the next step's first share the switching instant, up to the
+    # instrument's time quantisation: a tie within TIME_TIE_S is not a time going backwards.
+    backwards = np.flatnonzero(np.diff(time) < -TIME_TIE_S)
     if backwards.size:
-        raise DcpolInputError(f"time_s must increase; it does not at sample {backwards[0] + 1}")
+        raise DcpolInputError(f"time_s must not decrease; it does at sample {backwards[0] + 1}")
+    if not np.ptp(time) > 0:
+        raise DcpolInputError("time_s does not advance: all samples at the same time")
     _check_positive(thickness_um=thickness_um, diameter_mm=diameter_mm,
                     drift_criterion_per_h=drift_criterion_per_h, window_s=window_s,
                     voltage_tolerance_v=voltage_tolerance_v)

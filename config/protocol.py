@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from config.cycling import CellSection, CyclingProgram, check_program_for_cell
 from config.errors import ConfigError, format_pydantic_errors
 from config.station import StationConfig, read_toml
 
@@ -37,6 +38,8 @@ class Sample(_Strict):
     composite: str = Field(default="", description="Working-electrode composite, e.g. 'o-NBH:C 7:3'")
     loading_mg_per_cm2: float | None = Field(default=None, gt=0,
                                              description="Electrolyte loading of the composite, mg/cm²")
+    ionic_conductivity_s_per_cm: float | None = Field(
+        default=None, gt=0, description="Known ionic conductivity, for t_e = σe/σion")
 
     @property
     def area_cm2(self) -> float | None:
@@ -159,8 +162,55 @@ class DcPolarizationStep(_Strict):
         return self
 
 
+class CyclingStep(_Strict):
+    """Run a cycling program on the cycler, optionally with the chamber held at ``temperature_c``."""
+
+    kind: Literal["cycling"]
+    name: str = ""
+    temperature_c: float | None = None
+    soak_s: float = Field(default=0.0, ge=0)
+    stabilization: Stabilization = Stabilization()
+    program: CyclingProgram
+
+
+class ColdDischargeStep(_Strict):
+    """PAPER.md protocol 7: before each discharge a CCCV recharge at ``charge_temperature_c``; then
+    the chamber goes to the discharge temperature, the cell soaks (and gets an EIS), and it is
+    discharged at ``discharge_rate_c`` to the cell's lower cut-off.
+
+    The cycler cannot be held by cellbench on every instrument, so the program carries rests
+    before each charge and each discharge, ``rest_before_charge_s`` and ``rest_before_discharge_s``
+    long, during which the chamber settles and soaks; they must cover settling + soak (+ EIS).
+    """
+
+    kind: Literal["cold_discharge"]
+    name: str = ""
+    temperatures_c: list[float] = Field(default=[25.0, 0.0, -5.0, -10.0, -15.0], min_length=1)
+    charge_temperature_c: float = 20.0
+    charge_rate_c: float = Field(default=0.1, gt=0, le=5)
+    cv_until_rate_c: float = Field(default=0.1, gt=0, le=5)
+    discharge_rate_c: float = Field(default=0.1, gt=0, le=5)
+    rest_before_charge_s: float = Field(default=7200.0, gt=0)
+    rest_before_discharge_s: float = Field(default=10800.0, gt=0)
+    soak_s: float = Field(default=3600.0, ge=0)
+    stabilization: Stabilization = Stabilization()
+    eis: bool = True
+    peis: PeisSettings = PeisSettings(initial_frequency_hz=1e6, final_frequency_hz=0.1)
+    record_interval_s: float = Field(default=60.0, gt=0)
+    record_dv_v: float = Field(default=0.005, gt=0)
+
+    @model_validator(mode="after")
+    def _rests_cover_soak(self):
+        needed = self.soak_s + self.stabilization.dwell_s
+        for field in ("rest_before_charge_s", "rest_before_discharge_s"):
+            if getattr(self, field) <= needed:
+                raise ValueError(f"{field} ({getattr(self, field)} s) must exceed dwell + soak "
+                                 f"({needed} s): the chamber settles during that rest")
+        return self
+
+
 Step = Annotated[Union[ChamberStep, PeisStep, TemperatureEisSeries, HoldStep, LsvStep,
-                       DcPolarizationStep],
+                       DcPolarizationStep, CyclingStep, ColdDischargeStep],
                  Field(discriminator="kind")]
 
 
@@ -172,12 +222,13 @@ class ProtocolInfo(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
     chamber_log_interval_s: float = Field(default=10.0, gt=0)
-    analysis: Literal["eis", "lsv", "dcpol", "none"] = "eis"
+    analysis: Literal["eis", "lsv", "dcpol", "cycling", "symmetric", "cold_discharge", "none"] = "eis"
 
 
 class Protocol(_Strict):
     protocol: ProtocolInfo
     sample: Sample
+    cell: CellSection | None = None
     steps: list[Step] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -189,6 +240,16 @@ class Protocol(_Strict):
                              "(σ = L / (R·A))")
         if any(s.kind == "lsv" for s in self.steps) and self.sample.diameter_mm is None:
             raise ValueError("sample.diameter_mm is required for LSV (current density)")
+        if any(s.kind in ("cycling", "cold_discharge") for s in self.steps):
+            if self.cell is None:
+                raise ValueError("a [cell] section is required for cycling steps")
+            problems = []
+            for i, step in enumerate(self.steps):
+                if step.kind == "cycling":
+                    problems += [f"steps[{i}].program.{p}"
+                                 for p in check_program_for_cell(step.program, self.cell)]
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
 
 
@@ -223,6 +284,14 @@ def _steps_station_problems(indexed_steps, station: StationConfig) -> list[str]:
             check_peis(f"{where}.peis", step.peis)
         elif isinstance(step, HoldStep):
             check_t(f"{where}.setpoint_c", step.setpoint_c)
+        elif isinstance(step, CyclingStep):
+            check_t(f"{where}.temperature_c", step.temperature_c)
+        elif isinstance(step, ColdDischargeStep):
+            check_t(f"{where}.charge_temperature_c", step.charge_temperature_c)
+            for j, t in enumerate(step.temperatures_c):
+                check_t(f"{where}.temperatures_c[{j}]", t)
+            if step.eis:
+                check_peis(f"{where}.peis", step.peis)
     return problems
 
 

@@ -22,23 +22,14 @@ class RunWorker(QThread):
         self._runner = None
 
     def run(self) -> None:  # QThread entry point
-        from procedures.analyzers import analyzers_for
-        from procedures.documents import DocumentStream
-        from procedures.runner import Runner
-        from procedures.station import Station
-        from storage.writer import StorageWriter
+        from main import record_run
 
-        result = {"status": "failed", "run_id": None}
         try:
-            stream = DocumentStream()
-            with Station(self.station_cfg) as station:
-                writer = StorageWriter(self.db, clock=station.clock)
-                stream.subscribe(writer, critical=True)
-                stream.subscribe(lambda name, doc: self.document.emit(name, doc))
-                self._runner = Runner(station, stream, analyzers_for(self.protocol))
-                outcome = self._runner.run(self.protocol, protocol_source=self.source)
-                writer.close()
-            result = {"status": outcome.status, "run_id": writer.last_run_id, "reason": outcome.reason,
+            outcome, run_id = record_run(
+                self.protocol, self.station_cfg, self.db, self.source,
+                subscribers=[lambda name, doc: self.document.emit(name, doc)],
+                on_runner=lambda runner: setattr(self, "_runner", runner))
+            result = {"status": outcome.status, "run_id": run_id, "reason": outcome.reason,
                       "analysis": outcome.analysis}
         except Exception as exc:  # noqa: BLE001 - reported in the GUI, never a silent thread death
             result = {"status": "failed", "run_id": None, "reason": f"{type(exc).__name__}: {exc}",

@@ -87,7 +87,75 @@ class EisAnalyzer:
         return result
 
 
+class LsvAnalyzer:
+    """Onset of oxidation or reduction of each LSV sweep; the stability window."""
+
+    name = "lsv"
+
+    def __init__(self) -> None:
+        self.collector = StreamCollector("lsv")
+        self.protocol = None
+
+    def attach(self, stream, protocol) -> None:
+        self.protocol = protocol
+        self.collector.attach(stream)
+
+    def finish(self, emit, run_uid: str) -> dict | None:
+        from analysis.lsv import analyze_lsv
+        self.collector.detach()
+        results = []
+        for name, entry in self.collector.streams.items():
+            cols = self.collector.columns(name)
+            if len(cols.get("ewe_v", ())) < 10:
+                continue
+            result = analyze_lsv(cols["ewe_v"], cols["i_a"], self.protocol.sample.area_cm2,
+                                 threshold_a_per_cm2=entry["metadata"]["threshold_a_per_cm2"],
+                                 time_s=cols["time_s"])
+            results.append({"stream": name, **result})
+        if not results:
+            return None
+        result = results[0] if len(results) == 1 else {"sweeps": results}
+        emit("analysis", {"run_uid": run_uid, "name": self.name, "step_index": None, "result": result})
+        return result
+
+
+class DcpolAnalyzer:
+    """Steady current per voltage step and σe from the I–V slope."""
+
+    name = "dcpol"
+
+    def __init__(self) -> None:
+        self.collector = StreamCollector("dc_polarization")
+        self.protocol = None
+
+    def attach(self, stream, protocol) -> None:
+        self.protocol = protocol
+        self.collector.attach(stream)
+
+    def finish(self, emit, run_uid: str) -> dict | None:
+        from analysis.dcpol import analyze_dcpol
+        self.collector.detach()
+        if not self.collector.streams:
+            return None
+        name, entry = next(iter(self.collector.streams.items()))
+        cols = self.collector.columns(name)
+        if len(cols.get("time_s", ())) < 3:
+            return None
+        sample = self.protocol.sample
+        meta = entry["metadata"]
+        # The set voltage, not the measured Ewe, identifies the steps (Ewe carries noise).
+        result = analyze_dcpol(cols["time_s"], cols["setpoint_v"], cols["i_a"], sample.thickness_um,
+                               sample.diameter_mm, drift_criterion_per_h=meta["drift_criterion_per_h"],
+                               window_s=meta["drift_window_s"],
+                               sigma_ion_s_per_cm=sample.ionic_conductivity_s_per_cm,
+                               step=cols["step"])
+        emit("analysis", {"run_uid": run_uid, "name": self.name, "step_index": None, "result": result})
+        return result
+
+
+ANALYZERS = {"eis": EisAnalyzer, "lsv": LsvAnalyzer, "dcpol": DcpolAnalyzer}
+
+
 def analyzers_for(protocol) -> list:
-    if protocol.protocol.analysis == "eis":
-        return [EisAnalyzer()]
-    return []
+    kind = protocol.protocol.analysis
+    return [ANALYZERS[kind]()] if kind in ANALYZERS else []

@@ -13,6 +13,16 @@ from instruments.clock import WallClock
 log = logging.getLogger(__name__)
 
 
+def _lsv_direction(composite: str, end_voltage_v: float) -> str:
+    """Which simulated composite the sample is: carbon for oxidation, steel for reduction."""
+    text = composite.lower()
+    if "carbon" in text or "vgcf" in text:
+        return "oxidation"
+    if "steel" in text or "ss" in text.split():
+        return "reduction"
+    return "oxidation" if end_voltage_v > 2.0 else "reduction"
+
+
 class Station:
     def __init__(self, config) -> None:
         self.config = config
@@ -69,10 +79,16 @@ class Station:
 
     def prepare(self, protocol) -> None:
         """Mount the protocol's sample in the simulated lab (a real station has it mounted)."""
-        if self.lab is not None:
-            sample = protocol.sample
-            if sample.thickness_um and sample.diameter_mm:
-                self.lab.mount_pellet(sample.thickness_um, sample.diameter_mm)
+        if self.lab is None:
+            return
+        sample = protocol.sample
+        lsv = [s for s in protocol.steps if s.kind == "lsv"]
+        if lsv:
+            self.lab.mount_lsv_cell(_lsv_direction(sample.composite, lsv[0].end_voltage_v),
+                                    area_cm2=sample.area_cm2,
+                                    loading_mg_per_cm2=sample.loading_mg_per_cm2 or 8.9)
+        elif sample.thickness_um and sample.diameter_mm:
+            self.lab.mount_pellet(sample.thickness_um, sample.diameter_mm)
 
     def snapshot(self) -> dict:
         return {"config": self.config.model_dump(mode="json"), "simulated": self.simulated,

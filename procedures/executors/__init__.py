@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from config.protocol import ChamberStep, HoldStep, PeisStep, TemperatureEisSeries
+from procedures.executors.dc import run_dc_polarization, run_lsv
 from procedures.executors.eis import run_peis
 from procedures.executors.temperature import run_chamber, run_hold
 
@@ -9,6 +10,8 @@ EXECUTORS = {
     "chamber": run_chamber,
     "peis": run_peis,
     "hold": run_hold,
+    "lsv": run_lsv,
+    "dc_polarization": run_dc_polarization,
 }
 
 CHAMBER_KINDS = {"chamber", "temperature_eis_series", "hold"}

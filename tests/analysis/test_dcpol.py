@@ -158,7 +158,8 @@ def test_dense_record_is_fast():
         ({"thickness_um": 0.0}, "thickness_um must be > 0"),
         ({"diameter_mm": -1.0}, "diameter_mm must be > 0"),
         ({"current_a": np.zeros(5)}, "same length"),
-        ({"time_s": np.zeros(200)}, "time_s must increase"),
+        ({"time_s": np.zeros(200)}, "time_s does not advance"),
+        ({"time_s": np.r_[np.arange(100.0), np.arange(100.0)]}, "must not decrease; it does at sample 100"),
         ({"voltage_v": np.zeros(200)}, "no voltage step found"),
         ({"step": np.zeros(7)}, "one label per sample"),
     ],
@@ -170,3 +171,14 @@ def test_bad_input_is_refused(change, message):
     args.update(change)
     with pytest.raises(DcpolInputError, match=message):
         analyze_dcpol(**args)
+
+
+def test_a_shared_switching_instant_between_steps_is_accepted():
+    """The last record of one step and the first of the next may carry the same time (to the
+    instrument's time quantisation); that is not time running backwards."""
+    time, voltage, current, _ = record()
+    switch = np.flatnonzero(np.diff(voltage) > 0.05)[0]
+    time = time.copy()
+    time[switch + 1] = time[switch] - 2e-6
+    result = analyze_dcpol(time, voltage, current, THICKNESS_UM, DIAMETER_MM)
+    assert result["sigma_e_s_per_cm"] == pytest.approx(SIGMA_E, rel=0.02)

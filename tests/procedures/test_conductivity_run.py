@@ -3,45 +3,29 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
-from config.protocol import load_protocol
-from config.station import load_station
-from procedures.analyzers import analyzers_for
-from procedures.documents import DocumentStream
-from procedures.runner import Runner
-from procedures.station import Station
 from storage.readers import get_run, list_streams, read_stream
-from storage.writer import StorageWriter
-
-
-def run_protocol(name, db, station_cfg=None, setup=None):
-    station_cfg = station_cfg or load_station(simulate=True)
-    protocol = load_protocol(name, station_cfg)
-    stream = DocumentStream()
-    with Station(station_cfg) as station:
-        writer = StorageWriter(db, clock=station.clock)
-        stream.subscribe(writer, critical=True)
-        if setup:
-            setup(station)
-        outcome = Runner(station, stream, analyzers_for(protocol)).run(protocol)
-        writer.close()
-        chamber_mode = station.chamber.mode if station._chamber is not None else None
-    return outcome, writer.last_run_id, chamber_mode
 
 
 @pytest.fixture(scope="module")
 def conductivity_run(tmp_path_factory):
+    from config.protocol import load_protocol
+    from config.station import load_station
+    from main import record_run
+    import time
     db = f"sqlite:///{tmp_path_factory.mktemp('db') / 'run.sqlite'}"
+    cfg = load_station(simulate=True)
+    stations = []
     t0 = time.perf_counter()
-    outcome, run_id, mode = run_protocol("onbh_conductivity", db)
-    return outcome, run_id, db, time.perf_counter() - t0, mode
+    outcome, run_id = record_run(load_protocol("onbh_conductivity", cfg), cfg, db,
+                                 on_runner=lambda r: stations.append(r.station))
+    return outcome, run_id, db, time.perf_counter() - t0, stations[0]
 
 
 def test_conductivity_matches_the_paper(conductivity_run):
-    outcome, _, _, _, _ = conductivity_run
+    outcome = conductivity_run[0]
     assert outcome.status == "completed", outcome.reason
     eis = outcome.analysis["eis"]
     by_t = {round(s["temperature_c"]): s for s in eis["spectra"]}
@@ -52,10 +36,9 @@ def test_conductivity_matches_the_paper(conductivity_run):
 
 
 def test_whole_protocol_is_fast_and_fully_stored(conductivity_run):
-    outcome, run_id, db, wall_s, mode = conductivity_run
+    outcome, run_id, db, wall_s, station = conductivity_run
     assert wall_s < 20.0
-    run = get_run(db, run_id)
-    assert run["status"] == "completed"
+    assert get_run(db, run_id)["status"] == "completed"
     streams = list_streams(db, run_id)
     eis_streams = [s for s in streams["name"] if s != "chamber"]
     assert len(eis_streams) == 7
@@ -64,28 +47,31 @@ def test_whole_protocol_is_fast_and_fully_stored(conductivity_run):
     chamber = read_stream(db, run_id, "chamber")
     # 7 set points x (settling + 1 h soak) logged every 10 s: thousands of readings, no gaps.
     assert len(chamber) > 7 * 360
-    gaps = chamber["time_s"].diff().dropna()
-    assert gaps.max() <= 10.0 + 1e-6
-    assert mode == "STANDBY"
+    assert chamber["time_s"].diff().dropna().max() <= 10.0 + 1e-6
+    # After the run the simulated chamber is in STANDBY: no longer controlling the air.
+    assert station.lab.thermal.controlled is False
 
 
-def test_ctrl_c_aborts_safely_and_keeps_data(tmp_path):
+def test_ctrl_c_aborts_safely_and_keeps_data(tmp_path, run_simulated):
     db = f"sqlite:///{tmp_path / 'abort.sqlite'}"
+    stations = []
 
-    def press_ctrl_c_later(station):
-        start = station.clock.now()
-        pressed = []
+    def press_ctrl_c_after_3_hours(runner):
+        clock = runner.station.clock
+        start, pressed = clock.now(), []
+        stations.append(runner.station)
 
         def maybe_interrupt(now):
             if now - start > 3 * 3600 and not pressed:
                 pressed.append(now)
                 os.kill(os.getpid(), signal.SIGINT)
-        station.clock.every(60.0, maybe_interrupt)
+        clock.every(60.0, maybe_interrupt)
 
-    outcome, run_id, mode = run_protocol("onbh_conductivity", db, setup=press_ctrl_c_later)
+    outcome, run_id, _, _ = run_simulated("onbh_conductivity", db, on_runner=press_ctrl_c_after_3_hours)
     assert outcome.status == "aborted"
-    assert mode == "STANDBY"
+    assert outcome.reason == "interrupted by Ctrl+C"
+    assert stations[0].lab.thermal.controlled is False
     run = get_run(db, run_id)
     assert run["status"] == "aborted"
-    chamber = read_stream(db, run_id, "chamber")
-    assert len(chamber) > 1000
+    assert len(read_stream(db, run_id, "chamber")) > 1000
+    assert any(s["status"] == "aborted" for s in run["steps"])

@@ -1,0 +1,22 @@
+"""Shared helper: run a protocol on the simulated station with storage, as the CLI does."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from config.protocol import load_protocol
+from config.station import load_station
+from main import record_run
+
+
+@pytest.fixture
+def run_simulated():
+    def run(name, db, station_cfg=None, subscribers=(), on_runner=None):
+        station_cfg = station_cfg or load_station(simulate=True)
+        protocol = load_protocol(name, station_cfg)
+        t0 = time.perf_counter()
+        outcome, run_id = record_run(protocol, station_cfg, db, subscribers=subscribers,
+                                     on_runner=on_runner)
+        return outcome, run_id, time.perf_counter() - t0, station_cfg
+    return run
