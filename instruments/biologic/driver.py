@@ -1,0 +1,428 @@
+"""BioLogic potentiostat driver over the EC-Lab Development Package (real DLL or FakeEClib).
+
+    with open_potentiostat(station.potentiostat, clock, lab) as pstat:
+        for chunk in pstat.run(techniques.peis(7e6, 1.0, 0.01, points_per_decade=10)):
+            store(chunk.columns)          # frequency_hz, z_real_ohm, z_imag_ohm, ...
+
+``run`` validates every parameter against the technique spec and this instrument's limits
+before anything is sent, loads the technique chain, starts the channel and returns an iterator
+that polls BL_GetData every ``poll_interval_s`` through the injected clock (never time.sleep).
+It rides out the start race (the first polls may read STOP with no rows), drains every row that
+is still in the instrument after the state turned STOP, and yields decoded ``RecordChunk``s with
+unit-named columns; ``time_s`` counts seconds since the channel started (``started_at`` is that
+clock time). Closing the iterator early (break, abort) stops the channel.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import byref
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from instruments.biologic import api, layouts
+from instruments.biologic import techniques as tq
+from instruments.biologic.api import BiologicError
+
+FPGA_FILES = {"essential": "Vmp_ii_0437_a6.xlx", "premium": "vmp_iv_0395_aa.xlx"}
+KERNEL_FILES = {"essential": "kernel.bin", "premium": "kernel4.bin"}
+IEEE_PROBES = {0x3F800000: 1.0, 0xC0490FDB: -3.1415927410125732, 0x2EDBE6FF: 1e-10}
+
+
+class BiologicConfigError(ValueError):
+    """The station's description of the potentiostat disagrees with the instrument, or is invalid."""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    device_code: int
+    model: str
+    n_channels: int
+    firmware_version: int
+    firmware_date: str
+    library_version: str
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    channel: int  # 1-based
+    firmware_code: int
+    firmware_version: int
+    board: str | None
+    state: int
+    mem_filled_bytes: int
+    min_i_range: int
+    max_i_range: int
+    max_bandwidth: int
+    has_impedance_board: bool
+
+
+@dataclass
+class RecordChunk:
+    """Rows of one BL_GetData call: one technique of the chain, one process."""
+
+    technique_index: int
+    technique: str
+    process: int
+    loop: int
+    columns: dict = field(default_factory=dict)
+    irq_skipped: int = 0
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+
+def build_ecc_params(values: Iterable[tq.EccValue], dll=None) -> tuple[ctypes.Array, api.TEccParams]:
+    """The TEccParam array and the TEccParams that points at it (keep both alive for the call).
+
+    With ``dll`` the entries are filled by BL_Define{Bool,Sgl,Int}Parameter, as the manual
+    shows; without, they are filled here; both give the same bytes.
+    """
+    values = list(values)
+    array = (api.TEccParam * max(len(values), 1))()
+    for k, v in enumerate(values):
+        if dll is None:
+            array[k] = v.to_struct()
+            continue
+        define = {"bool": "BL_DefineBoolParameter", "single": "BL_DefineSglParameter",
+                  "int": "BL_DefineIntParameter"}[v.kind]
+        value = bool(v.value) if v.kind == "bool" else (float(v.value) if v.kind == "single" else int(v.value))
+        code = getattr(dll, define)(v.label.encode("ascii"), value, v.index, byref(array[k]))
+        if code != 0:
+            raise BiologicError(define, code, f"parameter {v.label}[{v.index}] = {v.value!r}")
+    return array, api.TEccParams(len(values), ctypes.cast(array, ctypes.POINTER(api.TEccParam)))
+
+
+class BiologicPotentiostat:
+    """One channel of a BioLogic potentiostat.
+
+    dll: an object with the EClib exports (``api.load_eclib(path)`` or ``FakeEClib``).
+    channel: 1-based channel number. board: 'essential' (VMP3 family) or 'premium' (VMP-300
+    family). max_eis_frequency_hz: the model's EIS limit, checked before sending.
+    firmware_dir: folder with kernel*.bin, *.xlx and *.ecc ('' = the library's defaults).
+    poll_interval_s: wait between BL_GetData calls that returned no rows, s.
+    """
+
+    def __init__(self, dll, clock, *, address: str = "USB0", channel: int = 1, board: str = "premium",
+                 model: str = "SP-200", max_eis_frequency_hz: float = 7e6, firmware_dir: str = "",
+                 connect_timeout_s: int = 5, poll_interval_s: float = 1.0, define_params_with_dll: bool = True,
+                 start_timeout_s: float | None = None) -> None:
+        if board not in tq.BOARDS:
+            raise BiologicConfigError(f"potentiostat.board must be one of {tq.BOARDS}, not {board!r}")
+        if not 1 <= channel <= 16:
+            raise BiologicConfigError(f"potentiostat.channel must be 1..16, not {channel}")
+        if poll_interval_s <= 0:
+            raise BiologicConfigError(f"potentiostat.poll_interval_s must be > 0, not {poll_interval_s}")
+        if not 1 <= connect_timeout_s <= 255:
+            raise BiologicConfigError(f"potentiostat.connect_timeout_s must be 1..255 s, not {connect_timeout_s}")
+        self.dll, self.clock = dll, clock
+        self.address, self.channel, self.board, self.model = address, channel, board, model
+        self.limits = tq.Limits(board=board, max_eis_frequency_hz=float(max_eis_frequency_hz))
+        self.firmware_dir = firmware_dir
+        self.connect_timeout_s = int(connect_timeout_s)
+        self.poll_interval_s = float(poll_interval_s)
+        self.start_timeout_s = (max(3 * self.poll_interval_s, 5.0) if start_timeout_s is None
+                                else float(start_timeout_s))
+        self.define_params_with_dll = define_params_with_dll
+        self.device: DeviceInfo | None = None
+        self.started_at: float | None = None
+        self.points_lost = 0
+        self._id: int | None = None
+        self._chain: list[tq.Technique] | None = None
+        self._to_float: Callable[[np.ndarray], np.ndarray] = layouts.ieee_words_to_float
+
+    @property
+    def _ch(self) -> int:
+        return self.channel - 1
+
+    def __repr__(self) -> str:
+        return f"<BiologicPotentiostat {self.model} {self.address} channel {self.channel} ({self.board})>"
+
+    def _call(self, name: str, *args, detail: str = "") -> None:
+        code = getattr(self.dll, name)(*args)
+        if code != 0:
+            raise BiologicError(name, code, detail, instrument=f"BioLogic {self.model} at {self.address}")
+
+    def _require_connected(self) -> None:
+        if self._id is None:
+            raise BiologicError("(not connected)", -1, "call connect() first",
+                                instrument=f"BioLogic {self.model} at {self.address}")
+
+    # --- connection ------------------------------------------------------------------------------
+    def connect(self, address: str | None = None, timeout_s: int | None = None,
+                force_firmware: bool = False) -> DeviceInfo:
+        """Connect, check the channel and its board family, load the kernel firmware when the
+        channel lacks it (``force_firmware`` replaces EC-Lab's firmware, error -9 otherwise)."""
+        if address is not None:
+            self.address = address
+        timeout = self.connect_timeout_s if timeout_s is None else int(timeout_s)
+        version = self.library_version()
+        conn_id, info = ctypes.c_int32(), api.TDeviceInfos()
+        self._call("BL_Connect", self.address.encode("ascii"), timeout, byref(conn_id), byref(info),
+                   detail=f"address {self.address!r}")
+        self._id = conn_id.value
+        try:
+            self._check_channel()
+            self._ensure_firmware(force_firmware)
+            self._probe_float_format()
+        except BaseException:
+            self.disconnect()
+            raise
+        self.device = DeviceInfo(info.DeviceCode, api.DEVICE_MODELS.get(info.DeviceCode, f"code {info.DeviceCode}"),
+                                 info.NumberOfChannels, info.FirmwareVersion,
+                                 f"{info.FirmwareDate_yyyy:04d}-{info.FirmwareDate_mm:02d}-{info.FirmwareDate_dd:02d}",
+                                 version)
+        return self.device
+
+    def library_version(self) -> str:
+        buf, size = ctypes.create_string_buffer(256), ctypes.c_uint32(256)
+        self._call("BL_GetLibVersion", buf, byref(size))
+        return buf.value.decode("ascii", "replace")
+
+    def _check_channel(self) -> None:
+        if not self.dll.BL_IsChannelPlugged(self._id, self._ch):
+            raise BiologicError("BL_IsChannelPlugged", -3, f"channel {self.channel}",
+                                instrument=f"BioLogic {self.model} at {self.address}")
+        if self.dll.has("BL_GetChannelBoardType"):
+            code = ctypes.c_uint32()
+            self._call("BL_GetChannelBoardType", self._id, self._ch, byref(code))
+            found = api.BOARD_TYPE_CODES.get(code.value, f"type {code.value}")
+            if found != self.board:
+                raise BiologicConfigError(
+                    f"potentiostat.board is {self.board!r} but channel {self.channel} reports a {found!r} "
+                    f"board; fix station.toml (it selects the .ecc files and record layouts)")
+
+    def _ensure_firmware(self, force: bool) -> None:
+        info = self.channel_info()
+        if info.firmware_code == api.FIRMWARE_KERNEL and not force:
+            return
+        chans = (ctypes.c_uint8 * 16)()
+        results = (ctypes.c_int32 * 16)()
+        chans[self._ch] = 1
+        kernel = xlx = None
+        if self.firmware_dir:
+            kernel = os.path.join(self.firmware_dir, KERNEL_FILES[self.board]).encode()
+            xlx = os.path.join(self.firmware_dir, FPGA_FILES[self.board]).encode()
+        self._call("BL_LoadFirmware", self._id, chans, results, 16, False, force, kernel, xlx)
+        if results[self._ch] != 0:
+            hint = (" (EC-Lab's firmware is on the channel: close EC-Lab, or connect with force_firmware=True)"
+                    if results[self._ch] == -9 else "")
+            raise BiologicError("BL_LoadFirmware", results[self._ch], f"channel {self.channel}{hint}")
+        if self.channel_info().firmware_code != api.FIRMWARE_KERNEL:
+            raise BiologicError("BL_LoadFirmware", -308, f"channel {self.channel} still has no kernel firmware")
+
+    def _probe_float_format(self) -> None:
+        """Use the numpy IEEE view only if the library converts known words the same way."""
+        out = ctypes.c_float()
+        for word, value in IEEE_PROBES.items():
+            self._call("BL_ConvertNumericIntoSingle", word, byref(out))
+            if out.value != np.float32(value):
+                self._to_float = self._convert_with_dll
+                return
+        self._to_float = layouts.ieee_words_to_float
+
+    def _convert_with_dll(self, words: np.ndarray) -> np.ndarray:
+        out, value = np.empty(len(words)), ctypes.c_float()
+        for k, word in enumerate(np.asarray(words, np.uint32)):
+            self._call("BL_ConvertNumericIntoSingle", int(word), byref(value))
+            out[k] = value.value
+        return out
+
+    def channel_info(self) -> ChannelInfo:
+        self._require_connected()
+        info = api.TChannelInfos()
+        self._call("BL_GetChannelInfos", self._id, self._ch, byref(info), detail=f"channel {self.channel}")
+        board = None
+        if self.dll.has("BL_GetChannelBoardType"):
+            code = ctypes.c_uint32()
+            self._call("BL_GetChannelBoardType", self._id, self._ch, byref(code))
+            board = api.BOARD_TYPE_CODES.get(code.value)
+        return ChannelInfo(self.channel, info.FirmwareCode, info.FirmwareVersion, board, info.State,
+                           info.MemFilled, info.MinIRange, info.MaxIRange, info.MaxBandwidth, bool(info.Zboard))
+
+    def current_values(self) -> dict:
+        """Instantaneous state (0 stop, 1 run, 2 pause), ewe_v, i_a, elapsed_s, frequency_hz, i_range."""
+        self._require_connected()
+        cv = api.TCurrentValues()
+        self._call("BL_GetCurrentValues", self._id, self._ch, byref(cv))
+        return {"state": cv.State, "ewe_v": cv.Ewe, "i_a": cv.I, "elapsed_s": cv.ElapsedTime,
+                "frequency_hz": cv.Freq, "i_range": cv.IRange, "mem_filled_bytes": cv.MemFilled}
+
+    def disconnect(self) -> None:
+        if self._id is None:
+            return
+        conn_id, self._id = self._id, None
+        self._call("BL_Disconnect", conn_id)
+
+    def __enter__(self) -> "BiologicPotentiostat":
+        if self._id is None:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self._chain is not None:
+                self.stop()
+        finally:
+            self.disconnect()
+
+    # --- techniques ------------------------------------------------------------------------------
+    def _ecc_path(self, technique: tq.Technique) -> bytes:
+        name = technique.ecc_file(self.board)
+        return (os.path.join(self.firmware_dir, name) if self.firmware_dir else name).encode()
+
+    def run(self, technique: tq.Technique | Iterable[tq.Technique],
+            on_rows: Callable[[RecordChunk], None] | None = None) -> Iterator[RecordChunk]:
+        """Validate, load and start ``technique`` (or a chain of them); returns the iterator of
+        decoded chunks (``on_rows(chunk)`` is also called for each). Starts at once."""
+        chain = [technique] if isinstance(technique, tq.Technique) else list(technique)
+        if not chain:
+            raise ValueError("run: no technique given")
+        for item in chain:
+            item.validate(self.limits)
+        self._require_connected()
+        if self._chain is not None:
+            raise BiologicError("BL_StartChannel", -13, "the previous run's records are still being read: "
+                                "iterate them to the end or close() the iterator first",
+                                instrument=f"BioLogic {self.model} at {self.address}")
+        dll = self.dll if self.define_params_with_dll else None
+        for k, item in enumerate(chain):
+            _array, params = build_ecc_params(item.ecc_values(), dll)
+            self._call("BL_LoadTechnique", self._id, self._ch, self._ecc_path(item), params,
+                       k == 0, k == len(chain) - 1, False, detail=f"{item.name} ({self._ecc_path(item).decode()})")
+        self._call("BL_StartChannel", self._id, self._ch, detail=f"channel {self.channel}")
+        self._chain = chain
+        self.started_at = self.clock.now()
+        return self._records(chain, on_rows)
+
+    def collect(self, technique, on_rows=None) -> dict[tuple[int, int], dict[str, np.ndarray]]:
+        """Run to the end; columns concatenated per (technique index, process)."""
+        parts: dict[tuple[int, int], list] = {}
+        for chunk in self.run(technique, on_rows):
+            parts.setdefault((chunk.technique_index, chunk.process), []).append(chunk.columns)
+        return {key: {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+                for key, chunks in parts.items()}
+
+    def _records(self, chain: list, on_rows) -> Iterator[RecordChunk]:
+        buf, infos, cv = api.TDataBuffer(), api.TDataInfos(), api.TCurrentValues()
+        words = np.ctypeslib.as_array(buf.data)
+        active, finished = False, False
+        try:
+            while True:
+                self._call("BL_GetData", self._id, self._ch, byref(buf), byref(infos), byref(cv),
+                           detail=f"channel {self.channel}")
+                if infos.NbRows > 0:
+                    active = True
+                    chunk = self._decode(chain, words, infos, cv)
+                    if on_rows is not None:
+                        on_rows(chunk)
+                    yield chunk
+                    continue  # drain without waiting
+                if cv.State != api.STATE_STOP:
+                    active = True
+                elif cv.MemFilled == 0 and (active or self.clock.now() - self.started_at >= self.start_timeout_s):
+                    finished = True
+                    return
+                self.clock.sleep(self.poll_interval_s)
+        finally:
+            self._chain = None
+            if not finished and self._id is not None:
+                self.dll.BL_StopChannel(self._id, self._ch)
+
+    def _decode(self, chain: list, words: np.ndarray, infos: api.TDataInfos, cv: api.TCurrentValues) -> RecordChunk:
+        index = infos.TechniqueIndex
+        if not 0 <= index < len(chain) or chain[index].spec.technique_id != infos.TechniqueID:
+            raise layouts.LayoutError(f"data for technique #{index} (ID {infos.TechniqueID}) do not match the "
+                                      f"loaded chain {[t.name for t in chain]}")
+        layout = layouts.layout_for(infos.TechniqueID, self.board, infos.ProcessIndex)
+        columns = layouts.decode(words, infos.NbRows, infos.NbCols, layout, infos.StartTime, cv.TimeBase,
+                                 self._to_float)
+        self.points_lost += max(infos.IRQskipped, 0)
+        return RecordChunk(index, chain[index].name, infos.ProcessIndex, infos.loop, columns, infos.IRQskipped)
+
+    def stop(self) -> None:
+        """Stop the channel now (rows already measured can still be drained by the iterator)."""
+        self._require_connected()
+        self._call("BL_StopChannel", self._id, self._ch, detail=f"channel {self.channel}")
+
+    def update_parameters(self, technique_index: int, values: dict) -> None:
+        """Change parameters of a running technique: ``{label: value}``, ``{label: [per step]}`` or
+        ``{label: {step: value}}``; at most 10 TEccParams, no hardware parameters (I/E range,
+        bandwidth), validated against the technique spec before sending."""
+        self._require_connected()
+        if self._chain is None or not 0 <= technique_index < len(self._chain):
+            raise ValueError(f"update_parameters: no running technique #{technique_index}")
+        technique = self._chain[technique_index]
+        hardware = sorted(set(values) & tq.HARDWARE_LABELS)
+        if hardware:
+            raise tq.TechniqueError(technique.name, [f"{hardware} cannot change while a technique runs"])
+        merged, to_send = dict(technique.values), []
+        for label, value in values.items():
+            param = technique.spec.param(label)
+            if param is None:
+                raise tq.TechniqueError(technique.name, [f"unknown parameter {label!r}"])
+            if param.steps and isinstance(value, dict):
+                steps = list(merged.get(label, []))
+                for index, v in value.items():
+                    if not 0 <= index < len(steps):
+                        raise tq.TechniqueError(technique.name, [f"{label}[{index}]: no such step"])
+                    steps[index] = v
+                    to_send.append(tq.EccValue(label, param.kind, v, index))
+                merged[label] = steps
+            else:
+                merged[label] = value
+                seq = value if param.steps else [value]
+                to_send.extend(tq.EccValue(label, param.kind, v, i) for i, v in enumerate(seq))
+        if len(to_send) > 10:
+            raise tq.TechniqueError(technique.name, [f"{len(to_send)} parameters to update; at most 10 per call"])
+        tq.Technique(technique.spec, merged).validate(self.limits)
+        _array, params = build_ecc_params(to_send, self.dll if self.define_params_with_dll else None)
+        self._call("BL_UpdateParameters", self._id, self._ch, technique_index, params, self._ecc_path(technique),
+                   detail=f"{technique.name}: {sorted(values)}")
+        technique.values = merged
+
+    def end_step(self, technique_index: int, step: int, duration_s: float = 0.0) -> None:
+        """End step ``step`` early by shortening its Duration_step to ``duration_s`` s (a step that
+        has run longer than that ends at once; the SDK has no 'next step' command)."""
+        self.update_parameters(technique_index, {"Duration_step": {step: float(duration_s)}})
+
+
+CONFIG_KEYS = {"driver", "address", "channel", "dll_path", "firmware_dir", "board", "model",
+               "max_eis_frequency_hz", "connect_timeout_s", "poll_interval_s"}
+FAKE_OPTIONS = {"fail_on", "start_race_polls", "firmware", "current_offset_a", "current_noise_fraction",
+                "ewe_noise_v", "n_channels"}
+
+
+def open_potentiostat(config, clock, lab=None) -> BiologicPotentiostat:
+    """A driver (not yet connected) from the station's potentiostat section (dict or model).
+
+    Without ``lab`` the real DLL is loaded from ``dll_path``; with a SimLab, a FakeEClib bound to
+    it stands in, configured by the same section and by ``lab.faults['potentiostat']`` (keys:
+    fail_on, start_race_polls, firmware, current_offset_a, current_noise_fraction, ewe_noise_v).
+    """
+    cfg = dict(config.model_dump() if hasattr(config, "model_dump") else config)
+    unknown = sorted(set(cfg) - CONFIG_KEYS)
+    if unknown:
+        raise BiologicConfigError(f"potentiostat: unknown setting(s) {unknown}; known: {sorted(CONFIG_KEYS)}")
+    if cfg.get("driver", "biologic") != "biologic":
+        raise BiologicConfigError(f"potentiostat.driver must be 'biologic', not {cfg['driver']!r}")
+    address = cfg.get("address", "USB0")
+    board = cfg.get("board", "premium")
+    model = cfg.get("model", "SP-200")
+    max_f = float(cfg.get("max_eis_frequency_hz", 7e6))
+    if lab is None:
+        dll = api.load_eclib(cfg.get("dll_path", ""))
+    else:
+        from instruments.biologic.fake_dll import FakeEClib
+        options = dict((getattr(lab, "faults", None) or {}).get("potentiostat") or {})
+        bad = sorted(set(options) - FAKE_OPTIONS)
+        if bad:
+            raise BiologicConfigError(f"sim.faults.potentiostat: unknown option(s) {bad}; known: {sorted(FAKE_OPTIONS)}")
+        options.setdefault("n_channels", max(int(cfg.get("channel", 1)), 1))
+        dll = FakeEClib(lab, board=board, model=model, max_eis_frequency_hz=max_f, addresses=(address,), **options)
+    return BiologicPotentiostat(
+        dll, clock, address=address, channel=int(cfg.get("channel", 1)), board=board, model=model,
+        max_eis_frequency_hz=max_f, firmware_dir=cfg.get("firmware_dir", ""),
+        connect_timeout_s=int(cfg.get("connect_timeout_s", 5)), poll_interval_s=float(cfg.get("poll_interval_s", 1.0)))
