@@ -1,0 +1,120 @@
+"""Follow the growing tab-separated text export the Landt software writes during a test.
+
+Each ``read_new()`` reads only the bytes appended since the previous call (a byte offset), parses
+the complete lines among them and returns them as canonical records. A last line without its
+newline is being written: it stays in the file and is read next time (or at once with
+``include_partial=True``, once the writer is known to have finished).
+
+Lines before the header (the software's metadata block) are skipped. A file that shrinks, is
+replaced by another one (new inode) or disappears after data were read raises
+``ExportRotatedError``: the procedure must decide whether that is a new test.
+
+A chunk cannot be integrated on its own, so the followed export must carry the columns below
+(the step table tells the operator to select them): test time, step time, voltage, current,
+capacity, step and cycle; record numbers and energy are optional.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from instruments.cycler import empty_records
+from instruments.landt.exports import (ExportFormatError, canonical_records, decode_text, find_header,
+                                       split_text_rows)
+
+FOLLOWED_COLUMNS = ("test_time", "step_time", "voltage", "current", "capacity", "step", "cycle")
+EXPORT_COLUMNS_HINT = ("Record, Cycle, Step, StepStatus, TestTime, StepTime, Voltage, Current, "
+                       "Capacity, Energy")
+_MAX_PREAMBLE_BYTES = 1 << 20
+
+
+class ExportRotatedError(ExportFormatError):
+    """The followed file shrank, was replaced or vanished."""
+
+
+class ExportFollower:
+    """Reads what was appended to ``path`` since the last call (see module doc)."""
+
+    def __init__(self, path, *, default_units: dict | None = None) -> None:
+        self.path = Path(path)
+        self.default_units = default_units
+        self._offset = 0
+        self._identity: tuple[int, int] | None = None
+        self._headers: list[str] | None = None
+        self._records = 0
+
+    @property
+    def started(self) -> bool:
+        """True once the header line has been read."""
+        return self._headers is not None
+
+    @property
+    def records_read(self) -> int:
+        return self._records
+
+    def has_data(self) -> bool:
+        """Whether the file exists with anything beyond a header (a quick check before a start)."""
+        try:
+            with open(self.path, "rb") as fh:
+                lines = [line for line in fh.read(_MAX_PREAMBLE_BYTES).splitlines() if line.strip()]
+        except FileNotFoundError:
+            return False
+        rows = split_text_rows(decode_text(b"\n".join(lines)).splitlines())
+        at = find_header(rows)
+        return at is not None and len(rows) > at + 1
+
+    def read_new(self, include_partial: bool = False) -> pd.DataFrame:
+        """Canonical records appended since the last call (an empty frame when there are none)."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            if self._offset:
+                raise ExportRotatedError(f"{self.path}: the followed export disappeared after "
+                                         f"{self._records} records") from None
+            return empty_records()
+        identity = (stat.st_dev, stat.st_ino)
+        if self._identity is not None and identity != self._identity:
+            raise ExportRotatedError(f"{self.path}: the followed export was replaced by another file "
+                                     f"after {self._records} records")
+        if stat.st_size < self._offset:
+            raise ExportRotatedError(f"{self.path}: the followed export shrank from {self._offset} to "
+                                     f"{stat.st_size} bytes (truncated or rewritten)")
+        self._identity = identity
+        if stat.st_size == self._offset:
+            return empty_records()
+        with open(self.path, "rb") as fh:
+            fh.seek(self._offset)
+            chunk = fh.read(stat.st_size - self._offset)
+        end = len(chunk) if include_partial else chunk.rfind(b"\n") + 1
+        if end <= 0:
+            return empty_records()
+        lines = [line for line in decode_text(chunk[:end]).splitlines() if line.strip()]
+        consumed = self._offset + end
+        if self._headers is None:
+            rows = split_text_rows(lines)
+            at = find_header(rows, max_rows=len(rows))
+            if at is None:
+                if consumed > _MAX_PREAMBLE_BYTES:
+                    raise ExportFormatError(f"{self.path}: no header line with test time, voltage and "
+                                            f"current in the first {consumed} bytes")
+                self._offset = consumed
+                return empty_records()
+            self._headers = [h.strip() for h in rows[at]]
+            self._separator = "\t" if "\t" in lines[at] else ","
+            lines = lines[at + 1:]
+        self._offset = consumed
+        if not lines:
+            return empty_records()
+        rows = [line.split(self._separator) for line in lines]
+        width = len(self._headers)
+        for i, row in enumerate(rows):
+            if len(row) != width:
+                raise ExportFormatError(f"{self.path}: record line {self._records + i + 1} has {len(row)} "
+                                        f"fields, the header has {width}")
+        columns = [list(c) for c in zip(*rows)]
+        frame = canonical_records(columns, self._headers, str(self.path), default_units=self.default_units,
+                                  require=FOLLOWED_COLUMNS, record_start=self._records)
+        self._records += len(frame)
+        return frame
