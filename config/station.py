@@ -112,6 +112,11 @@ class SimPellet(_Strict):
 
 class SimConfig(_Strict):
     seed: int = 0
+    potentiostat_poll_interval_s: float = Field(
+        default=30.0, gt=0, le=600,
+        description="BL_GetData polling in virtual time; rows are the same, fewer polls run faster")
+    cycler_poll_interval_s: float = Field(default=600.0, gt=0, le=3600,
+                                          description="Reading the simulated cycler's export, virtual s")
     thermal: SimThermal = SimThermal()
     pellet: SimPellet = SimPellet()
     cell: dict = Field(default_factory=dict, description="Overrides of the cell model constants")

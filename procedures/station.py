@@ -62,7 +62,10 @@ class Station:
     def potentiostat(self):
         if self._potentiostat is None:
             from instruments.biologic.driver import open_potentiostat
-            pot = open_potentiostat(self.config.potentiostat.model_dump(), self.clock, lab=self.lab)
+            cfg = self.config.potentiostat.model_dump()
+            if self.simulated:
+                cfg["poll_interval_s"] = self.config.sim.potentiostat_poll_interval_s
+            pot = open_potentiostat(cfg, self.clock, lab=self.lab)
             device = pot.connect()
             self._potentiostat = pot
             self.identities["potentiostat"] = (f"{device.model}, firmware {device.firmware_version}, "

@@ -332,8 +332,10 @@ class _PeisGenerator(_Generator):
             z = np.asarray(self.lab.measure_impedance(f), complex)
             amplitude = self.params["Amplitude_Voltage"]
             i_mod = amplitude / np.abs(z)
-            # one DC sample per chunk: the load integrates its state between increasing times
-            i_dc = np.full(f.shape, dc_current(self.lab, np.array([self.t0_abs + now]), np.array([self.e_dc]))[0])
+            # One DC sample per chunk, at the last frequency's end (never past the technique's own
+            # end, so that the next technique's first sample is not earlier than this one).
+            t_dc = self.t0_abs + self.done_at[due - 1]
+            i_dc = np.full(f.shape, dc_current(self.lab, np.array([t_dc]), np.array([self.e_dc]))[0])
             _, codes = self.fake.instrument.current(i_mod + np.abs(i_dc), self.i_range)
             columns = {"frequency_hz": f, "ewe_mod_v": np.full(f.shape, amplitude), "i_mod_a": i_mod,
                        "phase_rad": np.angle(z), "ewe_v": np.full(f.shape, self.e_dc), "i_a": i_dc,

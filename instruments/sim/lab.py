@@ -8,11 +8,13 @@ that instruments never import config).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
 from instruments.sim.clock import VirtualClock
 from instruments.sim.pellet import PelletConstants, PelletModel
+from instruments.sim.polarization import LsvCell, PolarizationConstants
 from instruments.sim.thermal import ThermalConstants, ThermalModel
 
 SECONDS_PER_DAY = 86400.0
@@ -30,7 +32,8 @@ def _constants(cls, overrides: dict | None, where: str):
 class SimLab:
     """Shared state of the simulated station.
 
-    ``load`` is whatever sits on the potentiostat channel (a PelletModel for EIS of electrolytes);
+    ``load`` is whatever sits on the potentiostat channel (a PelletModel for EIS and DC
+    polarization of electrolytes, an LsvCell for stability-window sweeps);
     ``mounted_at`` is the clock time the sample was mounted, from which its age is counted.
     """
 
@@ -43,13 +46,30 @@ class SimLab:
         self.pellet_constants = _constants(PelletConstants, sim.get("pellet"), "pellet")
         self.cell_overrides = dict(sim.get("cell") or {})
         self.polarization_overrides = dict(sim.get("polarization") or {})
+        self.polarization_constants = _constants(PolarizationConstants, self.polarization_overrides,
+                                                 "polarization")
         self.faults = dict(sim.get("faults") or {})
         self.load = None
+        self.cell = None
         self.mounted_at = self.clock.now()
 
     def mount_pellet(self, thickness_um: float, diameter_mm: float) -> PelletModel:
         """Put a blocking-electrode pellet of the sample's geometry on the potentiostat channel."""
-        self.load = PelletModel(self.pellet_constants, thickness_um, diameter_mm)
+        self.load = PelletModel(self.pellet_constants, thickness_um, diameter_mm, self.polarization_constants)
+        self.mounted_at = self.clock.now()
+        return self.load
+
+    def mount_lsv_cell(self, direction: str, area_cm2: float = 0.785,
+                       loading_mg_per_cm2: float = 8.9) -> LsvCell:
+        """Put a Na9Sn4 | o-NBH | composite cell on the channel: ``direction`` "oxidation" (o-NBH +
+        carbon 7:3) or "reduction" (o-NBH + stainless steel 1:1); area in cm², o-NBH loading of the
+        composite in mg/cm². The separator's σ(T) and σe come from the pellet constants."""
+        if not area_cm2 > 0:
+            raise ValueError(f"mount_lsv_cell: area_cm2 must be > 0, got {area_cm2!r}")
+        k = self.polarization_constants
+        separator = PelletModel(self.pellet_constants, k.lsv_separator_thickness_um,
+                                20.0 * math.sqrt(area_cm2 / math.pi), k)
+        self.load = LsvCell(direction, area_cm2, loading_mg_per_cm2, separator, k)
         self.mounted_at = self.clock.now()
         return self.load
 
@@ -82,3 +102,17 @@ class SimLab:
         """Open-circuit potential of the working electrode vs the reference, V."""
         return float(self._require_load("open-circuit potential").rest_potential_v(
             self.sample_temperature_c()))
+
+    def mount_cell(self, cell_section: dict):
+        """Put the protocol's cell on the cycler channel (and, for its EIS, on the potentiostat).
+
+        ``cell_section`` is the protocol's validated [cell] section as a dict; the keys that only
+        the procedure uses (cut-offs, the die diameter) are not model constants.
+        """
+        from instruments.sim.cell import CellConstants, CellModel, cell_constants_for
+        known = {f.name for f in dataclasses.fields(CellConstants)} | {"sim"}
+        section = {k: v for k, v in cell_section.items() if k in known and v is not None}
+        self.cell = CellModel(cell_constants_for(section, self.cell_overrides), self.rng)
+        self.load = self.cell
+        self.mounted_at = self.clock.now()
+        return self.cell

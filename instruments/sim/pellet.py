@@ -4,6 +4,7 @@ Z(f) = jωL_lead + [R_b ‖ CPE_b] (+ [R_gb ‖ CPE_gb]) + CPE_electrode, with R
 bulk CPE set so that its effective capacitance is the geometric one, ε0·εr·A/L. σ(T) follows the
 σT Arrhenius form, calibrated by default to o-NBH-Q (PAPER.md): 4.6 mS/cm at 30 °C and 0.3 mS/cm
 at −10 °C, which fixes Ea ≈ 0.49 eV. Every constant can be overridden from station.toml.
+Under DC (polarization) the pellet is the Hebb–Wagner circuit of instruments/sim/polarization.py.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from instruments.sim.polarization import BlockingPelletPolarization, PolarizationConstants
 
 K_B_EV = 8.617333262e-5
 EPS0_F_PER_CM = 8.8541878128e-14
@@ -53,10 +56,13 @@ class PelletConstants:
 
 
 class PelletModel:
-    """Impedance of a pellet of given geometry at a given temperature and age."""
+    """Impedance and DC polarization current of a pellet of given geometry at a given temperature.
+
+    ``polarization`` sets the DC (Hebb–Wagner) transient; defaults when None.
+    """
 
     def __init__(self, constants: PelletConstants | None = None, thickness_um: float = 1000.0,
-                 diameter_mm: float = 10.0) -> None:
+                 diameter_mm: float = 10.0, polarization: PolarizationConstants | None = None) -> None:
         self.k = constants or PelletConstants()
         if thickness_um <= 0 or diameter_mm <= 0:
             raise ValueError("pellet thickness and diameter must be positive")
@@ -70,6 +76,7 @@ class PelletModel:
             self.ea_ev = self.k.ea_ev
             t_ref = self.k.ref_temperature_c + 273.15
             self.prefactor = self.k.sigma_ref_s_per_cm * t_ref * math.exp(self.ea_ev / (K_B_EV * t_ref))
+        self.dc = BlockingPelletPolarization(self, polarization)
 
     def sigma_s_per_cm(self, temperature_c: float, age_days: float = 0.0) -> float:
         """Bulk ionic conductivity in S/cm at ``temperature_c`` after ``age_days`` at room temperature."""
@@ -98,6 +105,15 @@ class PelletModel:
     def electronic_resistance_ohm(self) -> float:
         """DC resistance of the electronic leak between blocking electrodes, Ω."""
         return self.thickness_cm / (self.k.electronic_sigma_s_per_cm * self.area_cm2)
+
+    def rest_potential_v(self, temperature_c: float) -> float:
+        """Open-circuit voltage of the symmetric blocking cell: 0 V."""
+        return 0.0
+
+    def current_response(self, t_s, e_v, temperature_c: float) -> np.ndarray:
+        """DC current (A) for applied voltages ``e_v`` (V) at clock times ``t_s`` (s), chunk after
+        contiguous chunk (see BlockingPelletPolarization); the pellet is taken as un-aged."""
+        return self.dc.current_response(t_s, e_v, temperature_c)
 
     def impedance(self, frequency_hz, temperature_c, age_days: float = 0.0) -> np.ndarray:
         """Noise-free complex impedance in Ω at each frequency (temperature may be per frequency)."""
