@@ -76,10 +76,13 @@ class CyclerConfig(_Strict):
 
     driver: Literal["landt"] = "landt"
     channel: int = Field(default=1, ge=1)
-    export_dir: str = ""
-    poll_interval_s: float = Field(default=10.0, gt=0)
-    max_voltage_v: float = 5.0
-    max_current_a: float = 0.05
+    export_path: str = Field(default="", description="The live tab-separated text export the Landt "
+                             "software writes for this channel")
+    poll_interval_s: float = Field(default=60.0, gt=0)
+    start_timeout_s: float = Field(default=3600.0, gt=0)
+    cell_eis: Literal["none", "prompt"] = Field(
+        default="prompt", description="How the potentiostat reaches the cell for EIS: 'prompt' asks "
+        "the operator to move the leads; 'none' skips cell EIS")
 
 
 class SimThermal(_Strict):
@@ -115,7 +118,7 @@ class SimConfig(_Strict):
     potentiostat_poll_interval_s: float = Field(
         default=30.0, gt=0, le=600,
         description="BL_GetData polling in virtual time; rows are the same, fewer polls run faster")
-    cycler_poll_interval_s: float = Field(default=600.0, gt=0, le=3600,
+    cycler_poll_interval_s: float = Field(default=1800.0, gt=0, le=3600,
                                           description="Reading the simulated cycler's export, virtual s")
     thermal: SimThermal = SimThermal()
     pellet: SimPellet = SimPellet()

@@ -153,7 +153,141 @@ class DcpolAnalyzer:
         return result
 
 
-ANALYZERS = {"eis": EisAnalyzer, "lsv": LsvAnalyzer, "dcpol": DcpolAnalyzer}
+def _records_frame(collector: StreamCollector, name: str):
+    import pandas as pd
+    return pd.DataFrame(collector.columns(name))
+
+
+class CyclingAnalyzer:
+    """Capacities, CE, ICE, retention per cycle of the run's cycling program(s)."""
+
+    name = "cycling"
+
+    def __init__(self) -> None:
+        self.collector = StreamCollector("cycling")
+        self.protocol = None
+
+    def attach(self, stream, protocol) -> None:
+        self.protocol = protocol
+        self.collector.attach(stream)
+
+    def program_records(self, phase: str = "program"):
+        """Records of every stream of the given phase, cycles renumbered to run on across
+        programs (a second program's cycle 1 follows the first program's last cycle)."""
+        import pandas as pd
+        frames, offset = [], 0
+        for name, entry in self.collector.streams.items():
+            if entry["metadata"].get("phase") != phase:
+                continue
+            df = _records_frame(self.collector, name)
+            if df.empty:
+                continue
+            df["cycle"] = df["cycle"] + offset
+            offset = int(df["cycle"].max())
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+    def _summary(self, df) -> dict:
+        from analysis.cycling import summarize_cycles
+        cell = self.protocol.cell
+        df = df.rename(columns={"test_time_s": "time_s"})
+        df["time_s"] = _continuous_time(df["time_s"].to_numpy())
+        return summarize_cycles(df, mass_mg=cell.active_mass_mg, area_cm2=cell.area_cm2)
+
+    def finish(self, emit, run_uid: str) -> dict | None:
+        self.collector.detach()
+        df = self.program_records()
+        if df is None:
+            return None
+        result = self._summary(df)
+        emit("analysis", {"run_uid": run_uid, "name": self.name, "step_index": None, "result": result})
+        return result
+
+
+def _continuous_time(t):
+    """Test time restarts at 0 with each program: make it run on, for Ah-counting across them."""
+    import numpy as np
+    t = np.asarray(t, float).copy()
+    restarts = np.flatnonzero(np.diff(t) < 0)
+    for k in restarts:
+        t[k + 1:] += t[k] - t[k + 1]
+    return t
+
+
+class SymmetricAnalyzer(CyclingAnalyzer):
+    """Overpotential per half cycle of a symmetric cell."""
+
+    name = "symmetric"
+
+    def finish(self, emit, run_uid: str) -> dict | None:
+        from analysis.symmetric import symmetric_overpotential
+        self.collector.detach()
+        df = self.program_records()
+        if df is None:
+            return None
+        df = df.rename(columns={"test_time_s": "time_s"})
+        df["time_s"] = _continuous_time(df["time_s"].to_numpy())
+        result = symmetric_overpotential(df)
+        emit("analysis", {"run_uid": run_uid, "name": self.name, "step_index": None, "result": result})
+        return result
+
+
+class ColdDischargeAnalyzer(CyclingAnalyzer):
+    """The cycling summary of the whole run, the capacity of each cold discharge, and the cell's
+    ohmic and polarization resistance at each temperature."""
+
+    name = "cold_discharge"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.eis = StreamCollector("cell_eis")
+
+    def attach(self, stream, protocol) -> None:
+        super().attach(stream, protocol)
+        self.eis.attach(stream)
+
+    def finish(self, emit, run_uid: str) -> dict | None:
+        import pandas as pd
+        from analysis.cell_eis import analyze_cell_spectrum
+        from analysis.cold_discharge import cold_discharge_table
+        self.collector.detach()
+        self.eis.detach()
+        formation, cold = self.program_records("program"), self.program_records("cold_discharge")
+        parts = [df for df in (formation, cold) if df is not None]
+        if not parts:
+            return None
+        if formation is not None and cold is not None:
+            cold = cold.assign(cycle=cold["cycle"] + int(formation["cycle"].max()))
+        result = self._summary(pd.concat([p for p in (formation, cold) if p is not None],
+                                         ignore_index=True))
+        temperatures = next((e["metadata"]["temperatures_c"] for e in self.collector.streams.values()
+                             if e["metadata"].get("phase") == "cold_discharge"), [])
+        cold_cycles = [] if cold is None else sorted(set(cold["cycle"].tolist()))
+        by_cycle = {c["cycle"]: c for c in result["cycles"]}
+        discharges = []
+        for temperature, cycle in zip(temperatures, cold_cycles):
+            row = by_cycle.get(cycle, {})
+            discharges.append({"temperature_c": temperature, "discharge_mah": row.get("discharge_mah"),
+                               "avg_discharge_voltage_v": row.get("avg_discharge_voltage_v")})
+        area = self.protocol.cell.area_cm2
+        result["cold_discharge"] = cold_discharge_table(discharges, area) if discharges else []
+        cell_eis = []
+        for name, entry in self.eis.streams.items():
+            cols = self.eis.columns(name)
+            if len(cols.get("frequency_hz", ())) < 5:
+                continue
+            summary = self.eis.step_summaries.get(entry["step_index"], {})
+            cell_eis.append({"stream": name, "temperature_c": entry["metadata"].get("setpoint_c"),
+                             **analyze_cell_spectrum(cols["frequency_hz"], cols["z_real_ohm"],
+                                                     cols["z_imag_ohm"], area)})
+        result["cell_eis"] = cell_eis
+        emit("analysis", {"run_uid": run_uid, "name": self.name, "step_index": None, "result": result})
+        return result
+
+
+ANALYZERS = {"eis": EisAnalyzer, "lsv": LsvAnalyzer, "dcpol": DcpolAnalyzer,
+             "cycling": CyclingAnalyzer, "symmetric": SymmetricAnalyzer,
+             "cold_discharge": ColdDischargeAnalyzer}
 
 
 def analyzers_for(protocol) -> list:

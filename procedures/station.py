@@ -7,7 +7,11 @@ see this object, so they run unchanged on either.
 from __future__ import annotations
 
 import logging
+import sys
+import tempfile
+from pathlib import Path
 
+from config.errors import ConfigError
 from instruments.clock import WallClock
 
 log = logging.getLogger(__name__)
@@ -21,6 +25,13 @@ def _lsv_direction(composite: str, end_voltage_v: float) -> str:
     if "steel" in text or "ss" in text.split():
         return "reduction"
     return "oxidation" if end_voltage_v > 2.0 else "reduction"
+
+
+def console_prompt(message: str) -> None:
+    """Tell the operator what to do; wait for Enter when someone is at the terminal."""
+    print(f"\n>>> OPERATOR: {message}", file=sys.stderr, flush=True)
+    if sys.stdin is not None and sys.stdin.isatty():
+        input(">>> press Enter when done ")
 
 
 class Station:
@@ -38,7 +49,9 @@ class Station:
         self._chamber = None
         self._potentiostat = None
         self._cycler = None
+        self._sim_dir = None
         self.identities: dict[str, str] = {}
+        self.operator_prompt = console_prompt
 
     # --- instruments, opened on first use ------------------------------------------------------
     @property
@@ -72,6 +85,45 @@ class Station:
                                                f"library {device.library_version}")
         return self._potentiostat
 
+    @property
+    def cycler(self):
+        if self._cycler is None:
+            if self.simulated:
+                from instruments.landt.simulator import SimulatedLandt
+                if self.lab.cell is None:
+                    raise RuntimeError("simulated lab: no cell mounted (the protocol has no [cell])")
+                self._sim_dir = tempfile.TemporaryDirectory(prefix="cellbench-landt-")
+                export = Path(self._sim_dir.name) / f"channel{self.config.cycler.channel}.txt"
+                self._cycler = SimulatedLandt(self.lab, self.lab.cell, export, self.clock,
+                                              channel=self.config.cycler.channel)
+            else:
+                from instruments.landt.driver import LandtCycler
+                cfg = self.config.cycler
+                if not cfg.export_path:
+                    raise ConfigError("station", ["cycler.export_path: required to follow a real Landt "
+                                                  "channel (the live text export its software writes)"])
+                self._cycler = LandtCycler(cfg.export_path, self.clock, channel=cfg.channel,
+                                           poll_interval_s=cfg.poll_interval_s,
+                                           start_timeout_s=cfg.start_timeout_s)
+            self.identities["cycler"] = self._cycler.name
+        return self._cycler
+
+    @property
+    def cycler_poll_interval_s(self) -> float:
+        return (self.config.sim.cycler_poll_interval_s if self.simulated
+                else self.config.cycler.poll_interval_s)
+
+    def cell_on_potentiostat(self) -> bool:
+        """Whether the potentiostat can reach the cycler's cell now: in the simulated lab it is
+        wired to both; a real station asks the operator to move the leads (or has no cell EIS)."""
+        if self.simulated:
+            return self.lab.cell is not None
+        if self.config.cycler.cell_eis == "none":
+            return False
+        self.operator_prompt("Connect the cell's leads to the potentiostat channel "
+                             f"{self.config.potentiostat.channel} for EIS (the cycler is resting).")
+        return True
+
     # --- helpers used by steps -----------------------------------------------------------------
     def set_chamber(self, setpoint_c: float) -> None:
         """Set point with the alarm limits at the chamber's range, then CONSTANT mode."""
@@ -86,7 +138,9 @@ class Station:
             return
         sample = protocol.sample
         lsv = [s for s in protocol.steps if s.kind == "lsv"]
-        if lsv:
+        if protocol.cell is not None:
+            self.lab.mount_cell(protocol.cell.model_dump())
+        elif lsv:
             self.lab.mount_lsv_cell(_lsv_direction(sample.composite, lsv[0].end_voltage_v),
                                     area_cm2=sample.area_cm2,
                                     loading_mg_per_cm2=sample.loading_mg_per_cm2 or 8.9)
@@ -136,6 +190,9 @@ class Station:
             except Exception as exc:  # noqa: BLE001
                 log.warning("closing %s failed: %s", name.strip("_"), exc)
             setattr(self, name, None)
+        if self._sim_dir is not None:
+            self._sim_dir.cleanup()
+            self._sim_dir = None
 
     def __enter__(self):
         return self

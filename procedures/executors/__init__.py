@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from config.protocol import ChamberStep, HoldStep, PeisStep, TemperatureEisSeries
+from procedures.executors.cycling import run_cold_discharge, run_cycling
 from procedures.executors.dc import run_dc_polarization, run_lsv
 from procedures.executors.eis import run_peis
 from procedures.executors.temperature import run_chamber, run_hold
@@ -12,9 +13,11 @@ EXECUTORS = {
     "hold": run_hold,
     "lsv": run_lsv,
     "dc_polarization": run_dc_polarization,
+    "cycling": run_cycling,
+    "cold_discharge": run_cold_discharge,
 }
 
-CHAMBER_KINDS = {"chamber", "temperature_eis_series", "hold"}
+CHAMBER_KINDS = {"chamber", "temperature_eis_series", "hold", "cold_discharge"}
 
 
 def expand_steps(protocol):
@@ -31,7 +34,8 @@ def expand_steps(protocol):
 
 
 def uses_chamber(protocol) -> bool:
-    return any(step.kind in CHAMBER_KINDS for step in protocol.steps)
+    return any(step.kind in CHAMBER_KINDS or getattr(step, "temperature_c", None) is not None
+               for step in protocol.steps)
 
 
 def execute_step(ctx, step) -> dict:

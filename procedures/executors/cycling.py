@@ -1,0 +1,151 @@
+"""Cycling on the cycler channel, and the cold-discharge protocol that couples it to the chamber."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from config.cycling import CCCV, ConstantCurrent, CyclingProgram, Rest, Safety
+from instruments.cycler import CANONICAL_COLUMNS, CyclerError, CyclerState
+from instruments.espec.stability import wait_until_stable
+from instruments.landt.steptable import render_step_table
+from procedures.executors.eis import measure_spectrum
+
+log = logging.getLogger(__name__)
+
+RECORD_COLUMNS = {"record": ("", "int"), "cycle": ("", "int"), "step": ("", "int"),
+                  "step_type": ("", "str"), "test_time_s": "s", "step_time_s": "s",
+                  "voltage_v": "V", "current_a": "A", "capacity_ah": "Ah", "energy_wh": "Wh"}
+
+
+class RestTooShort(CyclerError):
+    """The cycler left a rest before the chamber had settled and soaked."""
+
+
+def settle_chamber(ctx, setpoint_c: float, stabilization, soak_s: float) -> None:
+    ctx.station.set_chamber(setpoint_c)
+    wait_until_stable(ctx.station.chamber, setpoint_c, stabilization.tolerance_c,
+                      stabilization.dwell_s, stabilization.timeout_s, ctx.clock,
+                      poll_s=stabilization.poll_s)
+    ctx.clock.sleep(soak_s)
+
+
+def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dict:
+    """Start ``program`` on the station's cycler and stream its records until it ends.
+
+    A cycler that cannot start remotely shows the operator its step table (station prompt) and is
+    followed once data appear. ``on_records(frame)`` sees each new batch (the cold-discharge
+    protocol hooks the chamber onto the cycler's rests there).
+    """
+    station = ctx.station
+    cycler = station.cycler
+    cell = ctx.protocol.cell
+    cycler.start(program, cell, ctx.sample.id, on_prompt=station.operator_prompt)
+    poll = station.cycler_poll_interval_s
+    rows = 0
+    last_record = None
+    while True:
+        ctx.clock.sleep(poll)
+        state = cycler.state()
+        frame = cycler.read_new_records()
+        if len(frame):
+            stream.write({name: frame[name].to_numpy() for name in CANONICAL_COLUMNS})
+            rows += len(frame)
+            last_record = frame.iloc[-1]
+            if on_records is not None:
+                on_records(frame)
+        if state == CyclerState.FAULT:
+            raise CyclerError(f"cycler fault: {getattr(cycler, 'fault_reason', '') or 'unknown'}")
+        if state in (CyclerState.FINISHED, CyclerState.IDLE) and not len(frame):
+            break
+    summary = {"records": rows}
+    if last_record is not None:
+        summary.update(last_cycle=int(last_record["cycle"]), test_time_s=float(last_record["test_time_s"]))
+    return summary
+
+
+def run_cycling(ctx, step) -> dict:
+    if step.temperature_c is not None:
+        settle_chamber(ctx, step.temperature_c, step.stabilization, step.soak_s)
+    stream = ctx.new_stream("cycling", RECORD_COLUMNS, metadata={
+        "role": "cycling", "phase": "program", "temperature_c": step.temperature_c})
+    return {"stream": stream.stream, **follow_program(ctx, step.program, stream)}
+
+
+def cold_discharge_program(step, cell) -> tuple[CyclingProgram, list[tuple[str, int]]]:
+    """The whole protocol as one cycler program with rests for the chamber, and, per program
+    step index, what happens there: ('charge_rest' | 'discharge_rest' | 'discharge', k)."""
+    steps, roles = [], []
+    for k, _ in enumerate(step.temperatures_c):
+        steps += [Rest(kind="rest", duration_s=step.rest_before_charge_s),
+                  CCCV(kind="cccv", rate_c=step.charge_rate_c, voltage_v=cell.upper_cutoff_v,
+                       until_rate_c=step.cv_until_rate_c),
+                  Rest(kind="rest", duration_s=step.rest_before_discharge_s),
+                  ConstantCurrent(kind="cc", direction="discharge", rate_c=step.discharge_rate_c,
+                                  until_voltage_v=cell.lower_cutoff_v)]
+        roles += [("charge_rest", k), ("charge", k), ("discharge_rest", k), ("discharge", k)]
+    current_max = 2.0 * cell.current_for_rate(max(step.charge_rate_c, step.discharge_rate_c))
+    program = CyclingProgram(steps=steps, record_interval_s=step.record_interval_s,
+                             record_dv_v=step.record_dv_v,
+                             safety=Safety(voltage_min_v=cell.lower_cutoff_v - 0.5,
+                                           voltage_max_v=cell.upper_cutoff_v + 0.2,
+                                           current_max_a=current_max))
+    return program, roles
+
+
+def run_cold_discharge(ctx, step) -> dict:
+    """PAPER.md protocol 7 as one program: [rest, CCCV at 20 °C, rest, C/10 discharge at T] per T.
+
+    The chamber follows the cycler: when the records show a rest before a charge, the chamber goes
+    to the charge temperature; at a rest before a discharge, to that discharge's temperature, and
+    after the soak the cell's EIS is measured (when the station reaches the cell with its
+    potentiostat). The rest must outlast settling + soak (+ EIS): if the cycler has moved on by
+    then, the run fails with RestTooShort rather than discharging at the wrong temperature.
+    """
+    cell = ctx.protocol.cell
+    program, roles = cold_discharge_program(step, cell)
+    table = render_step_table(program, cell)
+    step_roles = {table.numbers[i]: role for i, role in enumerate(roles)}
+    stream = ctx.new_stream("cold_discharge", RECORD_COLUMNS, metadata={
+        "role": "cycling", "phase": "cold_discharge", "temperatures_c": list(step.temperatures_c)})
+    done: set[tuple[str, int]] = set()
+    eis_streams: list[dict] = []
+
+    def on_records(frame) -> None:
+        entered = int(frame["step"].iloc[-1])
+        for number in dict.fromkeys(frame["step"].to_numpy().tolist()):
+            role = step_roles.get(int(number))
+            if role is None or role in done or role[0] not in ("charge_rest", "discharge_rest"):
+                continue
+            if int(number) != entered:
+                raise RestTooShort(f"rest step {number} ({role[0]} {role[1]}) ended before cellbench "
+                                   f"saw it; poll the cycler more often or lengthen the rest")
+            done.add(role)
+            act(role, entered)
+
+    def act(role, entered: int) -> None:
+        kind, k = role
+        if kind == "charge_rest":
+            settle_chamber(ctx, step.charge_temperature_c, step.stabilization, step.soak_s)
+        else:
+            temperature = step.temperatures_c[k]
+            settle_chamber(ctx, temperature, step.stabilization, step.soak_s)
+            if step.eis and ctx.station.cell_on_potentiostat():
+                name = f"eis_cell_{_slug(temperature)}c"
+                summary = measure_spectrum(ctx, step.peis, name,
+                                           metadata={"role": "cell_eis", "setpoint_c": temperature})
+                eis_streams.append({**summary, "setpoint_c": temperature})
+        still = ctx.station.cycler.read_new_records()
+        if len(still):
+            stream.write({name: still[name].to_numpy() for name in CANONICAL_COLUMNS})
+            if int(still["step"].iloc[-1]) != entered:
+                raise RestTooShort(f"the cycler left rest step {entered} before the chamber had settled "
+                                   f"and soaked at {kind} {k}; lengthen rest_before_"
+                                   f"{'charge' if kind == 'charge_rest' else 'discharge'}_s")
+
+    summary = follow_program(ctx, program, stream, on_records=on_records)
+    return {"stream": stream.stream, "eis": eis_streams, **summary}
+
+
+def _slug(value: float) -> str:
+    return f"{value:g}".replace("-", "m").replace(".", "p")
