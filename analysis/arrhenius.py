@@ -1,0 +1,102 @@
+"""Arrhenius fit of ionic conductivity in the σT form: σ·T = A·exp(−Ea / (k_B·T)).
+
+Fitted as a straight line ln(σT) = ln A − (Ea/k_B)·(1/T), T in K. The σT form is the usual one for
+ionic conductors; the plain σ form gives an Ea about k_B·T̄ lower.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+BOLTZMANN_EV_PER_K = 8.617333262e-5
+ZERO_CELSIUS_K = 273.15
+
+
+class ArrheniusInputError(ValueError):
+    """Temperatures or conductivities that cannot be fitted; the message names the input and index."""
+
+
+def fit_arrhenius(temperature_c, sigma_s_per_cm, sigma_stderr=None) -> dict:
+    """Fit σT = A·exp(−Ea/k_B T) to conductivities (S/cm) at temperatures (°C).
+
+    sigma_stderr (S/cm, optional, same length) weights each point by its relative error
+    (the standard error of ln σ is σ_stderr/σ); the reported Ea stderr is then scaled by the
+    residual scatter, as with unknown absolute errors. Needs ≥ 2 distinct temperatures.
+
+    Returns {"ea_ev", "ea_stderr_ev", "prefactor_s_k_per_cm", "r2", "t_min_c", "t_max_c", "n_points",
+    "form": "sigma_T"}. With exactly two points the line passes through both:
+    ea_stderr_ev and r2 are None (nothing measures the scatter; R² = 1 would say nothing).
+    """
+    t_c = _as_array("temperature_c", temperature_c)
+    sigma = _as_array("sigma_s_per_cm", sigma_s_per_cm)
+    if t_c.size != sigma.size:
+        raise ArrheniusInputError(
+            f"temperature_c and sigma_s_per_cm differ in length ({t_c.size} vs {sigma.size})")
+    _require(t_c > -ZERO_CELSIUS_K, "temperature_c", "above −273.15 °C", t_c)
+    _require(sigma > 0, "sigma_s_per_cm", "> 0", sigma)
+    if np.unique(t_c).size < 2:
+        raise ArrheniusInputError("an Arrhenius fit needs at least 2 distinct temperatures")
+
+    t_k = t_c + ZERO_CELSIUS_K
+    x = 1.0 / t_k
+    y = np.log(sigma * t_k)
+    if sigma_stderr is None:
+        weight = np.ones_like(x)
+    else:
+        stderr = _as_array("sigma_stderr", sigma_stderr)
+        if stderr.size != sigma.size:
+            raise ArrheniusInputError(f"sigma_stderr has {stderr.size} values, expected {sigma.size}")
+        _require(stderr > 0, "sigma_stderr", "> 0", stderr)
+        weight = (sigma / stderr) ** 2
+
+    x_mean = np.average(x, weights=weight)
+    y_mean = np.average(y, weights=weight)
+    sxx = np.sum(weight * (x - x_mean) ** 2)
+    slope = np.sum(weight * (x - x_mean) * (y - y_mean)) / sxx
+    intercept = y_mean - slope * x_mean
+    residual = y - (intercept + slope * x)
+
+    if t_c.size == 2:
+        ea_stderr, r2 = None, None
+    else:
+        dof = t_c.size - 2
+        scatter = np.sum(weight * residual**2) / dof
+        ea_stderr = float(BOLTZMANN_EV_PER_K * math.sqrt(scatter / sxx))
+        total = np.sum(weight * (y - y_mean) ** 2)
+        r2 = float(1 - np.sum(weight * residual**2) / total) if total > 0 else None
+
+    return {
+        "ea_ev": float(-slope * BOLTZMANN_EV_PER_K),
+        "ea_stderr_ev": ea_stderr,
+        "prefactor_s_k_per_cm": float(math.exp(intercept)),
+        "r2": r2,
+        "t_min_c": float(t_c.min()),
+        "t_max_c": float(t_c.max()),
+        "n_points": int(t_c.size),
+        "form": "sigma_T",
+    }
+
+
+def arrhenius_sigma_s_per_cm(temperature_c, ea_ev: float, prefactor_s_k_per_cm: float):
+    """σ (S/cm) from a σT-form Arrhenius law at temperature_c (°C)."""
+    t_k = np.asarray(temperature_c, dtype=float) + ZERO_CELSIUS_K
+    return prefactor_s_k_per_cm * np.exp(-ea_ev / (BOLTZMANN_EV_PER_K * t_k)) / t_k
+
+
+def _as_array(name: str, values) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=float).ravel()
+    except (TypeError, ValueError) as error:
+        raise ArrheniusInputError(f"{name}: not numeric ({error})") from None
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise ArrheniusInputError(f"{name}: non-finite value at index {int(bad[0])}")
+    return array
+
+
+def _require(condition: np.ndarray, name: str, rule: str, values: np.ndarray) -> None:
+    bad = np.flatnonzero(~condition)
+    if bad.size:
+        raise ArrheniusInputError(f"{name} must be {rule}; index {int(bad[0])} is {values[bad[0]]!r}")

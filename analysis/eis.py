@@ -1,0 +1,802 @@
+"""Ionic conductivity from impedance spectra of solid-electrolyte pellets between ion-blocking electrodes.
+
+Equivalent circuit family (all elements in series):
+
+    L  -  R_s  -  [p(R1,CPE1)]  -  [p(R2,CPE2)]  -  CPE_el
+
+L is the lead inductance (H), R_s a real-axis offset (ohm: leads, plus the bulk when the bulk arc lies
+above the frequency window), p(R,CPE) a depressed arc Z = R / (1 + R·Q·(jω)^n) and CPE_el the blocking
+electrode Z = 1 / (Q·(jω)^n). Candidates with 0, 1 and 2 arcs are fitted (modulus weighting, bounded
+trust-region least squares on log-parameters, initial guesses read from the data) and the one with
+the lowest Bayesian information criterion wins, unless its extra arcs are not supported by the data.
+
+Arcs are labelled bulk or grain boundary by their effective (Brug) capacitance
+C_eff = (R^(1-n)·Q)^(1/n): below ``BULK_CAPACITANCE_MAX_F`` an arc is bulk, above it grain boundary; two
+arcs are ordered by time constant (the faster one is bulk).
+
+R_total is the real-axis intercept where the electrode spike begins (R_s + arcs); σ = L/(R·A).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+from scipy.signal import find_peaks
+
+from analysis.arrhenius import fit_arrhenius
+from analysis.kramers_kronig import lin_kk
+
+# A pellet's geometric capacitance ε0·εr·A/L stays below 1e-10 F for εr ≲ 60 and A/L ≤ 16 cm
+# (0.5 mm × 10 mm); grain-boundary arcs sit at 1e-11–1e-8 F (Irvine, Sinclair & West 1990).
+BULK_CAPACITANCE_MAX_F = 1e-10
+# Arcs with an electrode-like capacitance are the spike's curvature, not the electrolyte.
+ELECTRODE_CAPACITANCE_MIN_F = 1e-7
+KK_WARNING_PCT = 1.0
+# R_total counts as determined when 3 standard errors stay within the 3 % the bench aims for.
+R_TOTAL_MAX_RELATIVE_STDERR = 0.01
+# A circuit whose rms residual exceeds Lin-KK's (the noise floor) by more than this factor misses
+# a feature of the data; its R_total is not trusted.
+MODEL_ADEQUACY_FACTOR = 1.5
+# Evidence needed before an extra arc is accepted (ΔBIC > 10 is "very strong").
+BIC_MARGIN = 10.0
+MAX_FUNCTION_EVALUATIONS = 60
+
+ARC_N_BOUNDS = (0.5, 1.0)
+ELECTRODE_N_BOUNDS = (0.3, 1.0)
+
+
+class EisInputError(ValueError):
+    """Spectrum or geometry that cannot be analysed; the message names the offending input."""
+
+
+class EisCsvError(EisInputError):
+    """A CSV spectrum file with a missing column or unreadable cell (file, line and column named)."""
+
+
+@dataclass(frozen=True)
+class ParameterEstimate:
+    """A fitted circuit parameter and its standard error (None when the data do not constrain it)."""
+
+    value: float
+    stderr: float | None
+
+
+@dataclass(frozen=True)
+class SpectrumFit:
+    """Result of :func:`fit_spectrum`. Resistances in ohm, capacitances in F.
+
+    model: chosen circuit, e.g. "L-R-CPEel", "L-R-p(Rb,CPEb)-CPEel", "L-R-p(Rgb,CPEgb)-CPEel",
+        "L-R-p(Rb,CPEb)-p(Rgb,CPEgb)-CPEel".
+    separation: what the resistances mean —
+        "total_only": bulk arc above the window, only R_total is known (r_bulk_ohm None);
+        "bulk_arc": one bulk arc, no grain-boundary arc (R_bulk = arc diameter);
+        "bulk_offset_and_gb_arc": bulk arc above the window, grain-boundary arc visible
+            (R_bulk read from the high-frequency intercept, includes lead resistance);
+        "bulk_and_gb_arcs": both arcs fitted.
+    r_total_determinable: False when the spectrum does not reach the electrode spike (arc not
+        closed in the window); r_total_ohm is then only an extrapolation.
+    parameters: names with units, e.g. "inductance_h", "r_series_ohm", "r_bulk_ohm",
+        "q_bulk_s_pow_n_per_ohm", "n_bulk", "r_gb_ohm", ..., "q_electrode_s_pow_n_per_ohm", "n_electrode".
+    kk_residual_pct: Lin-KK mean absolute relative residual, percent of |Z|.
+    fit_residual_pct: root-mean-square modulus-weighted fit residual, percent of |Z|.
+    """
+
+    model: str
+    separation: str
+    parameters: dict[str, ParameterEstimate]
+    r_total_ohm: float
+    r_total_stderr_ohm: float | None
+    r_total_determinable: bool
+    r_bulk_ohm: float | None
+    r_bulk_stderr_ohm: float | None
+    r_gb_ohm: float | None
+    r_gb_stderr_ohm: float | None
+    c_bulk_f: float | None
+    c_gb_f: float | None
+    inductance_h: float
+    kk_residual_pct: float
+    fit_residual_pct: float
+    bic_by_model: dict[str, float]
+    warnings: tuple[str, ...] = field(default=())
+
+    def predict(self, frequency_hz) -> np.ndarray:
+        """Complex impedance (ohm) of the fitted circuit at ``frequency_hz``."""
+        omega = 2 * np.pi * np.asarray(frequency_hz, dtype=float)
+        p = {name: estimate.value for name, estimate in self.parameters.items()}
+        z = 1j * omega * p["inductance_h"] + p["r_series_ohm"]
+        for role in ("bulk", "gb"):
+            if f"r_{role}_ohm" in p:
+                z = z + _arc(omega, p[f"r_{role}_ohm"], p[f"q_{role}_s_pow_n_per_ohm"], p[f"n_{role}"])
+        return z + _cpe(omega, p["q_electrode_s_pow_n_per_ohm"], p["n_electrode"])
+
+
+def _arc(omega, r, q, n):
+    return r / (1 + r * q * (1j * omega) ** n)
+
+
+def _cpe(omega, q, n):
+    return 1 / (q * (1j * omega) ** n)
+
+
+def brug_capacitance_f(r_ohm: float, q: float, n: float) -> float:
+    """Effective capacitance (F) of p(R, CPE): C = (R^(1-n)·Q)^(1/n) (Brug et al. 1984)."""
+    return float((r_ohm ** (1 - n) * q) ** (1 / n))
+
+
+# --------------------------------------------------------------------------- fitting machinery
+
+
+@dataclass(frozen=True)
+class _Spectrum:
+    frequency_hz: np.ndarray  # descending
+    omega: np.ndarray
+    z: np.ndarray
+    weight: np.ndarray  # 1/|Z|
+    log_jw: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Natural parameter vector x = [L/l_scale, R_s/r_scale, (ln R, ln τ, n) per arc, ln Q_el, n_el].
+
+    An arc is written Z = R / (1 + (jωτ)^n) (so Q = τ^n / R): size and position are then nearly
+    independent, and τ can be kept inside the window, which stops arcs wandering off to infinity.
+    """
+
+    n_arcs: int
+    l_scale: float
+    r_scale: float
+    ln_tau_bounds: tuple[float, float]
+
+    @property
+    def size(self) -> int:
+        return 4 + 3 * self.n_arcs
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Box for the trust-region solver: L, R_s >= 0; arc R from 1e-6 to 1e4 × the R_total estimate;
+        τ inside ``ln_tau_bounds``; n inside the arc and electrode ranges."""
+        ln_r = math.log(self.r_scale)
+        arc_lo = [ln_r - 14, self.ln_tau_bounds[0], ARC_N_BOUNDS[0]]
+        arc_hi = [ln_r + 9, self.ln_tau_bounds[1], ARC_N_BOUNDS[1]]
+        lower = [0.0, 0.0, *arc_lo * self.n_arcs, math.log(1e-20), ELECTRODE_N_BOUNDS[0]]
+        upper = [np.inf, np.inf, *arc_hi * self.n_arcs, math.log(1e4), ELECTRODE_N_BOUNDS[1]]
+        return np.array(lower), np.array(upper)
+
+
+@dataclass
+class _Candidate:
+    layout: _Layout
+    x: np.ndarray
+    cost: float
+    jacobian: np.ndarray  # weighted residual Jacobian in natural parameters
+    converged: bool
+    bic: float = math.inf
+
+
+def _impedance_and_jacobian(x, layout: _Layout, spectrum: _Spectrum, with_jacobian=True):
+    omega, log_jw = spectrum.omega, spectrum.log_jw
+    z = 1j * omega * (layout.l_scale * x[0]) + layout.r_scale * x[1]
+    columns = [1j * omega * layout.l_scale, np.full_like(log_jw, layout.r_scale)] if with_jacobian else []
+    for k in range(layout.n_arcs):
+        ln_r, ln_tau, n = x[2 + 3 * k: 5 + 3 * k]
+        r = math.exp(ln_r)
+        log_jw_tau = log_jw + ln_tau
+        v = np.exp(n * log_jw_tau)
+        z_arc = r / (1 + v)
+        z = z + z_arc
+        if with_jacobian:
+            common = -z_arc * v / (1 + v)
+            columns += [z_arc, common * n, common * log_jw_tau]
+    ln_q_el, n_el = x[-2:]
+    z_el = np.exp(-ln_q_el - n_el * log_jw)
+    z = z + z_el
+    if with_jacobian:
+        columns += [-z_el, -z_el * log_jw]
+        return z, np.stack(columns, axis=1)
+    return z, None
+
+
+def _weighted_jacobian(x, layout, spectrum):
+    _, j = _impedance_and_jacobian(x, layout, spectrum)
+    j = j * spectrum.weight[:, None]
+    return np.concatenate([j.real, j.imag])
+
+
+def _solve(layout: _Layout, x0: np.ndarray, spectrum: _Spectrum) -> _Candidate:
+    """Bounded trust-region least squares, modulus weighted; the evaluation cap bounds its run time."""
+    lower, upper = layout.bounds()
+    span = np.where(np.isfinite(upper - lower), upper - lower, 1.0)
+    x0 = np.clip(x0, lower + 1e-6 * span, upper - 1e-6 * span)
+    w = spectrum.weight
+
+    def residuals(x):
+        z, _ = _impedance_and_jacobian(x, layout, spectrum, with_jacobian=False)
+        d = (z - spectrum.z) * w
+        return np.concatenate([d.real, d.imag])
+
+    result = least_squares(residuals, x0, jac=lambda x: _weighted_jacobian(x, layout, spectrum),
+                           bounds=(lower, upper), method="trf",
+                           max_nfev=MAX_FUNCTION_EVALUATIONS, xtol=1e-6, ftol=1e-6)
+    return _Candidate(layout, result.x, float(result.cost), result.jac, result.status > 0)
+
+
+@dataclass(frozen=True)
+class _Features:
+    """Quantities read directly off the spectrum, used as initial guesses."""
+
+    r_total: float
+    inductance: float
+    spike_start: int  # index (descending frequency) of the -Z'' minimum before the spike
+    spike_visible: bool
+    n_electrode: float
+    q_electrode: float
+    peaks: tuple[int, ...]  # indices of -Z'' maxima of arcs, by decreasing prominence
+    valleys: tuple[int, ...]  # index of the -Z'' minimum between the two most prominent peaks
+    clear_arcs: int  # -Z'' maxima inside the window (not at f_max) standing out by > 10 %, at most 2
+
+
+def _read_features(spectrum: _Spectrum) -> _Features:
+    z, omega = spectrum.z, spectrum.omega
+    inductance = max(z.imag[0], 0.0) / omega[0]
+    y = -z.imag + omega * inductance  # -Z'' with the lead inductance roughly removed
+    tolerance = 0.01 * np.abs(z)
+
+    # Walk from the lowest frequency towards higher ones while -Z'' keeps falling: that is the spike.
+    i = y.size - 1
+    while i > 0 and y[i - 1] <= y[i] + tolerance[i - 1]:
+        i -= 1
+    tail = np.arange(i, y.size)
+    spike_start = int(tail[np.argmin(y[tail])])
+    spike_visible = spike_start < y.size - 2 and y[-1] > y[spike_start] + 3 * tolerance[spike_start]
+
+    r_total = float(z.real[spike_start])
+    n_electrode, q_electrode = 0.8, None
+    spike = np.arange(spike_start, y.size)
+    if spike_visible and spike.size >= 3:
+        slope, intercept = np.polyfit(y[spike], z.real[spike], 1)
+        if 0 < intercept <= z.real[spike_start] * 1.2:
+            r_total = float(intercept)
+        if slope > 0:
+            n_electrode = float(np.clip(2 / np.pi * np.arctan(1 / slope), 0.4, 0.98))
+        z_el = abs(complex(z.real[-1] - r_total, -y[-1]))
+        q_electrode = 1 / (z_el * omega[-1] ** n_electrode)
+    r_total = max(r_total, 1e-3 * float(np.abs(z).min()))
+    if q_electrode is None:
+        # No spike seen: a small electrode term, 10 % of R_total at the lowest frequency.
+        q_electrode = 1 / (0.1 * r_total * omega[-1] ** n_electrode)
+
+    arc_region = y[: spike_start + 1]
+    peaks: tuple[int, ...] = ()
+    valleys: tuple[int, ...] = ()
+    clear_arcs = 0
+    if arc_region.size >= 3 and arc_region.max() > 0:
+        padded = np.concatenate([[-np.inf], arc_region])  # lets a maximum at f_max count as a peak
+        found, props = find_peaks(padded, prominence=0.03 * arc_region.max())
+        order = np.argsort(props["prominences"])[::-1]
+        peaks = tuple(int(found[j] - 1) for j in order)
+        interior = (found > 1) & (props["prominences"] > 0.1 * arc_region.max())
+        clear_arcs = min(int(np.sum(interior)), 2)
+        if len(peaks) >= 2:
+            a, b = sorted(peaks[:2])
+            valleys = (int(a + np.argmin(arc_region[a: b + 1])),)
+    return _Features(r_total, inductance, spike_start, bool(spike_visible), n_electrode,
+                     float(q_electrode), peaks, valleys, clear_arcs)
+
+
+def _arc_guess(r: float, f_apex: float, n: float = 0.9) -> list[float]:
+    return [math.log(r), -math.log(2 * np.pi * f_apex), n]
+
+
+def _starts(layout: _Layout, features: _Features, spectrum: _Spectrum) -> list[np.ndarray]:
+    """Initial natural parameter vectors, all read from the data."""
+    f, z = spectrum.frequency_hz, spectrum.z
+    r_tot = features.r_total
+    f_max, f_min = f[0], f[-1]
+    hf_intercept = float(np.clip(z.real[0], 0.0, 0.9 * r_tot))
+    peak_f = [f[p] if p > 0 else 3 * f_max for p in features.peaks]
+    head = [features.inductance / layout.l_scale]
+    tail = [math.log(features.q_electrode), features.n_electrode]
+    slow_apex = max(f[features.spike_start] / 10, f_min)
+    starts: list[list[float]] = []
+    if layout.n_arcs == 0:
+        starts.append([r_tot])
+    elif layout.n_arcs == 1:
+        apex = peak_f[0] if peak_f else 3 * f_max
+        for r_s in (0.01 * r_tot, hf_intercept):
+            starts.append([r_s, *_arc_guess(r_tot - r_s, apex)])
+        # An arc hidden in what looked like the spike (a slow grain boundary next to a tilted spike).
+        starts.append([r_tot, *_arc_guess(r_tot, slow_apex)])
+    else:
+        starts.append([0.0, *_arc_guess(r_tot, peak_f[0] if peak_f else 3 * f_max),
+                       *_arc_guess(r_tot, slow_apex)])
+        if features.valleys:
+            fast, slow = sorted(peak_f[:2], reverse=True)
+            split = float(np.clip(z.real[features.valleys[0]], 0.05 * r_tot, 0.95 * r_tot))
+            starts.append([0.0, *_arc_guess(split, fast), *_arc_guess(r_tot - split, slow)])
+        apex = peak_f[0] if peak_f else math.sqrt(f_max * f_min)
+        # The visible arc plus a faster one mostly above the window ...
+        r_fast = max(hf_intercept, 0.1 * r_tot)
+        starts.append([0.0, *_arc_guess(r_fast, max(10 * apex, 3 * f_max)), *_arc_guess(r_tot - r_fast, apex)])
+        # ... or two overlapping arcs sharing the visible one.
+        starts.append([0.0, *_arc_guess(0.5 * r_tot, 5 * apex), *_arc_guess(0.5 * r_tot, apex / 5)])
+    return [np.array(head + [start[0] / layout.r_scale] + start[1:] + tail) for start in starts]
+
+
+def _covariance(candidate: _Candidate, n_residuals: int) -> np.ndarray | None:
+    """Parameter covariance s²·(JᵀJ)⁻¹ in natural parameters (pseudo-inverse for flat directions)."""
+    dof = n_residuals - candidate.layout.size
+    if dof <= 0:
+        return None
+    _, s, vt = np.linalg.svd(candidate.jacobian, full_matrices=False)
+    if s[0] == 0:
+        return None
+    keep = s > s[0] * 1e-12
+    inverse = (vt[keep].T / s[keep] ** 2) @ vt[keep]
+    return inverse * (2 * candidate.cost / dof)
+
+
+def _propagated_stderr(gradient: np.ndarray, covariance: np.ndarray | None) -> float | None:
+    if covariance is None:
+        return None
+    variance = float(gradient @ covariance @ gradient)
+    return math.sqrt(variance) if np.isfinite(variance) and variance >= 0 else None
+
+
+def _arc_values(candidate: _Candidate):
+    """(R, Q, n, τ, column index of ln R) per arc, fastest first."""
+    arcs = []
+    for k in range(candidate.layout.n_arcs):
+        ln_r, ln_tau, n = candidate.x[2 + 3 * k: 5 + 3 * k]
+        r, tau = math.exp(ln_r), math.exp(ln_tau)
+        arcs.append((r, tau**n / r, float(n), tau, 2 + 3 * k))
+    return sorted(arcs, key=lambda arc: arc[3])
+
+
+def _arcs_supported(candidate: _Candidate) -> bool:
+    """Arcs must be sizeable, relax inside the accepted band (not at its edges) and not be electrode-like."""
+    layout = candidate.layout
+    r_total = layout.r_scale * candidate.x[1] + sum(a[0] for a in _arc_values(candidate))
+    tau_lo, tau_hi = np.exp(layout.ln_tau_bounds)
+    for r, q, n, tau, _ in _arc_values(candidate):
+        if r < 0.01 * r_total or not (2 * tau_lo < tau < tau_hi / 2):
+            return False
+        if brug_capacitance_f(r, q, n) >= ELECTRODE_CAPACITANCE_MIN_F:
+            return False
+    return True
+
+
+def _prepare(frequency_hz, z_real_ohm, z_imag_ohm) -> _Spectrum:
+    arrays = {}
+    for name, values in (("frequency_hz", frequency_hz), ("z_real_ohm", z_real_ohm), ("z_imag_ohm", z_imag_ohm)):
+        try:
+            array = np.asarray(values, dtype=float).ravel()
+        except (TypeError, ValueError) as error:
+            raise EisInputError(f"{name}: not numeric ({error})") from None
+        bad = np.flatnonzero(~np.isfinite(array))
+        if bad.size:
+            raise EisInputError(f"{name}: non-finite value at index {int(bad[0])}")
+        arrays[name] = array
+    f, zr, zi = arrays["frequency_hz"], arrays["z_real_ohm"], arrays["z_imag_ohm"]
+    if not (f.size == zr.size == zi.size):
+        raise EisInputError(
+            f"frequency_hz, z_real_ohm, z_imag_ohm differ in length ({f.size}, {zr.size}, {zi.size})")
+    if f.size < 8:
+        raise EisInputError(f"a spectrum needs at least 8 points, got {f.size}")
+    if np.any(f <= 0):
+        raise EisInputError(f"frequency_hz must be > 0 (index {int(np.flatnonzero(f <= 0)[0])})")
+    z = zr + 1j * zi
+    if np.any(np.abs(z) == 0):
+        raise EisInputError(f"impedance is zero at index {int(np.flatnonzero(np.abs(z) == 0)[0])}")
+    order = np.argsort(-f, kind="stable")
+    f, z = f[order], z[order]
+    omega = 2 * np.pi * f
+    return _Spectrum(f, omega, z, 1 / np.abs(z), np.log(omega) + 0.5j * np.pi)
+
+
+def _arc_gain_needed(n_residuals: int) -> float:
+    """Factor by which an extra arc (3 parameters) must lower the SSE to gain BIC_MARGIN in BIC."""
+    return math.exp((BIC_MARGIN + 3 * math.log(n_residuals)) / n_residuals)
+
+
+def _cost(x, layout, spectrum) -> float:
+    z, _ = _impedance_and_jacobian(x, layout, spectrum, with_jacobian=False)
+    return float(np.sum(np.abs((z - spectrum.z) * spectrum.weight) ** 2))
+
+
+def _fit_best(n_arcs: int, spectrum: _Spectrum, features: _Features, floor_variance: float) -> _Candidate | None:
+    """Best of the data-derived starts for a model with n_arcs arcs (None if too few points).
+
+    Starts are tried from the lowest initial cost; the search stops at the first fit whose residual
+    is at the noise floor (``floor_variance`` per degree of freedom, from Lin-KK)."""
+    n_residuals = 2 * spectrum.z.size
+    omega_max, omega_min = spectrum.omega[0], spectrum.omega[-1]
+    # Arcs may relax from 100× above the window to 10× below it; outside that they are an offset
+    # or part of the electrode spike.
+    ln_tau_bounds = (-math.log(100 * omega_max), math.log(10 / omega_min))
+    layout = _Layout(n_arcs, features.r_total / omega_max, features.r_total, ln_tau_bounds)
+    if n_residuals - layout.size < 4:
+        return None
+    starts = sorted(_starts(layout, features, spectrum), key=lambda x: _cost(x, layout, spectrum))
+    good_enough = floor_variance * (n_residuals - layout.size) * _arc_gain_needed(n_residuals)
+    best = None
+    for start in starts:
+        candidate = _solve(layout, start, spectrum)
+        if best is None or candidate.cost < best.cost:
+            best = candidate
+        if 2 * best.cost <= good_enough:
+            break
+    sse = max(2 * best.cost, 1e-300)
+    best.bic = n_residuals * math.log(sse / n_residuals) + layout.size * math.log(n_residuals)
+    return best
+
+
+def fit_spectrum(frequency_hz, z_real_ohm, z_imag_ohm) -> SpectrumFit:
+    """Fit a blocking-electrode spectrum and report R_total, R_bulk, R_gb with standard errors.
+
+    Inputs: frequencies in Hz (> 0, any order), real and imaginary impedance in ohm (imaginary part
+    negative for capacitive behaviour), at least 8 points. Raises EisInputError on bad input.
+
+    Models with 0, 1, 2 arcs are tried in turn, starting from the number of arcs with a clear -Z''
+    maximum in the window; a model with more arcs replaces the current one only if it lowers the
+    BIC by BIC_MARGIN and its arcs are physical (_arcs_supported). Once the current model fits as
+    well as the Lin-KK chain (the noise floor), no further arc could pass that test and the search
+    stops.
+    """
+    spectrum = _prepare(frequency_hz, z_real_ohm, z_imag_ohm)
+    features = _read_features(spectrum)
+    kk = lin_kk(spectrum.frequency_hz, spectrum.z)
+    n_residuals = 2 * spectrum.z.size
+    # Noise variance left by the Lin-KK chain (M Voigt elements + R, L, C), per degree of freedom.
+    kk_variance = float(np.sum(kk.residual_real**2) + np.sum(kk.residual_imag**2)) / max(
+        n_residuals - kk.n_elements - 3, 1)
+
+    # Arcs with a clear -Z'' maximum inside the window are certainly there: start from that many.
+    # Models with fewer arcs are only a fallback when no larger model is physical.
+    visible = features.clear_arcs
+    chosen: _Candidate | None = None
+    fitted: dict[int, _Candidate] = {}
+    for n_arcs in [*range(visible, 3), *range(visible - 1, -1, -1)]:
+        if chosen is not None and n_arcs < visible:
+            break
+        if chosen is not None and (2 * chosen.cost <= kk_variance * (n_residuals - chosen.layout.size)
+                                   * _arc_gain_needed(n_residuals)):
+            break
+        candidate = _fit_best(n_arcs, spectrum, features, kk_variance)
+        if candidate is None:
+            continue
+        fitted[n_arcs] = candidate
+        if n_arcs > 0 and not _arcs_supported(candidate):
+            continue
+        if chosen is None or candidate.bic < chosen.bic - BIC_MARGIN:
+            chosen = candidate
+    if chosen is None:
+        raise EisInputError(f"too few points ({spectrum.z.size}) to fit a spectrum")
+    covariance = _covariance(chosen, n_residuals)
+    return _summarise(chosen, covariance, spectrum, features, fitted, kk)
+
+
+def _summarise(chosen, covariance, spectrum, features, candidates, kk) -> SpectrumFit:
+    layout, x = chosen.layout, chosen.x
+    warnings: list[str] = []
+    stderr = np.sqrt(np.clip(np.diag(covariance), 0, None)) if covariance is not None else None
+
+    def estimate(value, column, log_scaled, scale=1.0):
+        if stderr is None or not np.isfinite(stderr[column]):
+            return ParameterEstimate(float(value), None)
+        return ParameterEstimate(float(value), float((value if log_scaled else scale) * stderr[column]))
+
+    r_series = layout.r_scale * x[1]
+    inductance = layout.l_scale * x[0]
+    parameters = {
+        "inductance_h": estimate(inductance, 0, False, layout.l_scale),
+        "r_series_ohm": estimate(r_series, 1, False, layout.r_scale),
+    }
+    arcs = _arc_values(chosen)
+    gradient_total = np.zeros(layout.size)
+    gradient_total[1] = layout.r_scale
+    for r, _, _, _, column in arcs:
+        gradient_total[column] = r
+    r_total = r_series + sum(arc[0] for arc in arcs)
+    r_total_stderr = _propagated_stderr(gradient_total, covariance)
+
+    roles: list[str] = []
+    if len(arcs) == 1:
+        roles = ["bulk" if brug_capacitance_f(*arcs[0][:3]) < BULK_CAPACITANCE_MAX_F else "gb"]
+    elif len(arcs) == 2:
+        roles = ["bulk", "gb"]
+        if brug_capacitance_f(*arcs[0][:3]) >= BULK_CAPACITANCE_MAX_F:
+            warnings.append("the faster arc has a grain-boundary-like capacitance; bulk/GB labels uncertain")
+    resistances: dict[str, tuple[float, float | None]] = {}
+    capacitances: dict[str, float] = {}
+    for role, (r, q, n, arc_tau, column) in zip(roles, arcs):
+        parameters[f"r_{role}_ohm"] = estimate(r, column, True)
+        # ln Q = n·ln τ − ln R
+        gradient_q = np.zeros(layout.size)
+        gradient_q[column: column + 3] = [-q, n * q, math.log(arc_tau) * q]
+        parameters[f"q_{role}_s_pow_n_per_ohm"] = ParameterEstimate(
+            float(q), _propagated_stderr(gradient_q, covariance))
+        parameters[f"n_{role}"] = estimate(n, column + 2, False)
+        resistances[role] = (r, parameters[f"r_{role}_ohm"].stderr)
+        capacitances[role] = brug_capacitance_f(r, q, n)
+    q_el = math.exp(x[-2])
+    parameters["q_electrode_s_pow_n_per_ohm"] = estimate(q_el, layout.size - 2, True)
+    parameters["n_electrode"] = estimate(x[-1], layout.size - 1, False)
+
+    # R_bulk is the real-axis point where the grain-boundary arc starts: R_total − R_gb. When the
+    # bulk arc is only partly inside the window its own R trades off against R_s, but their sum
+    # (what is reported) stays well determined. Lead resistance is included, as in R_total.
+    gradient_bulk = gradient_total.copy()
+    for role, arc in zip(roles, arcs):
+        if role == "gb":
+            gradient_bulk[arc[4]] = 0.0
+    r_bulk = (r_total - resistances["gb"][0] if "gb" in resistances else r_total,
+              _propagated_stderr(gradient_bulk, covariance))
+    if not roles:
+        separation, model = "total_only", "L-R-CPEel"
+        r_bulk = None
+    elif roles == ["bulk"]:
+        separation, model = "bulk_arc", "L-R-p(Rb,CPEb)-CPEel"
+    elif roles == ["gb"]:
+        separation, model = "bulk_offset_and_gb_arc", "L-R-p(Rgb,CPEgb)-CPEel"
+        if r_bulk[1] is None or r_bulk[0] < 3 * r_bulk[1]:
+            warnings.append("high-frequency intercept indistinguishable from zero: R_bulk unknown")
+            r_bulk = None
+    else:
+        separation, model = "bulk_and_gb_arcs", "L-R-p(Rb,CPEb)-p(Rgb,CPEgb)-CPEel"
+    r_gb = resistances.get("gb")
+
+    determinable = _r_total_determinable(chosen, spectrum, features, r_total, r_total_stderr, kk)
+    if not determinable:
+        warnings.append("R_total not determinable: the spectrum does not reach the electrode spike, "
+                        "R_total is uncertain by more than "
+                        f"{100 * R_TOTAL_MAX_RELATIVE_STDERR:g} %, or no candidate circuit fits the data")
+    if not chosen.converged:
+        warnings.append(f"fit stopped at the evaluation limit ({MAX_FUNCTION_EVALUATIONS})")
+
+    if kk.residual_pct > KK_WARNING_PCT:
+        warnings.append(f"Kramers-Kronig residual {kk.residual_pct:.2g} % exceeds {KK_WARNING_PCT:g} %: "
+                        "data may be non-stationary, non-linear or noisy")
+    fit_rms = 100 * math.sqrt(2 * chosen.cost / (2 * spectrum.z.size))
+    names = {0: "L-R-CPEel", 1: "L-R-p(R1,CPE1)-CPEel", 2: "L-R-p(R1,CPE1)-p(R2,CPE2)-CPEel"}
+    return SpectrumFit(
+        model=model,
+        separation=separation,
+        parameters=parameters,
+        r_total_ohm=float(r_total),
+        r_total_stderr_ohm=r_total_stderr,
+        r_total_determinable=determinable,
+        r_bulk_ohm=None if r_bulk is None else float(r_bulk[0]),
+        r_bulk_stderr_ohm=None if r_bulk is None else r_bulk[1],
+        r_gb_ohm=None if r_gb is None else float(r_gb[0]),
+        r_gb_stderr_ohm=None if r_gb is None else r_gb[1],
+        c_bulk_f=capacitances.get("bulk"),
+        c_gb_f=capacitances.get("gb"),
+        inductance_h=float(inductance),
+        kk_residual_pct=kk.residual_pct,
+        fit_residual_pct=fit_rms,
+        bic_by_model={names[k]: c.bic for k, c in candidates.items()},
+        warnings=tuple(warnings),
+    )
+
+
+def _r_total_determinable(chosen, spectrum, features, r_total, r_total_stderr, kk) -> bool:
+    """True when the circuit describes the data as well as Lin-KK does, R_total is known to
+    R_TOTAL_MAX_RELATIVE_STDERR, and the data reach past the arcs into the electrode spike."""
+    if not features.spike_visible:
+        return False
+    if r_total_stderr is None or r_total_stderr > R_TOTAL_MAX_RELATIVE_STDERR * r_total:
+        return False
+    kk_rms = math.sqrt(np.mean(np.concatenate([kk.residual_real, kk.residual_imag]) ** 2))
+    fit_rms = math.sqrt(2 * chosen.cost / (2 * spectrum.z.size))
+    if fit_rms > MODEL_ADEQUACY_FACTOR * kk_rms + 5e-4:
+        return False
+    omega_min = spectrum.omega[-1:]
+    arcs_imag = sum(-_arc(omega_min, r, q, n).imag[0] for r, q, n, _, _ in _arc_values(chosen))
+    electrode_imag = -_cpe(omega_min, math.exp(chosen.x[-2]), chosen.x[-1]).imag[0]
+    return arcs_imag <= 0.05 * r_total and electrode_imag >= arcs_imag
+
+
+# --------------------------------------------------------------------------- conductivity
+
+
+def _pellet_geometry_cm(thickness_um: float, diameter_mm: float) -> tuple[float, float]:
+    for name, value in (("thickness_um", thickness_um), ("diameter_mm", diameter_mm)):
+        if value is None or not np.isfinite(value) or value <= 0:
+            raise EisInputError(f"{name} must be a finite number > 0, got {value!r}")
+    length_cm = thickness_um * 1e-4
+    area_cm2 = math.pi * (diameter_mm * 0.1) ** 2 / 4
+    return length_cm, area_cm2
+
+
+def _conductivity(r_ohm, r_stderr, length_cm, area_cm2):
+    if r_ohm is None or r_ohm <= 0:
+        return None, None
+    sigma = length_cm / (r_ohm * area_cm2)
+    return sigma, (None if r_stderr is None else sigma * r_stderr / r_ohm)
+
+
+def _clean(value):
+    """float or None (never NaN/inf), for JSON-friendly result dicts."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def analyze_spectrum(frequency_hz, z_real_ohm, z_imag_ohm, thickness_um, diameter_mm,
+                     temperature_c=None, label="") -> dict:
+    """Conductivity of one pellet spectrum.
+
+    Geometry: thickness in µm, electrode diameter in mm (σ = L/(R·A), A = π·d²/4). Returns a dict with
+    "file" (= label), "temperature_c", "model", "r_total_ohm", "r_bulk_ohm", "sigma_total_s_per_cm",
+    "sigma_bulk_s_per_cm", "kk_residual_pct", plus stderr keys, "r_gb_ohm", "c_bulk_f", "c_gb_f",
+    "inductance_h", "separation", "r_total_determinable" and "warnings". Unknown values are None;
+    r_total_ohm and σ_total are None when R_total is not determinable. Uncertainties come from the fit
+    covariance only (geometry errors not included).
+    """
+    length_cm, area_cm2 = _pellet_geometry_cm(thickness_um, diameter_mm)
+    fit = fit_spectrum(frequency_hz, z_real_ohm, z_imag_ohm)
+    return _result_dict(fit, length_cm, area_cm2, temperature_c, label)
+
+
+def _result_dict(fit: SpectrumFit, length_cm, area_cm2, temperature_c, label) -> dict:
+    r_total = fit.r_total_ohm if fit.r_total_determinable else None
+    r_total_stderr = fit.r_total_stderr_ohm if fit.r_total_determinable else None
+    sigma_total, sigma_total_stderr = _conductivity(r_total, r_total_stderr, length_cm, area_cm2)
+    sigma_bulk, sigma_bulk_stderr = _conductivity(fit.r_bulk_ohm, fit.r_bulk_stderr_ohm, length_cm, area_cm2)
+    return {
+        "file": label,
+        "temperature_c": _clean(temperature_c),
+        "model": fit.model,
+        "r_total_ohm": _clean(r_total),
+        "r_bulk_ohm": _clean(fit.r_bulk_ohm),
+        "sigma_total_s_per_cm": _clean(sigma_total),
+        "sigma_bulk_s_per_cm": _clean(sigma_bulk),
+        "kk_residual_pct": _clean(fit.kk_residual_pct),
+        "r_total_stderr_ohm": _clean(r_total_stderr),
+        "r_bulk_stderr_ohm": _clean(fit.r_bulk_stderr_ohm),
+        "r_gb_ohm": _clean(fit.r_gb_ohm),
+        "sigma_total_stderr_s_per_cm": _clean(sigma_total_stderr),
+        "sigma_bulk_stderr_s_per_cm": _clean(sigma_bulk_stderr),
+        "c_bulk_f": _clean(fit.c_bulk_f),
+        "c_gb_f": _clean(fit.c_gb_f),
+        "inductance_h": _clean(fit.inductance_h),
+        "separation": fit.separation,
+        "r_total_determinable": fit.r_total_determinable,
+        "fit_residual_pct": _clean(fit.fit_residual_pct),
+        "warnings": list(fit.warnings),
+    }
+
+
+# --------------------------------------------------------------------------- series and files
+
+_SPECTRUM_COLUMNS = ("frequency_hz", "z_real_ohm", "z_imag_ohm")
+
+
+def _spectrum_fields(spectrum, index: int):
+    """(frequency, z_real, z_imag, temperature_c, label) from a dict or DataFrame."""
+    where = f"spectrum {index}"
+    if isinstance(spectrum, pd.DataFrame):
+        missing = [c for c in _SPECTRUM_COLUMNS if c not in spectrum.columns]
+        if missing:
+            raise EisInputError(f"{where}: missing column(s) {missing}")
+        temperature = spectrum["temperature_c"].mean() if "temperature_c" in spectrum.columns else None
+        label = spectrum.attrs.get("label", spectrum["label"].iloc[0] if "label" in spectrum.columns else "")
+        arrays = [spectrum[c].to_numpy() for c in _SPECTRUM_COLUMNS]
+    elif isinstance(spectrum, dict):
+        missing = [c for c in _SPECTRUM_COLUMNS if c not in spectrum]
+        if missing:
+            raise EisInputError(f"{where}: missing key(s) {missing}")
+        temperature = spectrum.get("temperature_c")
+        if temperature is not None and np.ndim(temperature) > 0:
+            temperature = float(np.mean(temperature))
+        label = spectrum.get("label", "")
+        arrays = [spectrum[c] for c in _SPECTRUM_COLUMNS]
+    else:
+        raise EisInputError(f"{where}: expected a dict or DataFrame, got {type(spectrum).__name__}")
+    return (*arrays, temperature, str(label if label is not None else ""))
+
+
+def analyze_eis_series(spectra, thickness_um, diameter_mm) -> dict:
+    """Analyse spectra of one pellet at several temperatures and fit σ(T).
+
+    ``spectra``: dicts or DataFrames with frequency_hz, z_real_ohm, z_imag_ohm, temperature_c (°C,
+    scalar or constant column) and label. Returns {"spectra": [analyze_spectrum dicts], "arrhenius":
+    {"total": fit_arrhenius dict, "bulk": dict or None} or None}; Arrhenius fits need ≥ 2 distinct
+    temperatures with a known conductivity. A spectrum that cannot be fitted (too few points,
+    non-finite values) gets an entry with None values and an "error" message; a spectrum without
+    the required keys/columns, or bad geometry, raises EisInputError.
+    """
+    length_cm, area_cm2 = _pellet_geometry_cm(thickness_um, diameter_mm)
+    results = []
+    for index, spectrum in enumerate(spectra):
+        f, zr, zi, temperature, label = _spectrum_fields(spectrum, index)
+        try:
+            fit = fit_spectrum(f, zr, zi)
+        except EisInputError as error:
+            # One unusable spectrum (too short, NaN) must not cost the run its other temperatures.
+            results.append(_unfitted_dict(f"spectrum {index} ({label or 'no label'}): {error}",
+                                          temperature, label))
+            continue
+        results.append(_result_dict(fit, length_cm, area_cm2, temperature, label))
+    total = _arrhenius_of(results, "sigma_total")
+    arrhenius = None if total is None else {"total": total, "bulk": _arrhenius_of(results, "sigma_bulk")}
+    return {"spectra": results, "arrhenius": arrhenius}
+
+
+def _unfitted_dict(error: str, temperature_c, label) -> dict:
+    keys = ("model", "r_total_ohm", "r_bulk_ohm", "sigma_total_s_per_cm", "sigma_bulk_s_per_cm",
+            "kk_residual_pct", "r_total_stderr_ohm", "r_bulk_stderr_ohm", "r_gb_ohm",
+            "sigma_total_stderr_s_per_cm", "sigma_bulk_stderr_s_per_cm", "c_bulk_f", "c_gb_f",
+            "inductance_h", "separation", "fit_residual_pct")
+    return {"file": label, "temperature_c": _clean(temperature_c), **dict.fromkeys(keys),
+            "r_total_determinable": False, "warnings": [error], "error": error}
+
+
+def _arrhenius_of(results, prefix: str):
+    usable = [r for r in results if r["temperature_c"] is not None and r[f"{prefix}_s_per_cm"] is not None]
+    if len({r["temperature_c"] for r in usable}) < 2:
+        return None
+    stderr = [r[f"{prefix}_stderr_s_per_cm"] for r in usable]
+    return fit_arrhenius(
+        [r["temperature_c"] for r in usable],
+        [r[f"{prefix}_s_per_cm"] for r in usable],
+        None if any(s is None or s <= 0 for s in stderr) else stderr,
+    )
+
+
+def read_eis_csv(path) -> pd.DataFrame:
+    """Read a spectrum CSV with columns frequency_hz, z_real_ohm, z_imag_ohm [, temperature_c].
+
+    Other columns are ignored; blank lines are skipped. Raises EisCsvError naming the file, line and
+    column of a missing column or a cell that is not a finite number.
+    """
+    path = Path(path)
+    required = list(_SPECTRUM_COLUMNS)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise EisCsvError(f"{path}, line {line}: unreadable, not UTF-8 text ({error.reason})") from None
+    rows = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append((reader.line_num, row))
+    except csv.Error as error:
+        raise EisCsvError(f"{path}, line {reader.line_num}: unreadable ({error})") from None
+    if not rows:
+        raise EisCsvError(f"{path}: empty file, expected a header with {', '.join(required)}")
+    header_line, header = rows[0]
+    header = [name.strip() for name in header]
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise EisCsvError(f"{path}, line {header_line}: missing column(s) {', '.join(missing)}")
+    wanted = required + (["temperature_c"] if "temperature_c" in header else [])
+    positions = {name: header.index(name) for name in wanted}
+    data: dict[str, list[float]] = {name: [] for name in wanted}
+    for number, row in rows[1:]:
+        for name, position in positions.items():
+            cell = row[position].strip() if position < len(row) else ""
+            try:
+                value = float(cell)
+            except ValueError:
+                raise EisCsvError(
+                    f"{path}, line {number}, column {name}: {cell!r} is not a number") from None
+            if not math.isfinite(value):
+                raise EisCsvError(f"{path}, line {number}, column {name}: {cell!r} is not a finite number")
+            data[name].append(value)
+    if not data["frequency_hz"]:
+        raise EisCsvError(f"{path}: no data rows after the header on line {header_line}")
+    frame = pd.DataFrame(data)
+    frame.attrs["label"] = path.name
+    return frame

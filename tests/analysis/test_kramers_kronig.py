@@ -1,0 +1,66 @@
+"""Lin-KK test: small residual for causal, stationary spectra, large for spectra that are not."""
+
+import numpy as np
+import pytest
+
+from analysis.kramers_kronig import KramersKronigInputError, lin_kk
+
+
+def blocking_pellet(f_hz, r_ohm=1e4, c_f=5e-12, n=0.92, q_el=2e-6, n_el=0.85, inductance_h=0.0):
+    omega = 2 * np.pi * f_hz
+    q = c_f**n / r_ohm ** (1 - n)
+    return (1j * omega * inductance_h + r_ohm / (1 + r_ohm * q * (1j * omega) ** n)
+            + 1 / (q_el * (1j * omega) ** n_el))
+
+
+def with_noise(z, fraction, seed):
+    rng = np.random.default_rng(seed)
+    return z + np.abs(z) * fraction * (rng.standard_normal(z.size) + 1j * rng.standard_normal(z.size))
+
+
+F = np.geomspace(7e6, 1, 69)
+
+
+def test_ideal_voigt_circuit_passes():
+    omega = 2 * np.pi * F
+    z = 10 + 100 / (1 + 1j * omega * 1e-4) + 1000 / (1 + 1j * omega * 1e-1)
+    assert lin_kk(F, z).residual_pct < 0.3
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"r_ohm": 30, "inductance_h": 3e-7}, {"r_ohm": 1e6, "n_el": 0.7}])
+def test_valid_blocking_spectra_leave_residual_at_noise_level(kwargs):
+    z = blocking_pellet(F, **kwargs)
+    assert lin_kk(F, z).residual_pct < 0.1
+    noisy = lin_kk(F, with_noise(z, 0.002, seed=1))
+    assert noisy.residual_pct < 0.3
+
+
+def test_input_order_does_not_matter():
+    z = with_noise(blocking_pellet(F), 0.002, seed=2)
+    assert lin_kk(F[::-1], z[::-1]).residual_pct == pytest.approx(lin_kk(F, z).residual_pct, rel=1e-6)
+
+
+def test_drifting_spectrum_violates_kk():
+    seconds = np.cumsum(np.maximum(3 / F, 0.5))
+    # Resistance falls by 40 % while the sweep runs (sample warming up).
+    drifting = np.array([blocking_pellet(np.array([f]), r_ohm=1e4 * (1 - 0.4 * t / seconds[-1]))[0]
+                         for f, t in zip(F, seconds)])
+    stationary = lin_kk(F, with_noise(blocking_pellet(F), 0.002, seed=3)).residual_pct
+    assert lin_kk(F, with_noise(drifting, 0.002, seed=3)).residual_pct > 3 * stationary
+
+
+def test_non_causal_distortion_is_detected():
+    z = blocking_pellet(F)
+    distorted = z.real + 1j * z.imag * (1 + 0.3 * np.sin(np.log(F)))  # imaginary part alone warped
+    assert lin_kk(F, distorted).residual_pct > 2.0
+
+
+@pytest.mark.parametrize("f, z, message", [
+    (F[:4], blocking_pellet(F[:4]), "at least 5 points"),
+    (F, blocking_pellet(F)[:-1], "same length"),
+    (-F, blocking_pellet(F), "finite and > 0"),
+    (F, np.zeros(F.size, dtype=complex), "non-zero"),
+])
+def test_bad_input_is_refused(f, z, message):
+    with pytest.raises(KramersKronigInputError, match=message):
+        lin_kk(f, z)
