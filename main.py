@@ -222,6 +222,87 @@ def cmd_analyze_eis(args) -> int:
     return EXIT_OK
 
 
+def cmd_analyze_lsv(args) -> int:
+    from analysis.lsv import LsvInputError, analyze_lsv
+    from analysis.records import RecordsFormatError, read_records_csv
+    try:
+        df = read_records_csv(args.file)
+        result = analyze_lsv(df["voltage_v"].to_numpy(), df["current_a"].to_numpy(), args.area_cm2,
+                             threshold_a_per_cm2=args.threshold_ua_per_cm2 * 1e-6,
+                             time_s=df["time_s"].to_numpy())
+    except (OSError, RecordsFormatError, LsvInputError) as exc:
+        raise UserError(str(exc)) from None
+    keys = ("onset_threshold_v", "onset_tangent_v", "threshold_a_per_cm2", "direction")
+    out = {k: result.get(k) for k in keys} | {k: v for k, v in result.items() if k not in keys}
+    _print_result(args, out, keys)
+    return EXIT_OK
+
+
+def cmd_analyze_dcpol(args) -> int:
+    from analysis.dcpol import DcpolInputError, analyze_dcpol
+    from analysis.records import RecordsFormatError, read_records_csv
+    try:
+        df = read_records_csv(args.file)
+        step = df["step"].to_numpy() if "step" in df.columns else None
+        result = analyze_dcpol(df["time_s"].to_numpy(), df["voltage_v"].to_numpy(),
+                               df["current_a"].to_numpy(), args.thickness_um, args.diameter_mm,
+                               sigma_ion_s_per_cm=args.sigma_ion_s_per_cm, step=step)
+    except (OSError, RecordsFormatError, DcpolInputError) as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        _print_json(result)
+    else:
+        for st in result["steps"]:
+            print(f"{st['voltage_v']:6.3f} V  I_ss = {_fmt(st['steady_current_a'], '.4e')} A  "
+                  f"converged: {st['converged']}")
+        print(f"sigma_e = {_fmt(result['sigma_e_s_per_cm'], '.4e')} ± "
+              f"{_fmt(result['sigma_e_stderr_s_per_cm'], '.1e')} S/cm ({result['method']})")
+    return EXIT_OK
+
+
+def read_cycling_file(path):
+    """Records from a CSV ``time_s,voltage_v,current_a[,cycle]`` or from a Landt export."""
+    from analysis.records import read_records_csv
+    from instruments.landt.exports import read_export
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(4096).decode("utf-8", "replace").splitlines()[:1]
+    if path.suffix.lower() == ".csv" and head and "time_s" in head[0].split(","):
+        return read_records_csv(path)
+    df = read_export(path)
+    return df.rename(columns={"test_time_s": "time_s"})
+
+
+def cmd_analyze_cycling(args) -> int:
+    from analysis.cycling import CyclingDataError, summarize_cycles
+    from analysis.records import RecordsFormatError
+    from instruments.landt.exports import ExportFormatError
+    try:
+        df = read_cycling_file(args.file)
+        result = summarize_cycles(df, mass_mg=args.mass_mg, area_cm2=args.area_cm2,
+                                  reference_cycle=args.reference_cycle)
+    except (OSError, RecordsFormatError, ExportFormatError, CyclingDataError) as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{'cycle':>5} {'charge/mAh':>11} {'discharge/mAh':>14} {'CE/%':>8} {'dis/(mAh/cm²)':>14}")
+        for c in result["cycles"]:
+            print(f"{c['cycle']:>5} {_fmt(c['charge_mah'], '11.4f')} {_fmt(c['discharge_mah'], '14.4f')} "
+                  f"{_fmt(c['ce_pct'], '8.2f')} {_fmt(c['discharge_mah_per_cm2'], '14.4f')}")
+        print(f"ICE {_fmt(result['ice_pct'], '.2f')} %, mean CE {_fmt(result['mean_ce_pct'], '.3f')} %, "
+              f"retention {_fmt(result['retention_pct'], '.1f')} % (vs cycle {result['reference_cycle']})")
+    return EXIT_OK
+
+
+def _print_result(args, result: dict, keys) -> None:
+    if args.json:
+        _print_json(result)
+    else:
+        for k in keys:
+            print(f"{k}: {result[k]}")
+
+
 def cmd_station(args) -> int:
     from config.errors import ConfigError
     from config.station import load_station
@@ -257,7 +338,8 @@ def cmd_demo(args) -> int:
     return status
 
 
-DEMO_PROTOCOLS = ["onbh_conductivity"]
+DEMO_PROTOCOLS = ["onbh_conductivity", "lsv_oxidation", "lsv_reduction", "dc_polarization",
+                  "full_cell_45mg", "cold_discharge"]
 
 
 def cmd_gui(args) -> int:
@@ -309,6 +391,30 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--diameter-mm", type=float, required=True)
     json_arg(ap)
     ap.set_defaults(func=cmd_analyze_eis)
+
+    ap = asub.add_parser("lsv", help="LSV onset (threshold and tangent) from time_s,voltage_v,current_a CSV")
+    ap.add_argument("file")
+    ap.add_argument("--area-cm2", type=float, required=True)
+    ap.add_argument("--threshold-ua-per-cm2", type=float, default=10.0)
+    json_arg(ap)
+    ap.set_defaults(func=cmd_analyze_lsv)
+
+    ap = asub.add_parser("dcpol", help="electronic conductivity from a DC-polarization CSV")
+    ap.add_argument("file")
+    ap.add_argument("--thickness-um", type=float, required=True)
+    ap.add_argument("--diameter-mm", type=float, required=True)
+    ap.add_argument("--sigma-ion-s-per-cm", type=float, default=None,
+                    help="ionic conductivity, for the electronic transference number")
+    json_arg(ap)
+    ap.set_defaults(func=cmd_analyze_dcpol)
+
+    ap = asub.add_parser("cycling", help="capacities, CE, retention from a CSV or a Landt export")
+    ap.add_argument("file")
+    ap.add_argument("--mass-mg", type=float, required=True, help="active cathode mass, mg")
+    ap.add_argument("--area-cm2", type=float, required=True)
+    ap.add_argument("--reference-cycle", type=int, default=1)
+    json_arg(ap)
+    ap.set_defaults(func=cmd_analyze_cycling)
 
     sp = sub.add_parser("station", help="validate and show a station file")
     sp.add_argument("--station", default=None)

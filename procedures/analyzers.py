@@ -67,7 +67,7 @@ class EisAnalyzer:
         out = []
         for name, entry in self.collector.streams.items():
             cols = self.collector.columns(name)
-            if len(cols.get("frequency_hz", ())) < 5:
+            if len(cols.get("frequency_hz", ())) < 8:
                 continue
             summary = self.collector.step_summaries.get(entry["step_index"], {})
             out.append({"label": name, "frequency_hz": cols["frequency_hz"],
@@ -274,7 +274,7 @@ class ColdDischargeAnalyzer(CyclingAnalyzer):
         cell_eis = []
         for name, entry in self.eis.streams.items():
             cols = self.eis.columns(name)
-            if len(cols.get("frequency_hz", ())) < 5:
+            if len(cols.get("frequency_hz", ())) < 8:
                 continue
             summary = self.eis.step_summaries.get(entry["step_index"], {})
             cell_eis.append({"stream": name, "temperature_c": entry["metadata"].get("setpoint_c"),
