@@ -20,3 +20,29 @@ def run_simulated():
                                      on_runner=on_runner)
         return outcome, run_id, time.perf_counter() - t0, station_cfg
     return run
+
+
+@pytest.fixture
+def shortened_protocol():
+    """A shipped protocol with every loop of its cycling programs cut to ``count`` passes."""
+    from config.protocol import Protocol, resolve_protocol_path
+    from config.station import read_toml
+
+    def make(name: str, count: int):
+        data = read_toml(resolve_protocol_path(name))
+        for step in data["steps"]:
+            for pstep in step.get("program", {}).get("steps", []):
+                if pstep.get("kind") == "loop":
+                    pstep["count"] = count
+        return Protocol.model_validate(data)
+    return make
+
+
+@pytest.fixture
+def run_protocol_object():
+    def run(protocol, db, station_cfg=None, on_runner=None):
+        station_cfg = station_cfg or load_station(simulate=True)
+        t0 = time.perf_counter()
+        outcome, run_id = record_run(protocol, station_cfg, db, on_runner=on_runner)
+        return outcome, run_id, time.perf_counter() - t0
+    return run
