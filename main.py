@@ -146,10 +146,24 @@ def print_run_result(result: dict) -> None:
         print(dumps(analysis))
 
 
+STALE_AFTER_S = 15 * 60
+
+
+def effective_status(status: str, updated_at: str | None) -> str:
+    """A run still marked "running" whose writer has not written for STALE_AFTER_S (wall time)
+    died without a stop document: it is shown as "interrupted"; its data are kept."""
+    from datetime import datetime, timezone
+    if status != "running" or not updated_at:
+        return status
+    age = (datetime.now(timezone.utc) - datetime.fromisoformat(updated_at)).total_seconds()
+    return "interrupted" if age > STALE_AFTER_S else status
+
+
 def cmd_runs(args) -> int:
     from storage.readers import list_runs
     df = list_runs(args.db)
-    rows = [{"run_id": int(r.run_id), "protocol": r.protocol, "status": r.status,
+    rows = [{"run_id": int(r.run_id), "protocol": r.protocol,
+             "status": effective_status(r.status, r.updated_at),
              "started_at": r.started_at} for r in df.itertuples()]
     if args.json:
         _print_json(rows)
@@ -171,12 +185,12 @@ def cmd_show(args) -> int:
     analyses = {}
     for a in run.get("analysis", []):
         analyses[a["name"]] = a["result"]
-    result = {"run_id": args.run_id, "status": run["status"],
+    result = {"run_id": args.run_id, "status": effective_status(run["status"], run.get("updated_at")),
               "analysis": _analysis_for_output(analyses)}
     if args.json:
         _print_json(result)
     else:
-        print(f"run {args.run_id}: {run['protocol_name']} — {run['status']}"
+        print(f"run {args.run_id}: {run['protocol_name']} — {result['status']}"
               + (f" ({run['reason']})" if run.get("reason") else ""))
         print(f"started {run['started_at']}, ended {run.get('ended_at')}")
         for s in run.get("streams", []):

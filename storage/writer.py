@@ -159,7 +159,9 @@ class StorageWriter:
             "protocol_name": _field(doc, "protocol_name", "start"),
             "protocol": doc.get("protocol"), "sample": doc.get("sample"),
             "station": doc.get("station"), "simulated": bool(doc.get("simulated", False)),
-            "status": "running", "started_at": utc_from_epoch(_field(doc, "time", "start")),
+            # Run times are wall time (what `runs` lists); a simulated run's document times are
+            # virtual and stay in its steps.
+            "status": "running", "started_at": _wall_now(),
             "updated_at": _wall_now(),
         }
         try:
@@ -244,7 +246,8 @@ class StorageWriter:
 
     def _on_stop(self, doc: dict) -> None:
         status = _status(doc, "stop")
-        ended_at = utc_from_epoch(_field(doc, "time", "stop"))
+        _field(doc, "time", "stop")
+        ended_at = _wall_now()
         self._transaction(
             lambda conn: conn.execute(update(runs).where(runs.c.id == self.run_id).values(
                 status=status, reason=doc.get("reason"), traceback=doc.get("traceback"),

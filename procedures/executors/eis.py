@@ -1,7 +1,7 @@
 """PEIS of whatever sits on the potentiostat channel, with the temperature it was measured at."""
 from __future__ import annotations
 
-import numpy as np
+import re
 
 from instruments.biologic import techniques as tq
 
@@ -49,10 +49,15 @@ def measure_spectrum(ctx, settings, stream_name: str, metadata: dict | None = No
             "duration_s": t_end - t_start}
 
 
+def stream_slug(name: str) -> str:
+    """A readable, column-safe stream name: 'day 0: PEIS at -10 °C' -> 'day_0_peis_at_m10_c'."""
+    text = re.sub(r"-(?=\d)", "m", name.lower())
+    return re.sub(r"[^a-z0-9]+", "_", text).strip("_") or "peis"
+
+
 def run_peis(ctx, step) -> dict:
     name = step.name or "peis"
-    slug = "eis_" + "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
-    summary = measure_spectrum(ctx, step.peis, slug)
+    summary = measure_spectrum(ctx, step.peis, stream_slug(name))
     if summary["points"] == 0:
         raise RuntimeError(f"PEIS '{name}' returned no frequency rows")
     return summary

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -267,12 +268,14 @@ def test_run_status_goes_from_running_to_the_stop_status(url):
     assert isinstance(run_id, int)
     run = get_run(engine, run_id)
     assert run["status"] == "running" and run["ended_at"] is None and run["uid"] == uid
-    assert run["started_at"] == "2023-11-14T22:13:20+00:00"
+    # Run times are wall time, whatever the documents' (possibly virtual) clock says.
+    started = datetime.fromisoformat(run["started_at"])
+    assert abs((datetime.now(timezone.utc) - started).total_seconds()) < 60
     stop(docs, uid, status="failed", reason="chamber alarm", traceback="Traceback ...")
     run = get_run(engine, run_id)
     assert (run["status"], run["reason"], run["traceback"]) == \
         ("failed", "chamber alarm", "Traceback ...")
-    assert run["ended_at"] == "2023-11-14T23:13:20+00:00"
+    assert started <= datetime.fromisoformat(run["ended_at"]) <= datetime.now(timezone.utc)
     assert writer.run_id is None
     # The writer takes the next run of a queue.
     uid2 = new_uid()
