@@ -26,7 +26,11 @@ def _print_json(value) -> None:
 
 
 def _fmt(value, spec: str) -> str:
-    return "—" if value is None else format(value, spec)
+    """Format a number, or a dash of the same width for an unknown value."""
+    if value is None:
+        width = "".join(ch for ch in spec.split(".")[0] if ch.isdigit())
+        return "—".rjust(int(width)) if width else "—"
+    return format(value, spec)
 
 
 def print_eis_table(analysis: dict, out=sys.stdout) -> None:
@@ -42,12 +46,62 @@ def print_eis_table(analysis: dict, out=sys.stdout) -> None:
     arr = analysis.get("arrhenius")
     if arr and arr.get("total"):
         t = arr["total"]
-        err = "" if t.get("ea_stderr_ev") is None else f" ± {t['ea_stderr_ev']:.3f}"
-        print(f"Arrhenius (σT form), total: Ea = {t['ea_ev']:.3f}{err} eV, R² = {_fmt(t.get('r2'), '.5f')}",
-              file=out)
+        err = "" if t.get("ea_stderr_ev") is None else f" ± {t['ea_stderr_ev']:.4f}"
+        print(f"Arrhenius (σT form), total: Ea = {t['ea_ev']:.4f}{err} eV, R² = {_fmt(t.get('r2'), '.6f')}, "
+              f"{t['n_points']} points", file=out)
         if arr.get("bulk"):
             b = arr["bulk"]
-            print(f"Arrhenius (σT form), bulk:  Ea = {b['ea_ev']:.3f} eV", file=out)
+            err = "" if b.get("ea_stderr_ev") is None else f" ± {b['ea_stderr_ev']:.4f}"
+            print(f"Arrhenius (σT form), bulk:  Ea = {b['ea_ev']:.4f}{err} eV, {b['n_points']} points",
+                  file=out)
+
+
+def print_lsv(result: dict, out=sys.stdout) -> None:
+    print(f"LSV ({result['direction']}): onset {_fmt(result['onset_threshold_v'], '.3f')} V by the "
+          f"{result['threshold_a_per_cm2'] * 1e6:g} µA/cm² threshold, "
+          f"{_fmt(result['onset_tangent_v'], '.3f')} V by tangents"
+          + ("" if result["onset_threshold_v"] is not None else
+             f" (no onset between {result.get('start_v', float('nan')):.3f} and "
+             f"{result.get('end_v', float('nan')):.3f} V)"), file=out)
+
+
+def print_dcpol(result: dict, out=sys.stdout) -> None:
+    for st in result["steps"]:
+        print(f"  {st['voltage_v']:5.2f} V: I_ss = {_fmt(st['steady_current_a'], '.4e')} A, "
+              f"drift {_fmt(st.get('drift_per_h'), '.4f')}/h, converged: {st['converged']}", file=out)
+    print(f"σe = {_fmt(result['sigma_e_s_per_cm'], '.4e')} ± {_fmt(result['sigma_e_stderr_s_per_cm'], '.1e')}"
+          f" S/cm ({result['method']}); t_e = {_fmt(result.get('t_e'), '.2e')}", file=out)
+
+
+def print_cycling(result: dict, out=sys.stdout) -> None:
+    cycles = result["cycles"]
+    shown = cycles if len(cycles) <= 8 else cycles[:4] + [None] + cycles[-3:]
+    print(f"{'cycle':>5} {'charge/(mAh/cm²)':>17} {'discharge/(mAh/cm²)':>20} {'CE/%':>8}", file=out)
+    for c in shown:
+        if c is None:
+            print(f"{'…':>5}", file=out)
+            continue
+        print(f"{c['cycle']:>5} {_fmt(c['charge_mah_per_cm2'], '17.3f')} "
+              f"{_fmt(c['discharge_mah_per_cm2'], '20.3f')} {_fmt(c['ce_pct'], '8.3f')}", file=out)
+    print(f"ICE {_fmt(result['ice_pct'], '.2f')} %, mean CE (cycles 2–{len(cycles)}) "
+          f"{_fmt(result['mean_ce_pct'], '.3f')} %, retention {_fmt(result['retention_pct'], '.1f')} % "
+          f"(vs cycle {result['reference_cycle']})", file=out)
+    if result.get("cold_discharge"):
+        print("cold discharge:", file=out)
+        for row in result["cold_discharge"]:
+            print(f"  {row['temperature_c']:6.1f} °C: {_fmt(row['discharge_mah_per_cm2'], '.2f')} mAh/cm² "
+                  f"({_fmt(row.get('ratio_to_reference_pct'), '.1f')} % of 25 °C)", file=out)
+    for e in result.get("cell_eis") or []:
+        print(f"  EIS at {e['temperature_c']:6.1f} °C: R_ohmic {e['r_ohmic_ohm']:.1f} Ω, "
+              f"R_polarization {e['r_polarization_ohm']:.1f} Ω", file=out)
+
+
+def print_symmetric(result: dict, out=sys.stdout) -> None:
+    cycles = result["cycles"]
+    first, last = cycles[0], cycles[-1]
+    print(f"symmetric cell, {len(cycles)} cycles: overpotential {first['overpotential_mean_v'] * 1e3:.2f} mV "
+          f"(cycle {first['cycle']}) → {last['overpotential_mean_v'] * 1e3:.2f} mV (cycle {last['cycle']})",
+          file=out)
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -139,9 +193,19 @@ def print_run_result(result: dict) -> None:
     print(f"run {result['run_id']}: {result['status']}" +
           (f" ({result['reason']})" if result.get("reason") else ""))
     analysis = result.get("analysis")
-    if analysis and "spectra" in analysis:
+    if not analysis:
+        return
+    if "spectra" in analysis:
         print_eis_table(analysis)
-    elif analysis:
+    elif "onset_threshold_v" in analysis:
+        print_lsv(analysis)
+    elif "sigma_e_s_per_cm" in analysis:
+        print_dcpol(analysis)
+    elif "ice_pct" in analysis:
+        print_cycling(analysis)
+    elif analysis.get("method") and "cycles" in analysis:
+        print_symmetric(analysis)
+    else:
         from procedures.jsonout import dumps
         print(dumps(analysis))
 
@@ -248,7 +312,10 @@ def cmd_analyze_lsv(args) -> int:
         raise UserError(str(exc)) from None
     keys = ("onset_threshold_v", "onset_tangent_v", "threshold_a_per_cm2", "direction")
     out = {k: result.get(k) for k in keys} | {k: v for k, v in result.items() if k not in keys}
-    _print_result(args, out, keys)
+    if args.json:
+        _print_json(out)
+    else:
+        print_lsv(out)
     return EXIT_OK
 
 
@@ -266,11 +333,7 @@ def cmd_analyze_dcpol(args) -> int:
     if args.json:
         _print_json(result)
     else:
-        for st in result["steps"]:
-            print(f"{st['voltage_v']:6.3f} V  I_ss = {_fmt(st['steady_current_a'], '.4e')} A  "
-                  f"converged: {st['converged']}")
-        print(f"sigma_e = {_fmt(result['sigma_e_s_per_cm'], '.4e')} ± "
-              f"{_fmt(result['sigma_e_stderr_s_per_cm'], '.1e')} S/cm ({result['method']})")
+        print_dcpol(result)
     return EXIT_OK
 
 
@@ -300,21 +363,8 @@ def cmd_analyze_cycling(args) -> int:
     if args.json:
         _print_json(result)
     else:
-        print(f"{'cycle':>5} {'charge/mAh':>11} {'discharge/mAh':>14} {'CE/%':>8} {'dis/(mAh/cm²)':>14}")
-        for c in result["cycles"]:
-            print(f"{c['cycle']:>5} {_fmt(c['charge_mah'], '11.4f')} {_fmt(c['discharge_mah'], '14.4f')} "
-                  f"{_fmt(c['ce_pct'], '8.2f')} {_fmt(c['discharge_mah_per_cm2'], '14.4f')}")
-        print(f"ICE {_fmt(result['ice_pct'], '.2f')} %, mean CE {_fmt(result['mean_ce_pct'], '.3f')} %, "
-              f"retention {_fmt(result['retention_pct'], '.1f')} % (vs cycle {result['reference_cycle']})")
+        print_cycling(result)
     return EXIT_OK
-
-
-def _print_result(args, result: dict, keys) -> None:
-    if args.json:
-        _print_json(result)
-    else:
-        for k in keys:
-            print(f"{k}: {result[k]}")
 
 
 def cmd_station(args) -> int:

@@ -47,3 +47,31 @@ def test_bad_input():
         analyze_cell_spectrum([1, 2], [1, 2], [1, 2])
     with pytest.raises(CellEisInputError, match="equally long"):
         analyze_cell_spectrum(np.ones(6), np.ones(5), np.ones(6))
+
+
+def test_noise_near_the_real_axis_is_not_an_arc_and_a_closed_arc_is_read_at_its_end():
+    f, zr, zi = cell_spectrum(r0=113.0, r1=870.0, q1=2e-6, sigma_w=0.0, f_lo=0.1, noise=0.004, seed=3)
+    result = analyze_cell_spectrum(f, zr, zi)
+    assert result["r_ohmic_ohm"] == pytest.approx(113.0, rel=0.05)
+    assert result["total_method"] in ("arc_closed", "valley")
+    assert result["r_polarization_ohm"] == pytest.approx(870.0, rel=0.05)
+
+
+def test_two_arcs_count_together_in_the_polarization():
+    f = np.logspace(6, -2, 81)
+    w = 2 * np.pi * f
+    z = (150.0 + 1j * w * 2e-7 + 500.0 / (1 + 500.0 * 3e-6 * (1j * w) ** 0.9)
+         + 600.0 / (1 + 600.0 * 3e-5 * (1j * w) ** 0.9) + 30.0 * (1 - 1j) / np.sqrt(w))
+    result = analyze_cell_spectrum(f, z.real, z.imag)
+    assert result["total_method"] == "valley"
+    assert result["r_polarization_ohm"] == pytest.approx(1100.0, rel=0.08)
+
+
+def test_two_arcs_without_a_tail_are_read_at_the_closed_end():
+    f = np.logspace(6, -2, 81)
+    w = 2 * np.pi * f
+    z = (150.0 + 1j * w * 2e-7 + 500.0 / (1 + 500.0 * 3e-6 * (1j * w) ** 0.9)
+         + 600.0 / (1 + 600.0 * 3e-5 * (1j * w) ** 0.9))
+    result = analyze_cell_spectrum(f, z.real, z.imag)
+    assert result["total_method"] == "arc_closed"
+    assert result["r_polarization_ohm"] == pytest.approx(1100.0, rel=0.03)
