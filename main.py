@@ -367,6 +367,22 @@ def cmd_analyze_cycling(args) -> int:
     return EXIT_OK
 
 
+def cmd_analyze_cell_capacity(args) -> int:
+    from analysis.cell_capacity import CellCapacityInputError, cell_capacity_curve
+    try:
+        curve = cell_capacity_curve(args.loading_mg_per_cm2)
+    except CellCapacityInputError as exc:
+        raise UserError(str(exc)) from None
+    rows = curve.to_dict(orient="records")
+    if args.json:
+        _print_json(rows)
+    else:
+        print(f"{'loading/(mg/cm²)':>16} {'anode':<12} {'layers':>7} {'cell/(mAh/g)':>13}")
+        for r in rows:
+            print(f"{r['loading_mg_per_cm2']:16.1f} {r['anode']:<12} {r['layers']:7.2f} {r['cell_mah_per_g']:13.2f}")
+    return EXIT_OK
+
+
 def cmd_station(args) -> int:
     from config.errors import ConfigError
     from config.station import load_station
@@ -479,6 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--reference-cycle", type=int, default=1)
     json_arg(ap)
     ap.set_defaults(func=cmd_analyze_cycling)
+
+    ap = asub.add_parser("cell-capacity", help="effective cell-level capacity vs cathode loading "
+                         "(PAPER.md protocol 8, Fig. 5A)")
+    ap.add_argument("--loading-mg-per-cm2", type=float, nargs="+", default=[15.0, 30.0, 45.0])
+    json_arg(ap)
+    ap.set_defaults(func=cmd_analyze_cell_capacity)
 
     sp = sub.add_parser("station", help="validate and show a station file")
     sp.add_argument("--station", default=None)

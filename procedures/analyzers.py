@@ -200,6 +200,11 @@ class CyclingAnalyzer:
         if df is None:
             return None
         result = self._summary(df)
+        cell = self.protocol.cell
+        if cell.kind == "full" and cell.cathode_loading_mg_per_cm2:
+            # PAPER.md protocol 8: what this loading means at the level of a stacked cell.
+            from analysis.cell_capacity import effective_cell_capacity
+            result["effective_cell_capacity"] = effective_cell_capacity(cell.cathode_loading_mg_per_cm2, "sn")
         emit("analysis", {"run_uid": run_uid, "name": self.name, "step_index": None, "result": result})
         return result
 
