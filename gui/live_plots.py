@@ -55,6 +55,8 @@ class LivePlots(QTabWidget):
             plot.setLabel("left", yl)
             plot.addLegend()
             plot.showGrid(x=True, y=True, alpha=0.3)
+            if role == "eis_spectrum":
+                plot.setAspectLocked(True)  # a Nyquist plot is read by its angles
             self._plots[role] = plot
             self.addTab(plot, title)
         return self._plots[role]
@@ -65,6 +67,9 @@ class LivePlots(QTabWidget):
         curve = plot.plot([], [], pen=pg.mkPen(color, width=1.5), symbol="o" if role == "eis_spectrum" else None,
                           symbolSize=4, symbolBrush=color, name=stream)
         self._curves[uid] = {"role": role, "curve": curve, "x": [], "y": []}
+        if role != "chamber_log":
+            # Show the measurement itself; the chamber log stays one click away.
+            self.setCurrentWidget(plot)
 
     def curve_points(self, role: str) -> int:
         """Points currently shown for a role (used by tests and the status bar)."""
