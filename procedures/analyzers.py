@@ -50,18 +50,40 @@ class StreamCollector:
         return {k: np.concatenate([np.asarray(p[k]) for p in pages]) for k in pages[0]}
 
 
-class EisAnalyzer:
-    """σ per spectrum and the Arrhenius fit, for runs with PEIS spectra of a pellet."""
+class Analyzer:
+    """Collects the streams of one ``role`` during the run; at the end ``compute()`` turns them
+    into a result, emitted as an ``analysis`` document named ``name``."""
 
-    name = "eis"
+    name = ""
+    role = ""
 
     def __init__(self) -> None:
-        self.collector = StreamCollector("eis_spectrum")
+        self.collector = StreamCollector(self.role)
         self.protocol = None
 
     def attach(self, stream, protocol) -> None:
         self.protocol = protocol
         self.collector.attach(stream)
+
+    def detach(self) -> None:
+        self.collector.detach()
+
+    def finish(self, emit, run_uid: str) -> dict | None:
+        self.detach()
+        result = self.compute()
+        if result is not None:
+            emit("analysis", {"run_uid": run_uid, "name": self.name, "step_index": None,
+                              "result": result})
+        return result
+
+    def compute(self) -> dict | None:
+        raise NotImplementedError
+
+
+class EisAnalyzer(Analyzer):
+    """σ per spectrum and the Arrhenius fit, for runs with PEIS spectra of a pellet."""
+
+    name, role = "eis", "eis_spectrum"
 
     def spectra(self) -> list[dict]:
         out = []
@@ -75,34 +97,21 @@ class EisAnalyzer:
                         "temperature_c": summary.get("temperature_c")})
         return out
 
-    def finish(self, emit, run_uid: str) -> dict | None:
-        self.collector.detach()
+    def compute(self) -> dict | None:
         spectra = self.spectra()
         if not spectra:
             return None
         sample = self.protocol.sample
-        result = analyze_eis_series(spectra, sample.thickness_um, sample.diameter_mm)
-        emit("analysis", {"run_uid": run_uid, "name": self.name, "step_index": None,
-                          "result": result})
-        return result
+        return analyze_eis_series(spectra, sample.thickness_um, sample.diameter_mm)
 
 
-class LsvAnalyzer:
+class LsvAnalyzer(Analyzer):
     """Onset of oxidation or reduction of each LSV sweep; the stability window."""
 
-    name = "lsv"
+    name, role = "lsv", "lsv"
 
-    def __init__(self) -> None:
-        self.collector = StreamCollector("lsv")
-        self.protocol = None
-
-    def attach(self, stream, protocol) -> None:
-        self.protocol = protocol
-        self.collector.attach(stream)
-
-    def finish(self, emit, run_uid: str) -> dict | None:
+    def compute(self) -> dict | None:
         from analysis.lsv import analyze_lsv
-        self.collector.detach()
         results = []
         for name, entry in self.collector.streams.items():
             cols = self.collector.columns(name)
@@ -114,27 +123,16 @@ class LsvAnalyzer:
             results.append({"stream": name, **result})
         if not results:
             return None
-        result = results[0] if len(results) == 1 else {"sweeps": results}
-        emit("analysis", {"run_uid": run_uid, "name": self.name, "step_index": None, "result": result})
-        return result
+        return results[0] if len(results) == 1 else {"sweeps": results}
 
 
-class DcpolAnalyzer:
+class DcpolAnalyzer(Analyzer):
     """Steady current per voltage step and σe from the I–V slope."""
 
-    name = "dcpol"
+    name, role = "dcpol", "dc_polarization"
 
-    def __init__(self) -> None:
-        self.collector = StreamCollector("dc_polarization")
-        self.protocol = None
-
-    def attach(self, stream, protocol) -> None:
-        self.protocol = protocol
-        self.collector.attach(stream)
-
-    def finish(self, emit, run_uid: str) -> dict | None:
+    def compute(self) -> dict | None:
         from analysis.dcpol import analyze_dcpol
-        self.collector.detach()
         if not self.collector.streams:
             return None
         name, entry = next(iter(self.collector.streams.items()))
@@ -144,79 +142,63 @@ class DcpolAnalyzer:
         sample = self.protocol.sample
         meta = entry["metadata"]
         # The set voltage, not the measured Ewe, identifies the steps (Ewe carries noise).
-        result = analyze_dcpol(cols["time_s"], cols["setpoint_v"], cols["i_a"], sample.thickness_um,
-                               sample.diameter_mm, drift_criterion_per_h=meta["drift_criterion_per_h"],
-                               window_s=meta["drift_window_s"],
-                               sigma_ion_s_per_cm=sample.ionic_conductivity_s_per_cm,
-                               step=cols["step"])
-        emit("analysis", {"run_uid": run_uid, "name": self.name, "step_index": None, "result": result})
-        return result
+        return analyze_dcpol(cols["time_s"], cols["setpoint_v"], cols["i_a"], sample.thickness_um,
+                             sample.diameter_mm, drift_criterion_per_h=meta["drift_criterion_per_h"],
+                             window_s=meta["drift_window_s"],
+                             sigma_ion_s_per_cm=sample.ionic_conductivity_s_per_cm,
+                             step=cols["step"])
 
 
-def _records_frame(collector: StreamCollector, name: str):
-    import pandas as pd
-    return pd.DataFrame(collector.columns(name))
+def _continuous_time(t):
+    """Test time restarts at 0 with each program: make it run on, for Ah-counting across them."""
+    t = np.asarray(t, float).copy()
+    for k in np.flatnonzero(np.diff(t) < 0):
+        t[k + 1:] += t[k] - t[k + 1]
+    return t
 
 
-class CyclingAnalyzer:
+class CyclingAnalyzer(Analyzer):
     """Capacities, CE, ICE, retention per cycle of the run's cycling program(s)."""
 
-    name = "cycling"
-
-    def __init__(self) -> None:
-        self.collector = StreamCollector("cycling")
-        self.protocol = None
-
-    def attach(self, stream, protocol) -> None:
-        self.protocol = protocol
-        self.collector.attach(stream)
+    name, role = "cycling", "cycling"
 
     def program_records(self, phase: str = "program"):
         """Records of every stream of the given phase, cycles renumbered to run on across
-        programs (a second program's cycle 1 follows the first program's last cycle)."""
+        programs (a second program's cycle 1 follows the first program's last cycle), test time
+        continuous, under the analysis' column name ``time_s``."""
         import pandas as pd
         frames, offset = [], 0
         for name, entry in self.collector.streams.items():
             if entry["metadata"].get("phase") != phase:
                 continue
-            df = _records_frame(self.collector, name)
+            df = pd.DataFrame(self.collector.columns(name))
             if df.empty:
                 continue
             df["cycle"] = df["cycle"] + offset
             offset = int(df["cycle"].max())
             frames.append(df)
-        return pd.concat(frames, ignore_index=True) if frames else None
+        if not frames:
+            return None
+        df = pd.concat(frames, ignore_index=True).rename(columns={"test_time_s": "time_s"})
+        df["time_s"] = _continuous_time(df["time_s"].to_numpy())
+        return df
 
-    def _summary(self, df) -> dict:
+    def summary(self, df) -> dict:
         from analysis.cycling import summarize_cycles
         cell = self.protocol.cell
-        df = df.rename(columns={"test_time_s": "time_s"})
-        df["time_s"] = _continuous_time(df["time_s"].to_numpy())
         return summarize_cycles(df, mass_mg=cell.active_mass_mg, area_cm2=cell.area_cm2)
 
-    def finish(self, emit, run_uid: str) -> dict | None:
-        self.collector.detach()
+    def compute(self) -> dict | None:
         df = self.program_records()
         if df is None:
             return None
-        result = self._summary(df)
+        result = self.summary(df)
         cell = self.protocol.cell
         if cell.kind == "full" and cell.cathode_loading_mg_per_cm2:
             # PAPER.md protocol 8: what this loading means at the level of a stacked cell.
             from analysis.cell_capacity import effective_cell_capacity
             result["effective_cell_capacity"] = effective_cell_capacity(cell.cathode_loading_mg_per_cm2, "sn")
-        emit("analysis", {"run_uid": run_uid, "name": self.name, "step_index": None, "result": result})
         return result
-
-
-def _continuous_time(t):
-    """Test time restarts at 0 with each program: make it run on, for Ah-counting across them."""
-    import numpy as np
-    t = np.asarray(t, float).copy()
-    restarts = np.flatnonzero(np.diff(t) < 0)
-    for k in restarts:
-        t[k + 1:] += t[k] - t[k + 1]
-    return t
 
 
 class SymmetricAnalyzer(CyclingAnalyzer):
@@ -224,17 +206,10 @@ class SymmetricAnalyzer(CyclingAnalyzer):
 
     name = "symmetric"
 
-    def finish(self, emit, run_uid: str) -> dict | None:
+    def compute(self) -> dict | None:
         from analysis.symmetric import symmetric_overpotential
-        self.collector.detach()
         df = self.program_records()
-        if df is None:
-            return None
-        df = df.rename(columns={"test_time_s": "time_s"})
-        df["time_s"] = _continuous_time(df["time_s"].to_numpy())
-        result = symmetric_overpotential(df)
-        emit("analysis", {"run_uid": run_uid, "name": self.name, "step_index": None, "result": result})
-        return result
+        return None if df is None else symmetric_overpotential(df)
 
 
 class ColdDischargeAnalyzer(CyclingAnalyzer):
@@ -251,43 +226,49 @@ class ColdDischargeAnalyzer(CyclingAnalyzer):
         super().attach(stream, protocol)
         self.eis.attach(stream)
 
-    def finish(self, emit, run_uid: str) -> dict | None:
-        import pandas as pd
-        from analysis.cell_eis import analyze_cell_spectrum
-        from analysis.cold_discharge import cold_discharge_table
-        self.collector.detach()
+    def detach(self) -> None:
+        super().detach()
         self.eis.detach()
+
+    def compute(self) -> dict | None:
+        import pandas as pd
+        from analysis.cold_discharge import cold_discharge_table
         formation, cold = self.program_records("program"), self.program_records("cold_discharge")
-        parts = [df for df in (formation, cold) if df is not None]
-        if not parts:
+        if formation is None and cold is None:
             return None
         if formation is not None and cold is not None:
-            cold = cold.assign(cycle=cold["cycle"] + int(formation["cycle"].max()))
-        result = self._summary(pd.concat([p for p in (formation, cold) if p is not None],
-                                         ignore_index=True))
+            cold = cold.assign(cycle=cold["cycle"] + int(formation["cycle"].max()),
+                               time_s=cold["time_s"] + float(formation["time_s"].iloc[-1]))
+        result = self.summary(pd.concat([p for p in (formation, cold) if p is not None],
+                                        ignore_index=True))
         temperatures = next((e["metadata"]["temperatures_c"] for e in self.collector.streams.values()
                              if e["metadata"].get("phase") == "cold_discharge"), [])
         cold_cycles = [] if cold is None else sorted(set(cold["cycle"].tolist()))
         by_cycle = {c["cycle"]: c for c in result["cycles"]}
-        discharges = []
-        for temperature, cycle in zip(temperatures, cold_cycles):
-            row = by_cycle.get(cycle, {})
-            discharges.append({"temperature_c": temperature, "discharge_mah": row.get("discharge_mah"),
-                               "avg_discharge_voltage_v": row.get("avg_discharge_voltage_v")})
+        discharges = [{"temperature_c": t, "cycle": c,
+                       "discharge_mah": by_cycle.get(c, {}).get("discharge_mah"),
+                       "avg_discharge_voltage_v": by_cycle.get(c, {}).get("avg_discharge_voltage_v")}
+                      for t, c in zip(temperatures, cold_cycles)]
+        discharges = [d for d in discharges if d["discharge_mah"] is not None]  # an aborted run
         area = self.protocol.cell.area_cm2
-        result["cold_discharge"] = cold_discharge_table(discharges, area) if discharges else []
-        cell_eis = []
+        table = cold_discharge_table(discharges, area) if discharges else []
+        for row, entry in zip(table, discharges):
+            row["cycle"] = entry["cycle"]  # so a report can draw each row's discharge curve
+        result["cold_discharge"] = table
+        result["cell_eis"] = self.cell_eis(area)
+        return result
+
+    def cell_eis(self, area_cm2: float) -> list[dict]:
+        from analysis.cell_eis import analyze_cell_spectrum
+        rows = []
         for name, entry in self.eis.streams.items():
             cols = self.eis.columns(name)
-            if len(cols.get("frequency_hz", ())) < 8:
+            if len(cols.get("frequency_hz", ())) < 5:
                 continue
-            summary = self.eis.step_summaries.get(entry["step_index"], {})
-            cell_eis.append({"stream": name, "temperature_c": entry["metadata"].get("setpoint_c"),
-                             **analyze_cell_spectrum(cols["frequency_hz"], cols["z_real_ohm"],
-                                                     cols["z_imag_ohm"], area)})
-        result["cell_eis"] = cell_eis
-        emit("analysis", {"run_uid": run_uid, "name": self.name, "step_index": None, "result": result})
-        return result
+            rows.append({"stream": name, "temperature_c": entry["metadata"].get("setpoint_c"),
+                         **analyze_cell_spectrum(cols["frequency_hz"], cols["z_real_ohm"],
+                                                 cols["z_imag_ohm"], area_cm2)})
+        return rows
 
 
 ANALYZERS = {"eis": EisAnalyzer, "lsv": LsvAnalyzer, "dcpol": DcpolAnalyzer,
