@@ -34,6 +34,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.ndimage import median_filter
 
+from analysis.inputs import as_series, check_positive
+
 SECONDS_PER_HOUR = 3600.0
 MIN_STEP_POINTS = 3
 DESPIKE_SAMPLES = 5
@@ -76,9 +78,9 @@ def analyze_dcpol(
     "steady_current_a", "converged", "drift_per_h", "duration_s", "start_s", "end_s", "tail_s",
     "n_points", "sigma_e_s_per_cm". Numbers are floats; unknowns are None, never NaN.
     """
-    time = _as_series(time_s, "time_s")
-    voltage = _as_series(voltage_v, "voltage_v")
-    current = _as_series(current_a, "current_a")
+    time = as_series(time_s, "time_s", DcpolInputError)
+    voltage = as_series(voltage_v, "voltage_v", DcpolInputError)
+    current = as_series(current_a, "current_a", DcpolInputError)
     if not time.size == voltage.size == current.size:
         raise DcpolInputError(
             f"time_s, voltage_v and current_a must have the same length, got "
@@ -93,11 +95,11 @@ def analyze_dcpol(
         raise DcpolInputError(f"time_s must not decrease; it does at sample {backwards[0] + 1}")
     if not np.ptp(time) > 0:
         raise DcpolInputError("time_s does not advance: all samples at the same time")
-    _check_positive(thickness_um=thickness_um, diameter_mm=diameter_mm,
+    check_positive(DcpolInputError, thickness_um=thickness_um, diameter_mm=diameter_mm,
                     drift_criterion_per_h=drift_criterion_per_h, window_s=window_s,
                     voltage_tolerance_v=voltage_tolerance_v)
     if sigma_ion_s_per_cm is not None:
-        _check_positive(sigma_ion_s_per_cm=sigma_ion_s_per_cm)
+        check_positive(DcpolInputError, sigma_ion_s_per_cm=sigma_ion_s_per_cm)
 
     thickness_cm = thickness_um * 1e-4
     area_cm2 = math.pi * (diameter_mm * 0.1) ** 2 / 4
@@ -146,22 +148,6 @@ def analyze_dcpol(
         "drift_criterion_per_h": float(drift_criterion_per_h),
         "window_s": float(window_s),
     }
-
-
-def _as_series(values: ArrayLike, name: str) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
-    if array.ndim != 1:
-        raise DcpolInputError(f"{name} must be one-dimensional, got shape {array.shape}")
-    bad = np.flatnonzero(~np.isfinite(array))
-    if bad.size:
-        raise DcpolInputError(f"{name} has a non-finite value at sample {bad[0]}")
-    return array
-
-
-def _check_positive(**values: float) -> None:
-    for name, value in values.items():
-        if not value > 0:
-            raise DcpolInputError(f"{name} must be > 0, got {value}")
 
 
 def _segments_from_voltage(voltage: np.ndarray, tolerance_v: float) -> list[tuple[int, int]]:

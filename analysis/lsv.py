@@ -37,6 +37,8 @@ from scipy.ndimage import median_filter
 from scipy.signal import savgol_filter
 from scipy.stats import theilslopes
 
+from analysis.inputs import as_series, check_positive
+
 MIN_POINTS = 20
 BASELINE_MIN_POINTS = 10
 BASELINE_MAX_BINS = 50
@@ -79,14 +81,15 @@ def analyze_lsv(
     "baseline_slope_a_per_cm2_per_v", "baseline_method", "tangent_point_v", "tangent_multiple",
     "smoothing_v", "persistence_v". Every number is a float; unknowns are None, never NaN.
     """
-    voltage, current = _as_series(voltage_v, "voltage_v"), _as_series(current_a, "current_a")
+    voltage = as_series(voltage_v, "voltage_v", LsvInputError)
+    current = as_series(current_a, "current_a", LsvInputError)
     if voltage.size != current.size:
         raise LsvInputError(
             f"voltage_v has {voltage.size} samples but current_a has {current.size}"
         )
     if voltage.size < MIN_POINTS:
         raise LsvInputError(f"an LSV needs at least {MIN_POINTS} samples, got {voltage.size}")
-    _check_positive(area_cm2=area_cm2, threshold_a_per_cm2=threshold_a_per_cm2,
+    check_positive(LsvInputError, area_cm2=area_cm2, threshold_a_per_cm2=threshold_a_per_cm2,
                     smoothing_v=smoothing_v, persistence_v=persistence_v,
                     baseline_skip_v=baseline_skip_v, baseline_span_v=baseline_span_v)
     if not tangent_multiple > 1:
@@ -147,24 +150,8 @@ def analyze_lsv(
     }
 
 
-def _as_series(values: ArrayLike, name: str) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
-    if array.ndim != 1:
-        raise LsvInputError(f"{name} must be one-dimensional, got shape {array.shape}")
-    bad = np.flatnonzero(~np.isfinite(array))
-    if bad.size:
-        raise LsvInputError(f"{name} has a non-finite value at sample {bad[0]}")
-    return array
-
-
-def _check_positive(**values: float) -> None:
-    for name, value in values.items():
-        if not value > 0:
-            raise LsvInputError(f"{name} must be > 0, got {value}")
-
-
 def _scan_rate(time_s: ArrayLike, voltage: np.ndarray) -> float:
-    time = _as_series(time_s, "time_s")
+    time = as_series(time_s, "time_s", LsvInputError)
     if time.size != voltage.size:
         raise LsvInputError(f"time_s has {time.size} samples but voltage_v has {voltage.size}")
     steps = np.flatnonzero(np.diff(time) <= 0)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 
 from config.cycling import CCCV, ConstantCurrent, CyclingProgram, Rest, Safety
 from instruments.cycler import CANONICAL_COLUMNS, CyclerError, CyclerState
