@@ -1,16 +1,11 @@
 """Cycling on the cycler channel, and the cold-discharge protocol that couples it to the chamber."""
 from __future__ import annotations
 
-import logging
-
-
 from config.cycling import CCCV, ConstantCurrent, CyclingProgram, Rest, Safety
 from instruments.cycler import CANONICAL_COLUMNS, CyclerError, CyclerState
 from instruments.espec.stability import wait_until_stable
 from instruments.landt.steptable import render_step_table
 from procedures.executors.eis import measure_spectrum
-
-log = logging.getLogger(__name__)
 
 RECORD_COLUMNS = {"record": ("", "int"), "cycle": ("", "int"), "step": ("", "int"),
                   "step_type": ("", "str"), "test_time_s": "s", "step_time_s": "s",

@@ -1,8 +1,6 @@
 """The paper's LSV and DC-polarization protocols on the simulated station (issue: LSV and DC pol)."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from storage.readers import get_run, read_stream
