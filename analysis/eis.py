@@ -7,8 +7,9 @@ Equivalent circuit family (all elements in series):
 L is the lead inductance (H), R_s a real-axis offset (ohm: leads, plus the bulk when the bulk arc lies
 above the frequency window), p(R,CPE) a depressed arc Z = R / (1 + R·Q·(jω)^n) and CPE_el the blocking
 electrode Z = 1 / (Q·(jω)^n). Candidates with 0, 1 and 2 arcs are fitted (modulus weighting, bounded
-trust-region least squares on log-parameters, initial guesses read from the data) and the one with
-the lowest Bayesian information criterion wins, unless its extra arcs are not supported by the data.
+Levenberg–Marquardt on log-parameters with the analytic Jacobian, initial guesses read from the
+data) and the one with the lowest Bayesian information criterion wins, unless its extra arcs are not
+supported by the data.
 
 Arcs are labelled bulk or grain boundary by their effective (Brug) capacitance
 C_eff = (R^(1-n)·Q)^(1/n): below ``BULK_CAPACITANCE_MAX_F`` an arc is bulk, above it grain boundary; two
@@ -23,11 +24,12 @@ import csv
 import io
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
+from scipy.linalg.lapack import dgesdd, dposv
 from scipy.signal import find_peaks
 
 from analysis.arrhenius import fit_arrhenius
@@ -47,6 +49,19 @@ MODEL_ADEQUACY_FACTOR = 1.5
 # Evidence needed before an extra arc is accepted (ΔBIC > 10 is "very strong").
 BIC_MARGIN = 10.0
 MAX_FUNCTION_EVALUATIONS = 60
+# Levenberg–Marquardt settings: relative cost change and relative step length that count as
+# converged, gradient tolerance relative to the cost, Marquardt damping at the start (relative to
+# diag(JᵀJ)), the damping beyond which no step can lower the cost, and the fraction of the
+# predicted reduction a step must achieve to be taken.
+_FTOL = 1e-6
+_XTOL = 1e-6
+_GTOL = 1e-10
+_INITIAL_DAMPING = 1e-3
+_MAX_DAMPING = 1e16
+_ACCEPT_RATIO = 1e-4
+# Once an accepted step lowers the cost by less than this fraction, the Gauss–Newton convergence
+# test is worth its extra solve.
+_NEAR_MINIMUM = 1e-2
 
 ARC_N_BOUNDS = (0.5, 1.0)
 ELECTRODE_N_BOUNDS = (0.3, 1.0)
@@ -139,7 +154,9 @@ class _Spectrum:
     omega: np.ndarray
     z: np.ndarray
     weight: np.ndarray  # 1/|Z|
-    log_jw: np.ndarray
+    log_jw: np.ndarray  # ln(jω) = ln ω + jπ/2: (jω)^n = exp(n·ln(jω)) costs one complex exp
+    weighted_z: np.ndarray  # Z/|Z|, the target of the weighted residual
+    weighted_jw: np.ndarray  # jω/|Z|, the inductance column of the weighted Jacobian
 
 
 @dataclass(frozen=True)
@@ -159,8 +176,9 @@ class _Layout:
     def size(self) -> int:
         return 4 + 3 * self.n_arcs
 
+    @cached_property
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Box for the trust-region solver: L, R_s >= 0; arc R from 1e-6 to 1e4 × the R_total estimate;
+        """Box for the solver: L, R_s >= 0; arc R from 1e-6 to 1e4 × the R_total estimate;
         τ inside ``ln_tau_bounds``; n inside the arc and electrode ranges."""
         ln_r = math.log(self.r_scale)
         arc_lo = [ln_r - 14, self.ln_tau_bounds[0], ARC_N_BOUNDS[0]]
@@ -174,57 +192,196 @@ class _Layout:
 class _Candidate:
     layout: _Layout
     x: np.ndarray
-    cost: float
-    jacobian: np.ndarray  # weighted residual Jacobian in natural parameters
+    cost: float  # half the sum of squared weighted residuals (real and imaginary parts)
+    # Weighted residual Jacobian in natural parameters, 2N × P: rows are the real and imaginary
+    # parts, interleaved (the order does not matter to the covariance).
+    jacobian: np.ndarray
     converged: bool
     bic: float = math.inf
 
 
-def _impedance_and_jacobian(x, layout: _Layout, spectrum: _Spectrum, with_jacobian=True):
-    omega, log_jw = spectrum.omega, spectrum.log_jw
-    z = 1j * omega * (layout.l_scale * x[0]) + layout.r_scale * x[1]
-    columns = [1j * omega * layout.l_scale, np.full_like(log_jw, layout.r_scale)] if with_jacobian else []
-    for k in range(layout.n_arcs):
-        ln_r, ln_tau, n = x[2 + 3 * k: 5 + 3 * k]
-        r = math.exp(ln_r)
-        log_jw_tau = log_jw + ln_tau
-        v = np.exp(n * log_jw_tau)
-        z_arc = r / (1 + v)
-        z = z + z_arc
-        if with_jacobian:
-            common = -z_arc * v / (1 + v)
-            columns += [z_arc, common * n, common * log_jw_tau]
-    ln_q_el, n_el = x[-2:]
-    z_el = np.exp(-ln_q_el - n_el * log_jw)
-    z = z + z_el
-    if with_jacobian:
-        columns += [-z_el, -z_el * log_jw]
-        return z, np.stack(columns, axis=1)
-    return z, None
+def _weighted_residual(x, layout: _Layout, spectrum: _Spectrum):
+    """(Z(x) − Z)/|Z| and the intermediate arrays :func:`_weighted_jacobian` reuses.
+
+    ``x`` may be one parameter vector (P) or a stack of them (S × P, residuals S × N), so all
+    starts of a model are ranked with one call. All arcs and the electrode CPE share one complex
+    exponential, so a call costs a fixed handful of numpy operations whatever the number of arcs.
+    """
+    k = layout.n_arcs
+    log_jw, w = spectrum.log_jw, spectrum.weight
+    arcs = x[..., 2: 2 + 3 * k].reshape(*x.shape[:-1], k, 3)
+    # Rows 0..k-1: (jωτ)^n = exp(n·ln(jω) + n·ln τ);
+    # row k: 1/(Q·(jω)^n_el) = exp(−n_el·ln(jω) − ln Q).
+    slope = np.concatenate([arcs[..., 2], -x[..., -1:]], axis=-1)
+    offset = np.concatenate([arcs[..., 2] * arcs[..., 1], -x[..., -2:-1]], axis=-1)
+    powers = np.exp(slope[..., None] * log_jw + offset[..., None])
+    v = powers[..., :k, :]
+    denominator = 1 + v
+    z_arc = (np.exp(arcs[..., 0])[..., None] * w) / denominator  # weighted arc impedances
+    z_el = powers[..., k, :] * w
+    residual = ((layout.r_scale * x[..., 1:2]) * w + spectrum.weighted_jw * (layout.l_scale * x[..., 0:1])
+                + z_el - spectrum.weighted_z)
+    if k:
+        residual += z_arc.sum(axis=-2)
+    return residual, (arcs, v, denominator, z_arc, z_el)
 
 
-def _weighted_jacobian(x, layout, spectrum):
-    _, j = _impedance_and_jacobian(x, layout, spectrum)
-    j = j * spectrum.weight[:, None]
-    return np.concatenate([j.real, j.imag])
+def _weighted_jacobian(layout: _Layout, spectrum: _Spectrum, parts) -> np.ndarray:
+    """Jacobian of the weighted residual at one parameter vector, complex P × N (a row per
+    parameter, so each is a contiguous write), from :func:`_weighted_residual`'s intermediates."""
+    arcs, v, denominator, z_arc, z_el = parts
+    k = layout.n_arcs
+    jacobian = np.empty((layout.size, spectrum.log_jw.size), dtype=complex)
+    jacobian[0] = spectrum.weighted_jw * layout.l_scale
+    jacobian[1] = layout.r_scale * spectrum.weight
+    if k:
+        common = -z_arc * v / denominator  # ∂Z_arc/∂ln((jωτ)^n)
+        jacobian[2: 2 + 3 * k: 3] = z_arc
+        jacobian[3: 3 + 3 * k: 3] = common * arcs[:, 2:3]
+        jacobian[4: 4 + 3 * k: 3] = common * (spectrum.log_jw + arcs[:, 1:2])
+    jacobian[-2] = -z_el
+    jacobian[-1] = -z_el * spectrum.log_jw
+    return jacobian
+
+
+def _squared_norm(residual: np.ndarray) -> float:
+    return float(np.vdot(residual, residual).real)
+
+
+def _bounded_step(matrix: np.ndarray, rhs: np.ndarray, x: np.ndarray, lower: list, upper: list):
+    """Trial point x + step with matrix·step = rhs, parameters that would leave the box stopped on
+    their bound; None when ``matrix`` is not numerically positive definite.
+
+    A parameter stepping past a bound is set onto it and the others re-solved given that move
+    (clipping alone would keep their steps, computed for a move the bound forbids, and in a
+    correlated valley such as R_s against a bulk arc above the window that step is then rejected
+    again and again). Each pass fixes at least one more parameter, so there are at most P passes.
+    ``matrix`` (JᵀJ + λ·D) is symmetric positive definite: Cholesky (LAPACK posv) solves it; a
+    failed factorisation (rounding on a nearly flat direction) asks the caller for more damping.
+    """
+    fixed: list[int] = []
+    while True:
+        _, step, info = dposv(matrix, rhs)
+        if info != 0:
+            return None
+        trial = x + step
+        outside = [i for i, (value, lo, hi) in enumerate(zip(trial.tolist(), lower, upper))
+                   if (value < lo or value > hi) and i not in fixed]
+        if not outside:
+            return np.minimum(np.maximum(trial, lower), upper) if fixed else trial
+        move = np.minimum(np.maximum(trial[outside], [lower[i] for i in outside]),
+                          [upper[i] for i in outside]) - x[outside]
+        rhs = rhs - matrix[:, outside] @ move
+        matrix = matrix.copy()
+        matrix[outside, :] = 0.0
+        matrix[:, outside] = 0.0
+        matrix[outside, outside] = 1.0
+        rhs[outside] = move
+        fixed += outside
 
 
 def _solve(layout: _Layout, x0: np.ndarray, spectrum: _Spectrum) -> _Candidate:
-    """Bounded trust-region least squares, modulus weighted; the evaluation cap bounds its run time."""
-    lower, upper = layout.bounds()
-    span = np.where(np.isfinite(upper - lower), upper - lower, 1.0)
-    x0 = np.clip(x0, lower + 1e-6 * span, upper - 1e-6 * span)
-    w = spectrum.weight
+    """Bounded Levenberg–Marquardt on the modulus-weighted residual.
 
-    def residuals(x):
-        z, _ = _impedance_and_jacobian(x, layout, spectrum, with_jacobian=False)
-        d = (z - spectrum.z) * w
-        return np.concatenate([d.real, d.imag])
+    Marquardt's diagonal scaling makes steps independent of parameter units; a parameter sitting
+    on a bound with the gradient pushing it outward is held there (active set) and one that would
+    cross a bound stops on it (:func:`_bounded_step`). Damping follows Nielsen's update (fewer
+    rejected steps than ×10/÷10); the Jacobian is only formed at accepted points. Converged when
+    a step changes the cost by less than ``_FTOL`` of itself, or the undamped Gauss–Newton step
+    promises less than that (tested once steps have become small, it saves the confirming
+    evaluation), or the step is below ``_XTOL`` of ‖x‖, or the projected gradient vanishes. After
+    MAX_FUNCTION_EVALUATIONS evaluations it stops with ``converged`` False: its run time is bounded
+    whatever the data. P is at most 10, so per-parameter logic uses Python floats, which cost less
+    than numpy calls at that size.
+    """
+    lower, upper = layout.bounds
+    lower_list, upper_list = lower.tolist(), upper.tolist()
+    x = np.minimum(np.maximum(x0, lower), upper)
+    residual, parts = _weighted_residual(x, layout, spectrum)
+    cost = 0.5 * _squared_norm(residual)
+    evaluations, converged, near_minimum = 1, False, False
+    damping, growth = _INITIAL_DAMPING, 2.0
+    scale = np.zeros(layout.size)
+    while True:
+        jacobian = _weighted_jacobian(layout, spectrum, parts)
+        if converged or evaluations >= MAX_FUNCTION_EVALUATIONS:
+            break
+        # For real parameters and a complex residual, JᵀJ and Jᵀr of the real-stacked system are
+        # products of the interleaved (real, imaginary) float views: no stacking copies.
+        j_real = jacobian.view(float)
+        normal = j_real @ j_real.T
+        gradient = j_real @ residual.view(float)
+        held = [i for i, (xi, gi, lo, hi)
+                in enumerate(zip(x.tolist(), gradient.tolist(), lower_list, upper_list))
+                if (xi <= lo and gi > 0) or (xi >= hi and gi < 0)]
+        rhs = -gradient
+        system = normal
+        if held:
+            # Decoupled (zero rows and columns, zero right-hand side): their step is exactly 0.
+            rhs[held] = 0.0
+            system = normal.copy()
+            system[held, :] = 0.0
+            system[:, held] = 0.0
+        if float(np.abs(rhs).max()) <= _GTOL * max(cost, 1e-300):
+            converged = True
+            break
+        if near_minimum and _gauss_newton_converged(system, rhs, held, x, lower_list, upper_list,
+                                                    gradient, normal, cost):
+            converged = True
+            break
+        # Moré's rule: the scale only grows, so a parameter whose influence vanishes for a moment
+        # cannot take a huge step.
+        np.maximum(scale, normal.diagonal(), out=scale)
+        diagonal = np.maximum(scale, 1e-30 * float(scale.max()) + 1e-300)
+        while True:
+            trial = _bounded_step(system + np.diag(damping * diagonal), rhs, x, lower_list, upper_list)
+            if trial is not None:
+                taken = trial - x
+                predicted = _predicted_reduction(taken, gradient, normal)
+                trial_residual, trial_parts = _weighted_residual(trial, layout, spectrum)
+                evaluations += 1
+                trial_cost = 0.5 * _squared_norm(trial_residual)
+                reduction = cost - trial_cost if math.isfinite(trial_cost) else -math.inf
+                small_step = math.sqrt(taken @ taken) <= _XTOL * (_XTOL + math.sqrt(x @ x))
+                if predicted > 0 and reduction > _ACCEPT_RATIO * predicted:
+                    ratio = reduction / predicted
+                    damping *= max(1 / 3, 1 - (2 * ratio - 1) ** 3)
+                    growth = 2.0
+                    x, residual, parts, cost = trial, trial_residual, trial_parts, trial_cost
+                    converged = (reduction <= _FTOL * (cost + reduction) and ratio > 0.25) or small_step
+                    near_minimum = reduction <= _NEAR_MINIMUM * cost and ratio > 0.25
+                    break
+                # Rejected: shorter, more gradient-like steps until one lowers the cost. A rejected
+                # step that is already negligible means no lower cost is reachable from here.
+                if small_step:
+                    converged = True
+                    break
+            if damping > _MAX_DAMPING:
+                converged = True
+                break
+            damping, growth = damping * growth, growth * 2
+            if evaluations >= MAX_FUNCTION_EVALUATIONS:
+                break
+    return _Candidate(layout, x, cost, jacobian.view(float).T, converged)
 
-    result = least_squares(residuals, x0, jac=lambda x: _weighted_jacobian(x, layout, spectrum),
-                           bounds=(lower, upper), method="trf",
-                           max_nfev=MAX_FUNCTION_EVALUATIONS, xtol=1e-6, ftol=1e-6)
-    return _Candidate(layout, result.x, float(result.cost), result.jac, result.status > 0)
+
+def _gauss_newton_converged(system, rhs, held, x, lower, upper, gradient, normal, cost) -> bool:
+    """True when the undamped Gauss–Newton step stays inside the box and promises to lower the cost
+    by less than ``_FTOL`` of itself: the minimum is reached within that tolerance. A step that
+    would cross a bound, or a singular system, proves nothing (False)."""
+    diagonal = np.zeros(x.size)
+    diagonal[held] = 1.0  # held parameters have zero rows and columns: keep the matrix regular
+    _, step, info = dposv(system + np.diag(diagonal), rhs)
+    if info != 0:
+        return False
+    if any(value < lo or value > hi for value, lo, hi in zip((x + step).tolist(), lower, upper)):
+        return False
+    return 0.0 <= _predicted_reduction(step, gradient, normal) <= _FTOL * cost
+
+
+def _predicted_reduction(step: np.ndarray, gradient: np.ndarray, normal: np.ndarray) -> float:
+    """Cost reduction the linearised model promises for ``step``: −(gᵀs + ½·sᵀJᵀJs)."""
+    return -float(step @ (gradient + 0.5 * (normal @ step)))
 
 
 @dataclass(frozen=True)
@@ -246,28 +403,36 @@ def _read_features(spectrum: _Spectrum) -> _Features:
     z, omega = spectrum.z, spectrum.omega
     inductance = max(z.imag[0], 0.0) / omega[0]
     y = -z.imag + omega * inductance  # -Z'' with the lead inductance roughly removed
-    tolerance = 0.01 * np.abs(z)
+    modulus = 1 / spectrum.weight
+    tolerance = 0.01 * modulus
+    # The walk and the spike line touch a few points each: Python floats beat numpy calls there.
+    y_list, tolerance_list, real_list = y.tolist(), tolerance.tolist(), z.real.tolist()
 
     # Walk from the lowest frequency towards higher ones while -Z'' keeps falling: that is the spike.
     i = y.size - 1
-    while i > 0 and y[i - 1] <= y[i] + tolerance[i - 1]:
+    while i > 0 and y_list[i - 1] <= y_list[i] + tolerance_list[i - 1]:
         i -= 1
-    tail = np.arange(i, y.size)
-    spike_start = int(tail[np.argmin(y[tail])])
-    spike_visible = spike_start < y.size - 2 and y[-1] > y[spike_start] + 3 * tolerance[spike_start]
+    spike_start = min(range(i, y.size), key=y_list.__getitem__)  # first minimum, as argmin
+    spike_visible = (spike_start < y.size - 2
+                     and y_list[-1] > y_list[spike_start] + 3 * tolerance_list[spike_start])
 
-    r_total = float(z.real[spike_start])
+    r_total = real_list[spike_start]
     n_electrode, q_electrode = 0.8, None
-    spike = np.arange(spike_start, y.size)
-    if spike_visible and spike.size >= 3:
-        slope, intercept = np.polyfit(y[spike], z.real[spike], 1)
-        if 0 < intercept <= z.real[spike_start] * 1.2:
-            r_total = float(intercept)
+    if spike_visible and y.size - spike_start >= 3:
+        # Straight line Z' = slope·(-Z'') + intercept through the spike (closed-form least squares;
+        # the spike rises by more than the tolerance, so the -Z'' spread is never zero).
+        y_spike, x_spike = y_list[spike_start:], real_list[spike_start:]
+        y_mean, x_mean = sum(y_spike) / len(y_spike), sum(x_spike) / len(x_spike)
+        slope = (sum((a - y_mean) * (b - x_mean) for a, b in zip(y_spike, x_spike))
+                 / sum((a - y_mean) ** 2 for a in y_spike))
+        intercept = x_mean - slope * y_mean
+        if 0 < intercept <= real_list[spike_start] * 1.2:
+            r_total = intercept
         if slope > 0:
-            n_electrode = float(np.clip(2 / np.pi * np.arctan(1 / slope), 0.4, 0.98))
-        z_el = abs(complex(z.real[-1] - r_total, -y[-1]))
-        q_electrode = 1 / (z_el * omega[-1] ** n_electrode)
-    r_total = max(r_total, 1e-3 * float(np.abs(z).min()))
+            n_electrode = min(max(2 / math.pi * math.atan(1 / slope), 0.4), 0.98)
+        z_el = abs(complex(real_list[-1] - r_total, -y_list[-1]))
+        q_electrode = 1 / (z_el * float(omega[-1]) ** n_electrode)
+    r_total = max(r_total, 1e-3 * float(modulus.min()))
     if q_electrode is None:
         # No spike seen: a small electrode term, 10 % of R_total at the lowest frequency.
         q_electrode = 1 / (0.1 * r_total * omega[-1] ** n_electrode)
@@ -276,16 +441,18 @@ def _read_features(spectrum: _Spectrum) -> _Features:
     peaks: tuple[int, ...] = ()
     valleys: tuple[int, ...] = ()
     clear_arcs = 0
-    if arc_region.size >= 3 and arc_region.max() > 0:
+    arc_max = max(y_list[: spike_start + 1])
+    if arc_region.size >= 3 and arc_max > 0:
         padded = np.concatenate([[-np.inf], arc_region])  # lets a maximum at f_max count as a peak
-        found, props = find_peaks(padded, prominence=0.03 * arc_region.max())
-        order = np.argsort(props["prominences"])[::-1]
-        peaks = tuple(int(found[j] - 1) for j in order)
-        interior = (found > 1) & (props["prominences"] > 0.1 * arc_region.max())
-        clear_arcs = min(int(np.sum(interior)), 2)
+        found, props = find_peaks(padded, prominence=0.03 * arc_max)
+        prominences = props["prominences"].tolist()
+        order = sorted(range(len(prominences)), key=prominences.__getitem__, reverse=True)
+        peaks = tuple(int(found[j]) - 1 for j in order)
+        clear_arcs = min(sum(1 for index, prominence in zip(found.tolist(), prominences)
+                             if index > 1 and prominence > 0.1 * arc_max), 2)
         if len(peaks) >= 2:
             a, b = sorted(peaks[:2])
-            valleys = (int(a + np.argmin(arc_region[a: b + 1])),)
+            valleys = (min(range(a, b + 1), key=y_list.__getitem__),)
     return _Features(r_total, inductance, spike_start, bool(spike_visible), n_electrode,
                      float(q_electrode), peaks, valleys, clear_arcs)
 
@@ -294,8 +461,8 @@ def _arc_guess(r: float, f_apex: float, n: float = 0.9) -> list[float]:
     return [math.log(r), -math.log(2 * np.pi * f_apex), n]
 
 
-def _starts(layout: _Layout, features: _Features, spectrum: _Spectrum) -> list[np.ndarray]:
-    """Initial natural parameter vectors, all read from the data."""
+def _starts(layout: _Layout, features: _Features, spectrum: _Spectrum) -> np.ndarray:
+    """Initial natural parameter vectors (one per row), all read from the data, inside the bounds."""
     f, z = spectrum.frequency_hz, spectrum.z
     r_tot = features.r_total
     f_max, f_min = f[0], f[-1]
@@ -326,7 +493,8 @@ def _starts(layout: _Layout, features: _Features, spectrum: _Spectrum) -> list[n
         starts.append([0.0, *_arc_guess(r_fast, max(10 * apex, 3 * f_max)), *_arc_guess(r_tot - r_fast, apex)])
         # ... or two overlapping arcs sharing the visible one.
         starts.append([0.0, *_arc_guess(0.5 * r_tot, 5 * apex), *_arc_guess(0.5 * r_tot, apex / 5)])
-    return [np.array(head + [start[0] / layout.r_scale] + start[1:] + tail) for start in starts]
+    vectors = np.array([head + [start[0] / layout.r_scale] + start[1:] + tail for start in starts])
+    return np.minimum(np.maximum(vectors, layout.bounds[0]), layout.bounds[1])
 
 
 def _covariance(candidate: _Candidate, n_residuals: int) -> np.ndarray | None:
@@ -334,8 +502,10 @@ def _covariance(candidate: _Candidate, n_residuals: int) -> np.ndarray | None:
     dof = n_residuals - candidate.layout.size
     if dof <= 0:
         return None
-    _, s, vt = np.linalg.svd(candidate.jacobian, full_matrices=False)
-    if s[0] == 0:
+    # LAPACK gesdd directly: the Jacobian is stored column-major (a transposed C array), which the
+    # wrapper takes without a copy, and numpy's checks would cost more than this small SVD.
+    _, s, vt, info = dgesdd(candidate.jacobian, compute_uv=1, full_matrices=0)
+    if info != 0 or s[0] == 0:
         return None
     keep = s > s[0] * 1e-12
     inverse = (vt[keep].T / s[keep] ** 2) @ vt[keep]
@@ -346,14 +516,15 @@ def _propagated_stderr(gradient: np.ndarray, covariance: np.ndarray | None) -> f
     if covariance is None:
         return None
     variance = float(gradient @ covariance @ gradient)
-    return math.sqrt(variance) if np.isfinite(variance) and variance >= 0 else None
+    return math.sqrt(variance) if math.isfinite(variance) and variance >= 0 else None
 
 
 def _arc_values(candidate: _Candidate):
     """(R, Q, n, τ, column index of ln R) per arc, fastest first."""
+    values = candidate.x.tolist()
     arcs = []
     for k in range(candidate.layout.n_arcs):
-        ln_r, ln_tau, n = candidate.x[2 + 3 * k: 5 + 3 * k]
+        ln_r, ln_tau, n = values[2 + 3 * k: 5 + 3 * k]
         r, tau = math.exp(ln_r), math.exp(ln_tau)
         arcs.append((r, tau**n / r, float(n), tau, 2 + 3 * k))
     return sorted(arcs, key=lambda arc: arc[3])
@@ -362,9 +533,10 @@ def _arc_values(candidate: _Candidate):
 def _arcs_supported(candidate: _Candidate) -> bool:
     """Arcs must be sizeable, relax inside the accepted band (not at its edges) and not be electrode-like."""
     layout = candidate.layout
-    r_total = layout.r_scale * candidate.x[1] + sum(a[0] for a in _arc_values(candidate))
-    tau_lo, tau_hi = np.exp(layout.ln_tau_bounds)
-    for r, q, n, tau, _ in _arc_values(candidate):
+    arcs = _arc_values(candidate)
+    r_total = layout.r_scale * float(candidate.x[1]) + sum(a[0] for a in arcs)
+    tau_lo, tau_hi = (math.exp(bound) for bound in layout.ln_tau_bounds)
+    for r, q, n, tau, _ in arcs:
         if r < 0.01 * r_total or not (2 * tau_lo < tau < tau_hi / 2):
             return False
         if brug_capacitance_f(r, q, n) >= ELECTRODE_CAPACITANCE_MIN_F:
@@ -379,9 +551,9 @@ def _prepare(frequency_hz, z_real_ohm, z_imag_ohm) -> _Spectrum:
             array = np.asarray(values, dtype=float).ravel()
         except (TypeError, ValueError) as error:
             raise EisInputError(f"{name}: not numeric ({error})") from None
-        bad = np.flatnonzero(~np.isfinite(array))
-        if bad.size:
-            raise EisInputError(f"{name}: non-finite value at index {int(bad[0])}")
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise EisInputError(f"{name}: non-finite value at index {int(np.argmin(finite))}")
         arrays[name] = array
     f, zr, zi = arrays["frequency_hz"], arrays["z_real_ohm"], arrays["z_imag_ohm"]
     if not (f.size == zr.size == zi.size):
@@ -389,15 +561,17 @@ def _prepare(frequency_hz, z_real_ohm, z_imag_ohm) -> _Spectrum:
             f"frequency_hz, z_real_ohm, z_imag_ohm differ in length ({f.size}, {zr.size}, {zi.size})")
     if f.size < 8:
         raise EisInputError(f"a spectrum needs at least 8 points, got {f.size}")
-    if np.any(f <= 0):
+    if f.min() <= 0:
         raise EisInputError(f"frequency_hz must be > 0 (index {int(np.flatnonzero(f <= 0)[0])})")
     z = zr + 1j * zi
-    if np.any(np.abs(z) == 0):
-        raise EisInputError(f"impedance is zero at index {int(np.flatnonzero(np.abs(z) == 0)[0])}")
+    modulus = np.abs(z)
+    if modulus.min() == 0:
+        raise EisInputError(f"impedance is zero at index {int(np.flatnonzero(modulus == 0)[0])}")
     order = np.argsort(-f, kind="stable")
     f, z = f[order], z[order]
     omega = 2 * np.pi * f
-    return _Spectrum(f, omega, z, 1 / np.abs(z), np.log(omega) + 0.5j * np.pi)
+    weight = 1 / modulus[order]
+    return _Spectrum(f, omega, z, weight, np.log(omega) + 0.5j * np.pi, z * weight, 1j * omega * weight)
 
 
 def _arc_gain_needed(n_residuals: int) -> float:
@@ -405,9 +579,11 @@ def _arc_gain_needed(n_residuals: int) -> float:
     return math.exp((BIC_MARGIN + 3 * math.log(n_residuals)) / n_residuals)
 
 
-def _cost(x, layout, spectrum) -> float:
-    z, _ = _impedance_and_jacobian(x, layout, spectrum, with_jacobian=False)
-    return float(np.sum(np.abs((z - spectrum.z) * spectrum.weight) ** 2))
+def _costs(xs: np.ndarray, layout, spectrum) -> np.ndarray:
+    """Sum of squared weighted residuals for each row of the stack ``xs`` (S × P)."""
+    residual, _ = _weighted_residual(xs, layout, spectrum)
+    parts = residual.view(float)
+    return np.einsum("ij,ij->i", parts, parts)
 
 
 def _fit_best(n_arcs: int, spectrum: _Spectrum, features: _Features, floor_variance: float) -> _Candidate | None:
@@ -423,7 +599,8 @@ def _fit_best(n_arcs: int, spectrum: _Spectrum, features: _Features, floor_varia
     layout = _Layout(n_arcs, features.r_total / omega_max, features.r_total, ln_tau_bounds)
     if n_residuals - layout.size < 4:
         return None
-    starts = sorted(_starts(layout, features, spectrum), key=lambda x: _cost(x, layout, spectrum))
+    starts = _starts(layout, features, spectrum)
+    starts = starts[np.argsort(_costs(starts, layout, spectrum), kind="stable")]
     good_enough = floor_variance * (n_residuals - layout.size) * _arc_gain_needed(n_residuals)
     best = None
     for start in starts:
@@ -435,6 +612,11 @@ def _fit_best(n_arcs: int, spectrum: _Spectrum, features: _Features, floor_varia
     sse = max(2 * best.cost, 1e-300)
     best.bic = n_residuals * math.log(sse / n_residuals) + layout.size * math.log(n_residuals)
     return best
+
+
+def _kk_squared_residual(kk) -> float:
+    """Sum of squared relative Lin-KK residuals, real and imaginary parts."""
+    return float(kk.residual_real @ kk.residual_real + kk.residual_imag @ kk.residual_imag)
 
 
 def fit_spectrum(frequency_hz, z_real_ohm, z_imag_ohm) -> SpectrumFit:
@@ -454,8 +636,7 @@ def fit_spectrum(frequency_hz, z_real_ohm, z_imag_ohm) -> SpectrumFit:
     kk = lin_kk(spectrum.frequency_hz, spectrum.z)
     n_residuals = 2 * spectrum.z.size
     # Noise variance left by the Lin-KK chain (M Voigt elements + R, L, C), per degree of freedom.
-    kk_variance = float(np.sum(kk.residual_real**2) + np.sum(kk.residual_imag**2)) / max(
-        n_residuals - kk.n_elements - 3, 1)
+    kk_variance = _kk_squared_residual(kk) / max(n_residuals - kk.n_elements - 3, 1)
 
     # Arcs with a clear -Z'' maximum inside the window are certainly there: start from that many.
     # Models with fewer arcs are only a fallback when no larger model is physical.
@@ -485,15 +666,15 @@ def fit_spectrum(frequency_hz, z_real_ohm, z_imag_ohm) -> SpectrumFit:
 def _summarise(chosen, covariance, spectrum, features, candidates, kk) -> SpectrumFit:
     layout, x = chosen.layout, chosen.x
     warnings: list[str] = []
-    stderr = np.sqrt(np.clip(np.diag(covariance), 0, None)) if covariance is not None else None
+    stderr = np.sqrt(np.clip(np.diagonal(covariance), 0, None)).tolist() if covariance is not None else None
 
     def estimate(value, column, log_scaled, scale=1.0):
-        if stderr is None or not np.isfinite(stderr[column]):
+        if stderr is None or not math.isfinite(stderr[column]):
             return ParameterEstimate(float(value), None)
         return ParameterEstimate(float(value), float((value if log_scaled else scale) * stderr[column]))
 
-    r_series = layout.r_scale * x[1]
-    inductance = layout.l_scale * x[0]
+    r_series = layout.r_scale * float(x[1])
+    inductance = layout.l_scale * float(x[0])
     parameters = {
         "inductance_h": estimate(inductance, 0, False, layout.l_scale),
         "r_series_ohm": estimate(r_series, 1, False, layout.r_scale),
@@ -593,13 +774,14 @@ def _r_total_determinable(chosen, spectrum, features, r_total, r_total_stderr, k
         return False
     if r_total_stderr is None or r_total_stderr > R_TOTAL_MAX_RELATIVE_STDERR * r_total:
         return False
-    kk_rms = math.sqrt(np.mean(np.concatenate([kk.residual_real, kk.residual_imag]) ** 2))
+    kk_rms = math.sqrt(_kk_squared_residual(kk) / (2 * spectrum.z.size))
     fit_rms = math.sqrt(2 * chosen.cost / (2 * spectrum.z.size))
     if fit_rms > MODEL_ADEQUACY_FACTOR * kk_rms + 5e-4:
         return False
-    omega_min = spectrum.omega[-1:]
-    arcs_imag = sum(-_arc(omega_min, r, q, n).imag[0] for r, q, n, _, _ in _arc_values(chosen))
-    electrode_imag = -_cpe(omega_min, math.exp(chosen.x[-2]), chosen.x[-1]).imag[0]
+    # One frequency: Python complex arithmetic, the same formulas as _arc and _cpe.
+    jw_min = 1j * float(spectrum.omega[-1])
+    arcs_imag = sum(-(r / (1 + r * q * jw_min**n)).imag for r, q, n, _, _ in _arc_values(chosen))
+    electrode_imag = -(1 / (math.exp(chosen.x[-2]) * jw_min ** float(chosen.x[-1]))).imag
     return arcs_imag <= 0.05 * r_total and electrode_imag >= arcs_imag
 
 

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-from scipy.linalg import lstsq
+from scipy.linalg.lapack import dgelsy, dgelsy_lwork
 
 _STEP = 4
+# Relative size below which gelsy's rank-revealing QR drops a direction (scipy's lstsq default).
+_RANK_CUTOFF = float(np.finfo(float).eps)
 # With fewer Voigt elements than this, mu can fall below the threshold without any over-fitting
 # (a blocking spectrum with one arc and a spike needs negative elements at M = 3), so the search
 # for M starts here.
@@ -68,40 +70,42 @@ def lin_kk(
         raise KramersKronigInputError("frequency_hz and z must be 1-D arrays of the same length")
     if frequency_hz.size < 5:
         raise KramersKronigInputError(f"Lin-KK needs at least 5 points, got {frequency_hz.size}")
-    if not (np.all(np.isfinite(frequency_hz)) and np.all(frequency_hz > 0)):
+    if not (np.isfinite(frequency_hz).all() and (frequency_hz > 0).all()):
         raise KramersKronigInputError("frequency_hz must be finite and > 0")
     modulus = np.abs(z)
-    if not (np.all(np.isfinite(z)) and np.all(modulus > 0)):
+    if not (np.isfinite(modulus).all() and (modulus > 0).all()):
         raise KramersKronigInputError("impedance must be finite and non-zero")
 
     omega = 2 * np.pi * frequency_hz
     weight = 1.0 / modulus
-    fixed = _series_columns(omega)
-    max_m = max(1, min(max_elements, frequency_hz.size - fixed.shape[1]))
+    target = np.concatenate([z.real * weight, z.imag * weight])
+    series = _series_columns(omega, weight)
+    max_m = max(1, min(max_elements, frequency_hz.size - series.shape[1]))
 
     # Schönleber increments M one by one; stepping by _STEP and then back-filling the last step finds
     # the same first crossing of mu_threshold (unless mu dips and recovers within one step) in about
     # a third of the solves.
-    solve = partial(_fit_chain, omega, z, weight, fixed)
-    decades = math.log10(frequency_hz.max() / frequency_hz.min())
+    f_min, f_max = float(frequency_hz.min()), float(frequency_hz.max())
+    ln_omega_range = (math.log(2 * math.pi * f_min), math.log(2 * math.pi * f_max))
+    solve = partial(_fit_chain, omega, weight, target, series, ln_omega_range)
+    decades = math.log10(f_max / f_min)
     min_m = min(max_m, frequency_hz.size // 2, max(3, round(_MIN_ELEMENTS_PER_DECADE * decades)))
     coarse = sorted({*range(min_m, max_m, _STEP), max_m})
     for m in coarse:
-        mu, fitted = solve(m)
+        mu, residual = solve(m)
         if mu <= mu_threshold:
             break
     if mu <= mu_threshold:
         for earlier in range(max(min_m, m - _STEP + 1), m):
-            earlier_mu, earlier_fitted = solve(earlier)
+            earlier_mu, earlier_residual = solve(earlier)
             if earlier_mu <= mu_threshold:
-                m, mu, fitted = earlier, earlier_mu, earlier_fitted
+                m, mu, residual = earlier, earlier_mu, earlier_residual
                 break
 
-    residual_real = (z.real - fitted.real) * weight
-    residual_imag = (z.imag - fitted.imag) * weight
-    both = np.abs(np.concatenate([residual_real, residual_imag]))
+    residual_real, residual_imag = residual[: z.size], residual[z.size:]
+    both = np.abs(residual)
     return KramersKronigResult(
-        residual_pct=float(100 * both.mean()),
+        residual_pct=float(100 * both.sum() / both.size),
         max_residual_pct=float(100 * both.max()),
         residual_real=residual_real,
         residual_imag=residual_imag,
@@ -110,26 +114,56 @@ def lin_kk(
     )
 
 
-def _series_columns(omega: np.ndarray) -> np.ndarray:
-    """Complex design columns of series R, L and 1/C (unit coefficients)."""
-    return np.stack([np.ones_like(omega, dtype=complex), 1j * omega, 1 / (1j * omega)], axis=1)
+def _series_columns(omega: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Weighted design columns of series R, L and 1/C, real parts stacked over imaginary parts,
+    each scaled to unit norm (2N × 3)."""
+    columns = np.zeros((2 * omega.size, 3))
+    columns[: omega.size, 0] = weight
+    columns[omega.size:, 1] = omega * weight
+    columns[omega.size:, 2] = -weight / omega
+    columns /= np.sqrt((columns * columns).sum(axis=0))
+    return columns
 
 
-def _fit_chain(omega, z, weight, fixed, m):
-    """Weighted linear least squares of series R, L, 1/C plus m Voigt elements -> (mu, fitted Z)."""
-    log_tau = np.linspace(-math.log(omega.max()), -math.log(omega.min()), m) if m > 1 else \
-        np.array([-0.5 * math.log(omega.min() * omega.max())])
-    voigt = 1 / (1 + 1j * np.outer(omega, np.exp(log_tau)))
-    design = np.concatenate([fixed, voigt], axis=1)
-    stacked = np.concatenate([design.real, design.imag]) * np.concatenate([weight, weight])[:, None]
-    target = np.concatenate([z.real * weight, z.imag * weight])
-    # Columns differ by many decades (omega*L vs 1/(omega*C)); unit-norm columns keep lstsq well posed.
-    norms = np.sqrt(np.einsum("ij,ij->j", stacked, stacked))
-    norms[norms == 0] = 1.0
-    solution, *_ = lstsq(stacked / norms, target, lapack_driver="gelsy", check_finite=False)
-    coefficients = solution / norms
-    voigt_r = coefficients[fixed.shape[1]:]
-    positive = np.sum(voigt_r[voigt_r >= 0])
-    negative = -np.sum(voigt_r[voigt_r < 0])
+def _fit_chain(omega, weight, target, series, ln_omega_range, m):
+    """Weighted linear least squares of series R, L, 1/C plus m Voigt elements.
+
+    ``series``: the unit-norm series columns (:func:`_series_columns`); ``ln_omega_range``:
+    (ln ω_min, ln ω_max). Works on the real-stacked system (rows: real parts, then imaginary parts,
+    each weighted by 1/|Z|) so no complex design is built. Returns (mu, weighted residual of the
+    stacked system).
+    """
+    # τ log-spaced from 1/ω_max to 1/ω_min (one element: at the geometric centre).
+    ln_omega_min, ln_omega_max = ln_omega_range
+    if m > 1:
+        log_tau = -ln_omega_max + (ln_omega_max - ln_omega_min) / (m - 1) * np.arange(m)
+    else:
+        log_tau = np.array([-0.5 * (ln_omega_min + ln_omega_max)])
+    # Columns differ by many decades (omega*L vs 1/(omega*C)); unit-norm columns keep the solve well
+    # posed. A Voigt column w/(1 + jωτ) = w(1 − jωτ)/(1 + (ωτ)²) has squared norm Σ w²/(1 + (ωτ)²),
+    # so the scaled columns are written directly, without a separate normalisation pass.
+    omega_tau = np.outer(omega, np.exp(log_tau))
+    real = 1 / (1 + omega_tau * omega_tau)
+    inverse_norms = 1 / np.sqrt((weight * weight) @ real)
+    n_points, n_series = omega.size, series.shape[1]
+    design = np.empty((2 * n_points, n_series + m))
+    design[:, :n_series] = series
+    np.multiply(real, weight[:, None] * inverse_norms, out=design[:n_points, n_series:])
+    np.multiply(omega_tau, design[:n_points, n_series:], out=design[n_points:, n_series:])
+    np.negative(design[n_points:, n_series:], out=design[n_points:, n_series:])
+    # LAPACK's gelsy (rank-revealing QR, as scipy.linalg.lstsq's "gelsy" driver with its default
+    # cutoff eps) is called directly: the wrapper's checks cost more than the solve at this size.
+    rows, columns = design.shape
+    lwork, _ = dgelsy_lwork(rows, columns, 1, _RANK_CUTOFF)
+    _, solution, _, _, info = dgelsy(design, target[:, None], np.zeros((columns, 1), np.int32),
+                                     _RANK_CUTOFF, int(lwork))
+    if info != 0:
+        raise KramersKronigInputError(f"Lin-KK least squares failed (LAPACK gelsy info {info})")
+    scaled = solution[:columns, 0]
+    # Voigt resistances: the solution for unit-norm columns divided by the column norms.
+    voigt_r = scaled[n_series:] * inverse_norms
+    # Σ|R| ± ΣR = twice the sum over the positive (negative) elements, without masking.
+    total, magnitude = float(voigt_r.sum()), float(np.abs(voigt_r).sum())
+    positive, negative = 0.5 * (magnitude + total), 0.5 * (magnitude - total)
     mu = 1.0 - negative / positive if positive > 0 else 0.0
-    return float(mu), design @ coefficients
+    return float(mu), target - design @ scaled

@@ -55,6 +55,26 @@ def test_non_causal_distortion_is_detected():
     assert lin_kk(F, distorted).residual_pct > 2.0
 
 
+def test_residuals_equal_an_independent_complex_least_squares_fit():
+    """The chain fit is the weighted linear least squares of R, L, 1/C and M Voigt elements with
+    τ log-spaced over 1/ω_max … 1/ω_min; redo it here with numpy's SVD solver on the complex design."""
+    z = with_noise(blocking_pellet(F, inductance_h=3e-7), 0.003, seed=4)
+    result = lin_kk(F, z)
+    omega = 2 * np.pi * F
+    tau = np.geomspace(1 / omega.max(), 1 / omega.min(), result.n_elements)
+    design = np.column_stack([np.ones_like(omega), 1j * omega, 1 / (1j * omega),
+                              1 / (1 + 1j * np.outer(omega, tau))]) / np.abs(z)[:, None]
+    stacked = np.vstack([design.real, design.imag])
+    target = np.concatenate([z.real, z.imag]) / np.tile(np.abs(z), 2)
+    scale = np.linalg.norm(stacked, axis=0)
+    coefficients = np.linalg.lstsq(stacked / scale, target, rcond=None)[0] / scale
+    residual = target - stacked @ coefficients
+    np.testing.assert_allclose(result.residual_real, residual[: F.size], atol=1e-9)
+    np.testing.assert_allclose(result.residual_imag, residual[F.size:], atol=1e-9)
+    voigt_r = coefficients[3:]
+    assert result.mu == pytest.approx(1 - -voigt_r[voigt_r < 0].sum() / voigt_r[voigt_r >= 0].sum(), abs=1e-6)
+
+
 @pytest.mark.parametrize("f, z, message", [
     (F[:4], blocking_pellet(F[:4]), "at least 5 points"),
     (F, blocking_pellet(F)[:-1], "same length"),
