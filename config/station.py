@@ -120,6 +120,9 @@ class SimConfig(_Strict):
         description="BL_GetData polling in virtual time; rows are the same, fewer polls run faster")
     cycler_poll_interval_s: float = Field(default=1800.0, gt=0, le=3600,
                                           description="Reading the simulated cycler's export, virtual s")
+    chamber_over_tcp: bool = Field(
+        default=False, description="Serve the chamber simulator on a loopback TCP port and reach it "
+        "through pyvisa-py, as a LAN chamber (port 57732) is reached")
     thermal: SimThermal = SimThermal()
     pellet: SimPellet = SimPellet()
     cell: dict = Field(default_factory=dict, description="Overrides of the cell model constants")

@@ -50,6 +50,7 @@ class Station:
         self._potentiostat = None
         self._cycler = None
         self._sim_dir = None
+        self._chamber_server = None
         self.identities: dict[str, str] = {}
         self.operator_prompt = console_prompt
 
@@ -66,8 +67,15 @@ class Station:
                                            min_temperature_c=cfg.min_temperature_c,
                                            max_temperature_c=cfg.max_temperature_c,
                                            faults=self.lab.faults.get("chamber", {}))
-            self._chamber = open_chamber(self.config.chamber.model_dump(), self.clock,
-                                         simulator=simulator)
+            if simulator is not None and self.config.sim.chamber_over_tcp:
+                from instruments.espec.simulator import serve_tcp
+                self._chamber_server = serve_tcp(simulator)
+                self._chamber = open_chamber(self.config.chamber.model_dump(), self.clock,
+                                             visa_library="@py", transport="tcp",
+                                             address=self._chamber_server.resource_name)
+            else:
+                self._chamber = open_chamber(self.config.chamber.model_dump(), self.clock,
+                                             simulator=simulator)
             self.identities["chamber"] = str(self._chamber.rom)
         return self._chamber
 
@@ -190,6 +198,9 @@ class Station:
             except Exception as exc:  # noqa: BLE001
                 log.warning("closing %s failed: %s", name.strip("_"), exc)
             setattr(self, name, None)
+        if self._chamber_server is not None:
+            self._chamber_server.close()
+            self._chamber_server = None
         if self._sim_dir is not None:
             self._sim_dir.cleanup()
             self._sim_dir = None

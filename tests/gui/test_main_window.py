@@ -58,3 +58,20 @@ def test_bad_protocol_is_refused_with_its_problems(window, tmp_path):
     assert window.queue.count() == 0
     text = window.log.toPlainText()
     assert "sample.colour: unknown key" in text
+
+
+def test_abort_button_stops_the_run_and_marks_it_aborted(window, qtbot):
+    from config.protocol import resolve_protocol_path
+    assert window.add_protocol(resolve_protocol_path("onbh_stability"))  # 30 simulated days
+    seen = []
+
+    def abort_on_first_step(name, doc):
+        if name == "step_start" and not seen:
+            seen.append(doc)
+            window.abort_button.click()
+    window.start_next()
+    window.worker.document.connect(abort_on_first_step)
+    qtbot.waitUntil(lambda: window.last_result is not None, timeout=60000)
+    assert window.last_result["status"] == "aborted"
+    assert "aborted from the GUI" in window.last_result["reason"]
+    assert window.abort_button.isEnabled() is False

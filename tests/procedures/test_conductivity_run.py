@@ -75,3 +75,22 @@ def test_ctrl_c_aborts_safely_and_keeps_data(tmp_path, run_simulated):
     assert run["status"] == "aborted"
     assert len(read_stream(db, run_id, "chamber")) > 1000
     assert any(s["status"] == "aborted" for s in run["steps"])
+
+
+def test_simulated_chamber_reached_over_loopback_tcp(tmp_path, shortened_protocol, run_protocol_object):
+    """The same protocol with the chamber simulator served on 127.0.0.1 and the driver on pyvisa-py:
+    the LAN transport of a real chamber, end to end."""
+    from config.protocol import Protocol
+    from config.station import load_station
+    cfg = load_station(simulate=True)
+    cfg.sim.chamber_over_tcp = True
+    protocol = shortened_protocol("onbh_conductivity", 1)
+    data = protocol.model_dump()
+    data["steps"][0]["temperatures_c"] = [30.0]
+    data["steps"][0]["soak_s"] = 600.0
+    outcome, run_id, _ = run_protocol_object(Protocol.model_validate(data),
+                                             f"sqlite:///{tmp_path / 'tcp.sqlite'}", station_cfg=cfg)
+    assert outcome.status == "completed", outcome.reason
+    spectrum = outcome.analysis["eis"]["spectra"][0]
+    assert spectrum["temperature_c"] == pytest.approx(30.0, abs=0.1)
+    assert spectrum["sigma_total_s_per_cm"] * 1e3 == pytest.approx(4.6, abs=0.1)
