@@ -43,6 +43,9 @@ def print_eis_table(analysis: dict, out=sys.stdout) -> None:
         print(f"{str(r['file'])[:28]:<28} {_fmt(r['temperature_c'], '7.2f')} {str(r['model'])[:22]:<22} "
               f"{_fmt(r['r_total_ohm'], '11.2f')} {_fmt(s_tot, '16.4f')} {_fmt(s_b, '15.4f')} "
               f"{_fmt(r['kk_residual_pct'], '6.2f')}", file=out)
+    for row in analysis.get("stability") or []:
+        print(f"σ_total at {row['temperature_c']:g} °C: {row['sigma_first_s_per_cm'] * 1e3:.4f} → "
+              f"{row['sigma_last_s_per_cm'] * 1e3:.4f} mS/cm ({row['change_pct']:+.2f} %)", file=out)
     arr = analysis.get("arrhenius")
     if arr and arr.get("total"):
         t = arr["total"]

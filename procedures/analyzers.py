@@ -102,7 +102,32 @@ class EisAnalyzer(Analyzer):
         if not spectra:
             return None
         sample = self.protocol.sample
-        return analyze_eis_series(spectra, sample.thickness_um, sample.diameter_mm)
+        result = analyze_eis_series(spectra, sample.thickness_um, sample.diameter_mm)
+        repeats = repeated_temperatures(result["spectra"])
+        if repeats:
+            result["stability"] = repeats
+        return result
+
+
+def repeated_temperatures(spectra: list[dict], tolerance_c: float = 0.5) -> list[dict]:
+    """σ_total measured again at the same temperature (PAPER.md protocol 2: day 0 vs day 30):
+    the first and the last measurement of each temperature and the change between them."""
+    groups: dict[float, list[dict]] = {}
+    for s in spectra:
+        if s["temperature_c"] is None or s["sigma_total_s_per_cm"] is None:
+            continue
+        key = next((k for k in groups if abs(k - s["temperature_c"]) <= tolerance_c), s["temperature_c"])
+        groups.setdefault(key, []).append(s)
+    rows = []
+    for temperature, group in groups.items():
+        if len(group) < 2:
+            continue
+        first, last = group[0], group[-1]
+        rows.append({"temperature_c": temperature, "first": first["file"], "last": last["file"],
+                     "sigma_first_s_per_cm": first["sigma_total_s_per_cm"],
+                     "sigma_last_s_per_cm": last["sigma_total_s_per_cm"],
+                     "change_pct": (last["sigma_total_s_per_cm"] / first["sigma_total_s_per_cm"] - 1) * 100})
+    return rows
 
 
 class LsvAnalyzer(Analyzer):
