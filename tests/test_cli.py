@@ -118,3 +118,48 @@ def test_malformed_csv_names_file_line_and_column(tmp_path):
     proc = cli("analyze", "eis", str(bad), "--thickness-um", "1000", "--diameter-mm", "10",
                check_exit=2)
     assert str(bad) in proc.stderr and "3" in proc.stderr and "z_real_ohm" in proc.stderr
+
+
+def test_analyze_lsv_and_dcpol_from_csv(tmp_path):
+    v = np.linspace(1.3, 5.0, 4000)
+    t = (v - 1.3) / 50e-6
+    i = 0.785 * (0.5e-6 + 1e-5 * 10 ** ((v - 2.2) / 0.15))
+    lsv = tmp_path / "lsv.csv"
+    np.savetxt(lsv, np.column_stack([t, v, np.minimum(i, 5e-3)]), delimiter=",",
+               header="time_s,voltage_v,current_a", comments="")
+    doc = json.loads(cli("analyze", "lsv", str(lsv), "--area-cm2", "0.785", "--json").stdout)
+    assert list(doc)[:4] == ["onset_threshold_v", "onset_tangent_v", "threshold_a_per_cm2", "direction"]
+    assert doc["direction"] == "oxidation"
+    assert doc["onset_threshold_v"] == pytest.approx(2.2, abs=0.05)
+
+    rows = []
+    for k, volts in enumerate((0.1, 0.2, 0.3, 0.4)):
+        ts = np.arange(0.0, 6 * 3600, 10.0)
+        amps = volts * 7.854e-8 * (1 + 5 * np.exp(-ts / 1200)) + 2e-11
+        rows.append(np.column_stack([ts + k * 6 * 3600, np.full(ts.size, volts), amps]))
+    dc = tmp_path / "dc.csv"
+    np.savetxt(dc, np.vstack(rows), delimiter=",", header="time_s,voltage_v,current_a", comments="")
+    doc = json.loads(cli("analyze", "dcpol", str(dc), "--thickness-um", "1000", "--diameter-mm", "10",
+                         "--json").stdout)
+    assert [s["converged"] for s in doc["steps"]] == [True] * 4
+    assert doc["sigma_e_s_per_cm"] == pytest.approx(1e-8, rel=0.02)
+
+
+def test_analyze_cycling_csv_with_a_discharge_before_the_first_charge(tmp_path):
+    # 2 h discharge at 1 mA, then two cycles of 3 h charge / 2.7 h discharge at 1 mA.
+    segments = [(-1e-3, 7200.0), (1e-3, 10800.0), (-1e-3, 9720.0), (1e-3, 10800.0), (-1e-3, 9720.0)]
+    t0, rows = 0.0, []
+    for current, duration in segments:
+        ts = np.arange(0.0, duration + 1e-9, 60.0)
+        volts = 3.0 + 0.3 * np.sign(current) * ts / duration
+        rows.append(np.column_stack([t0 + ts, volts, np.full(ts.size, current)]))
+        t0 += duration + 60.0
+    path = tmp_path / "cycles.csv"
+    np.savetxt(path, np.vstack(rows), delimiter=",", header="time_s,voltage_v,current_a", comments="")
+    doc = json.loads(cli("analyze", "cycling", str(path), "--mass-mg", "35", "--area-cm2", "0.785",
+                         "--json").stdout)
+    first = doc["cycles"][0]
+    assert first["cycle"] == 0 and first["charge_mah"] is None and first["ce_pct"] is None
+    assert first["discharge_mah"] == pytest.approx(2.0, rel=0.01)
+    assert doc["ice_pct"] == pytest.approx(90.0, rel=0.01)
+    assert doc["reference_cycle"] == 1
