@@ -596,57 +596,50 @@ class CellModel:
     def _implicit_voltage(self, current_a: float, kin: _Kinetics, step_s: float):
         """Terminal voltage after an implicit (backward Euler) step at current_a, and dV/dI."""
         if self.kind == "symmetric":
-            k = self.k
-            r_u = k.symmetric_relaxation_ohm_cm2 / k.area_cm2 * _arrhenius(k.anode_interface_ea_ev, self._temperature_c)
-            a = step_s / k.symmetric_relaxation_time_s
-            du_di = r_u * a / (1 + a)
+            r_u, a = self._symmetric_relaxation(step_s)
             u = (self.u_v + a * r_u * current_a) / (1 + a)
-            return current_a * kin.resistance_ohm + u, kin.resistance_ohm + du_di
-        fc, fa = self._fractions_passed(current_a)
-        sc = fc * kin.cathode_tau_s / (SECONDS_PER_HOUR * self.cathode_capacity_ah)   # drive per A
-        dn_di = fc * step_s / (SECONDS_PER_HOUR * self.cathode_capacity_ah)
-        gc = step_s * _MU2 / kin.cathode_diffusion_s
-        dzc_di = gc * _MODE_WEIGHT * sc / (1 + gc)
-        zc = (self.zc + gc * _MODE_WEIGHT * sc * current_a) / (1 + gc)
-        n_s = self.n + dn_di * current_a + zc.sum() + _INSTANT_WEIGHT * sc * current_a
-        dns_di = dn_di + dzc_di.sum() + _INSTANT_WEIGHT * sc
-        u_c, du_c = _value_and_slope(nacro2_ocv_v, n_s)
+            return current_a * kin.resistance_ohm + u, kin.resistance_ohm + r_u * a / (1 + a)
+        cathode, anode = self._implicit_electrodes(current_a, kin, step_s)
+        u_c, du_c = _value_and_slope(nacro2_ocv_v, cathode[0])
         v = u_c + current_a * kin.resistance_ohm
-        dv_di = du_c * dns_di + kin.resistance_ohm
-        if self.kind == "full":
-            sa = fa * kin.anode_tau_s / (SECONDS_PER_HOUR * self.anode_capacity_ah)
-            dy_di = fa * step_s / (SECONDS_PER_HOUR * self.anode_capacity_ah)
-            ga = step_s * _MU2 / kin.anode_diffusion_s
-            dza_di = ga * _MODE_WEIGHT * sa / (1 + ga)
-            za = (self.za + ga * _MODE_WEIGHT * sa * current_a) / (1 + ga)
-            y_s = self.y + dy_di * current_a + za.sum() + _INSTANT_WEIGHT * sa * current_a
-            dys_di = dy_di + dza_di.sum() + _INSTANT_WEIGHT * sa
-            u_a, du_a = _value_and_slope(sn_ocv_v, y_s)
+        dv_di = du_c * cathode[1] + kin.resistance_ohm
+        if anode is not None:
+            u_a, du_a = _value_and_slope(sn_ocv_v, anode[0])
             v -= u_a
-            dv_di -= du_a * dys_di
+            dv_di -= du_a * anode[1]
         else:
             v -= self.k.na9sn4_potential_v
         return v, dv_di
 
+    def _implicit_electrodes(self, current_a: float, kin: _Kinetics, step_s: float):
+        """(surface, d surface/dI, filling, modes) of the cathode and of the Sn anode (None for a
+        half cell) after an implicit step at current_a."""
+        fc, fa = self._fractions_passed(current_a)
+        cathode = _implicit_electrode(self.n, self.zc, fc, kin.cathode_tau_s, kin.cathode_diffusion_s,
+                                      self.cathode_capacity_ah, current_a, step_s)
+        anode = None
+        if self.kind == "full":
+            anode = _implicit_electrode(self.y, self.za, fa, kin.anode_tau_s, kin.anode_diffusion_s,
+                                        self.anode_capacity_ah, current_a, step_s)
+        return cathode, anode
+
+    def _symmetric_relaxation(self, step_s: float) -> tuple[float, float]:
+        """Interfacial relaxation resistance (Ω) of a symmetric cell and its implicit-step weight."""
+        k = self.k
+        r_u = k.symmetric_relaxation_ohm_cm2 / k.area_cm2 * _arrhenius(k.anode_interface_ea_ev, self._temperature_c)
+        return r_u, step_s / k.symmetric_relaxation_time_s
+
     def _cv_step(self, voltage_v: float, kin: _Kinetics, step_s: float, guess_a: float) -> float:
         """Advance the state by one implicit step at the current that holds voltage_v; return it."""
         current = self._cv_current(voltage_v, kin, step_s, guess_a)
-        fc, fa = self._fractions_passed(current)
         if self.kind == "symmetric":
-            k = self.k
-            r_u = k.symmetric_relaxation_ohm_cm2 / k.area_cm2 * _arrhenius(k.anode_interface_ea_ev, self._temperature_c)
-            a = step_s / k.symmetric_relaxation_time_s
+            r_u, a = self._symmetric_relaxation(step_s)
             self.u_v = (self.u_v + a * r_u * current) / (1 + a)
         else:
-            sc = fc * kin.cathode_tau_s / (SECONDS_PER_HOUR * self.cathode_capacity_ah)
-            gc = step_s * _MU2 / kin.cathode_diffusion_s
-            self.zc = (self.zc + gc * _MODE_WEIGHT * sc * current) / (1 + gc)
-            self.n += fc * step_s * current / (SECONDS_PER_HOUR * self.cathode_capacity_ah)
-            if self.kind == "full":
-                sa = fa * kin.anode_tau_s / (SECONDS_PER_HOUR * self.anode_capacity_ah)
-                ga = step_s * _MU2 / kin.anode_diffusion_s
-                self.za = (self.za + ga * _MODE_WEIGHT * sa * current) / (1 + ga)
-                self.y += fa * step_s * current / (SECONDS_PER_HOUR * self.anode_capacity_ah)
+            cathode, anode = self._implicit_electrodes(current, kin, step_s)
+            self.n, self.zc = cathode[2], cathode[3]
+            if anode is not None:
+                self.y, self.za = anode[2], anode[3]
         self._account(current, abs(current) * step_s / SECONDS_PER_HOUR)
         return current
 
@@ -687,6 +680,19 @@ class CellModel:
 
 
 _SLOPE_DX = 1e-5
+
+
+def _implicit_electrode(fill, modes, fraction, tau_s, diffusion_s, capacity_ah, current_a, step_s):
+    """One electrode after an implicit (backward Euler) step at current_a (A) of step_s (s):
+    (surface filling, its derivative by the current, mean filling, diffusion modes)."""
+    per_amp = fraction / (SECONDS_PER_HOUR * capacity_ah)        # filling per A·s
+    drive = per_amp * tau_s
+    g = step_s * _MU2 / diffusion_s
+    new_modes = (modes + g * _MODE_WEIGHT * drive * current_a) / (1 + g)
+    new_fill = fill + per_amp * step_s * current_a
+    surface = new_fill + new_modes.sum() + _INSTANT_WEIGHT * drive * current_a
+    slope = per_amp * step_s + (g * _MODE_WEIGHT * drive / (1 + g)).sum() + _INSTANT_WEIGHT * drive
+    return surface, slope, new_fill, new_modes
 
 
 def _value_and_slope(curve, x: float) -> tuple[float, float]:
