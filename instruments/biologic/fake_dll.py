@@ -653,14 +653,19 @@ class FakeEClib:
             return -308
         return 0
 
-    def _BL_LoadTechnique(self, conn_id, ch, ecc_file, params, first, last, display):
+    def _idle_channel(self, conn_id, ch):
+        """The channel, ready for a new technique, or the error code the DLL returns instead."""
         channel = self._channel(conn_id, ch)
         if isinstance(channel, int):
             return channel
         if (code := self._firmware_error(channel)) != 0:
             return code
-        if channel.running:
-            return -13
+        return -13 if channel.running else channel
+
+    def _BL_LoadTechnique(self, conn_id, ch, ecc_file, params, first, last, display):
+        channel = self._idle_channel(conn_id, ch)
+        if isinstance(channel, int):
+            return channel
         spec, code = self._technique_for_file(ecc_file)
         if code:
             return code
@@ -700,13 +705,9 @@ class FakeEClib:
 
     # --- run ------------------------------------------------------------------------------------
     def _BL_StartChannel(self, conn_id, ch):
-        channel = self._channel(conn_id, ch)
+        channel = self._idle_channel(conn_id, ch)
         if isinstance(channel, int):
             return channel
-        if (code := self._firmware_error(channel)) != 0:
-            return code
-        if channel.running:
-            return -13
         if not channel.chain or not channel.chain_complete:
             return -6
         loaded = [_Loaded(item.spec, dict(item.params)) for item in channel.chain]
