@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from analysis.physics import BOLTZMANN_EV_PER_K, ZERO_C_IN_K
 
-BOLTZMANN_EV_PER_K = 8.617333262e-5
-ZERO_CELSIUS_K = 273.15
+ZERO_CELSIUS_K = ZERO_C_IN_K
 
 
 class ArrheniusInputError(ValueError):

@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike
 from scipy.ndimage import median_filter
 
 from analysis.inputs import as_series, check_positive
+from analysis.physics import disc_area_cm2
 
 SECONDS_PER_HOUR = 3600.0
 MIN_STEP_POINTS = 3
@@ -102,7 +103,7 @@ def analyze_dcpol(
         check_positive(DcpolInputError, sigma_ion_s_per_cm=sigma_ion_s_per_cm)
 
     thickness_cm = thickness_um * 1e-4
-    area_cm2 = math.pi * (diameter_mm * 0.1) ** 2 / 4
+    area_cm2 = disc_area_cm2(diameter_mm)
     geometry_cm = thickness_cm / area_cm2
 
     if step is None:

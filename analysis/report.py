@@ -26,6 +26,7 @@ import pandas as pd
 from analysis import figures, figures_eis
 from analysis.cycling import DISCHARGE, PreparedRecord, prepare_record
 from analysis.eis import fit_spectrum
+from analysis.physics import disc_area_cm2
 
 DASH = "—"
 REPORT_NAME = "report.md"
@@ -260,7 +261,7 @@ class _Report:
         if _finite(cell.get("area_cm2")):
             return float(cell["area_cm2"])
         diameter = _finite((self.run.get("sample") or {}).get("diameter_mm"))
-        return math.pi * (diameter / 10.0) ** 2 / 4.0 if diameter else None
+        return disc_area_cm2(diameter) if diameter else None
 
 
 # --------------------------------------------------------------------------- run sections

@@ -19,13 +19,13 @@ whenever an outer loop jumps back over it.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Annotated, Iterator, Literal, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from config.errors import ConfigError, format_pydantic_errors
+from analysis.physics import disc_area_cm2
 
 Direction = Literal["charge", "discharge"]
 
@@ -60,7 +60,7 @@ class CellSection(_Strict):
     @model_validator(mode="after")
     def _derive(self):
         if self.diameter_mm is not None:
-            area = math.pi * (self.diameter_mm / 20.0) ** 2
+            area = disc_area_cm2(self.diameter_mm)
             if self.area_cm2 is not None and abs(self.area_cm2 - area) > 0.01 * area:
                 raise ValueError(f"area_cm2 {self.area_cm2} disagrees with diameter_mm "
                                  f"{self.diameter_mm} (area {area:.4f} cm²); give one of them")

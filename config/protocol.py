@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from analysis.physics import disc_area_cm2
 from config.cycling import CellSection, CyclingProgram, check_program_for_cell
 from config.errors import ConfigError, format_pydantic_errors
 from config.station import StationConfig, read_toml
@@ -45,7 +46,7 @@ class Sample(_Strict):
     def area_cm2(self) -> float | None:
         if self.diameter_mm is None:
             return None
-        return math.pi * (self.diameter_mm / 10.0) ** 2 / 4.0
+        return disc_area_cm2(self.diameter_mm)
 
 
 class Stabilization(_Strict):

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from instruments.sim.polarization import BlockingPelletPolarization, PolarizationConstants
+from analysis.physics import BOLTZMANN_EV_PER_K, VACUUM_PERMITTIVITY_F_PER_CM, disc_area_cm2
 
-K_B_EV = 8.617333262e-5
-EPS0_F_PER_CM = 8.8541878128e-14
+K_B_EV = BOLTZMANN_EV_PER_K
+EPS0_F_PER_CM = VACUUM_PERMITTIVITY_F_PER_CM
 
 
 def arrhenius_sigma_t(t1_c: float, sigma1: float, t2_c: float, sigma2: float) -> tuple[float, float]:
@@ -67,7 +68,7 @@ class PelletModel:
         if thickness_um <= 0 or diameter_mm <= 0:
             raise ValueError("pellet thickness and diameter must be positive")
         self.thickness_cm = thickness_um * 1e-4
-        self.area_cm2 = math.pi * (diameter_mm * 0.1) ** 2 / 4.0
+        self.area_cm2 = disc_area_cm2(diameter_mm)
         if self.k.ea_ev is None:
             self.ea_ev, self.prefactor = arrhenius_sigma_t(
                 self.k.ref_temperature_c, self.k.sigma_ref_s_per_cm,
