@@ -107,91 +107,6 @@ def print_symmetric(result: dict, out=sys.stdout) -> None:
           file=out)
 
 
-# --- commands -----------------------------------------------------------------------------------
-def cmd_run(args) -> int:
-    from config.errors import ConfigError
-    from config.protocol import load_protocol, resolve_protocol_path
-    from config.station import load_station
-    try:
-        station_cfg = load_station(args.station, simulate=True if args.simulate else None)
-        protocol_path = resolve_protocol_path(args.protocol)
-        protocol = load_protocol(protocol_path, station_cfg)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
-    result = execute_run(protocol, station_cfg, args.db, str(protocol_path),
-                         quiet=args.json, report_dir=args.report_dir)
-    if args.json:
-        _print_json(result)
-    else:
-        print_run_result(result)
-    return EXIT_OK if result["status"] == "completed" else EXIT_RUN_NOT_COMPLETED
-
-
-def record_run(protocol, station_cfg, db, source: str = "", subscribers=(), on_runner=None):
-    """Run one protocol on a fresh station with storage attached; returns (outcome, run_id).
-
-    Storage flushes by wall time (``clock=None``): its interval bounds what a crash can lose, which
-    is wall time whether the station is real or simulated. ``on_runner(runner)`` lets a GUI keep
-    the runner to abort it.
-    """
-    from procedures.analyzers import analyzers_for
-    from procedures.documents import DocumentStream
-    from procedures.runner import Runner
-    from procedures.station import Station
-    from storage.writer import StorageWriter
-
-    stream = DocumentStream()
-    writer = StorageWriter(db)
-    stream.subscribe(writer, critical=True)
-    for subscriber in subscribers:
-        stream.subscribe(subscriber)
-    with Station(station_cfg) as station:
-        runner = Runner(station, stream, analyzers_for(protocol))
-        if on_runner is not None:
-            on_runner(runner)
-        outcome = runner.run(protocol, protocol_source=source)
-    writer.close()
-    return outcome, writer.last_run_id
-
-
-def execute_run(protocol, station_cfg, db, source: str, quiet: bool = False,
-                report_dir: str | None = None) -> dict:
-    """Run one protocol with storage, progress and a report; returns the CLI's run document."""
-    from procedures.progress import ProgressPrinter
-    outcome, run_id = record_run(protocol, station_cfg, db, source, subscribers=[ProgressPrinter()])
-    result = {"run_id": run_id, "status": outcome.status,
-              "analysis": _analysis_for_output(outcome.analysis)}
-    if outcome.reason:
-        result["reason"] = outcome.reason
-    if report_dir is not False:
-        try:
-            path = write_report(db, run_id, report_dir)
-            result["report"] = str(path)
-            print(f"report: {path}", file=sys.stderr)
-        except Exception as exc:  # noqa: BLE001 - a report failure must not hide the run's result
-            print(f"report not written: {exc}", file=sys.stderr)
-    return result
-
-
-def write_report(db, run_id: int, out_dir=None) -> Path:
-    """The run's report (Markdown + figures) from what storage holds, under reports/run_<id>/."""
-    from analysis.report import render_report
-    from storage.readers import get_run, read_stream
-    run = get_run(db, run_id)
-    frames = {s["name"]: read_stream(db, run_id, s["name"]) for s in run.get("streams", [])}
-    out = Path(out_dir) if out_dir else PROJECT_ROOT / "reports" / f"run_{run_id}"
-    return render_report(run, frames, out)
-
-
-def _analysis_for_output(analysis: dict):
-    """A run with one analysis shows that object; several are keyed by name."""
-    if not analysis:
-        return None
-    if len(analysis) == 1:
-        return next(iter(analysis.values()))
-    return analysis
-
-
 def print_run_result(result: dict) -> None:
     print(f"run {result['run_id']}: {result['status']}" +
           (f" ({result['reason']})" if result.get("reason") else ""))
@@ -213,20 +128,94 @@ def print_run_result(result: dict) -> None:
         print(dumps(analysis))
 
 
-STALE_AFTER_S = 15 * 60
+# --- commands -----------------------------------------------------------------------------------
+def _station(args, simulate: bool | None = None):
+    from config.errors import ConfigError
+    from config.station import load_station
+    try:
+        return load_station(args.station, simulate=simulate)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
 
 
-def effective_status(status: str, updated_at: str | None) -> str:
-    """A run still marked "running" whose writer has not written for STALE_AFTER_S (wall time)
-    died without a stop document: it is shown as "interrupted"; its data are kept."""
-    from datetime import datetime, timezone
-    if status != "running" or not updated_at:
-        return status
-    age = (datetime.now(timezone.utc) - datetime.fromisoformat(updated_at)).total_seconds()
-    return "interrupted" if age > STALE_AFTER_S else status
+def run_protocols(args, names, station_cfg) -> int:
+    """Run ``names`` in one process through the run service; SIGINT, SIGTERM and SIGHUP abort the
+    run in progress (instruments safe, data kept) and skip the rest."""
+    from config.errors import ConfigError
+    from procedures.operator import ConsoleOperator
+    from procedures.progress import ProgressPrinter
+    from procedures.service import RunService
+    from procedures.signals import stop_on_signals
+    service = RunService(station_cfg, args.db, operator=ConsoleOperator(),
+                         subscribers=[ProgressPrinter()], report_dir=args.report_dir)
+    results = []
+    with stop_on_signals(service.abort):
+        try:
+            for protocol, source in service.load_all(names):
+                if service.stop_requested:
+                    break
+                if not args.json and len(names) > 1:
+                    print(f"\n=== {protocol.protocol.name}: {protocol.protocol.description}")
+                result = service.run(protocol, source)
+                if result.report:
+                    print(f"report: {result.report}", file=sys.stderr)
+                results.append(result)
+                if not args.json:
+                    print_run_result(result.to_json())
+        except ConfigError as exc:
+            raise UserError(str(exc)) from None
+    skipped = len(names) - len(results)
+    if skipped and service.stop_requested:
+        print(f"{skipped} protocol(s) not run: {service.stop_requested}", file=sys.stderr)
+    if args.json:
+        out = [r.to_json() for r in results]
+        _print_json(out if len(names) > 1 else out[0])
+    return EXIT_OK if len(results) == len(names) and all(r.completed for r in results) \
+        else EXIT_RUN_NOT_COMPLETED
+
+
+def cmd_run(args) -> int:
+    return run_protocols(args, args.protocols, _station(args, True if args.simulate else None))
+
+
+def cmd_plan(args) -> int:
+    from config.errors import ConfigError
+    from config.protocol import load_protocol, resolve_protocol_path
+    from procedures.progress import hms
+    from procedures.steps import plan_steps
+    station_cfg = _station(args)
+    entries = []
+    for name in args.files:
+        path = resolve_protocol_path(name)
+        entry = {"file": str(path), "valid": False, "errors": [], "steps": [], "expected_duration_s": None}
+        try:
+            protocol = load_protocol(path, station_cfg)
+        except ConfigError as exc:
+            entry["errors"] = list(exc.problems)
+        else:
+            planned = plan_steps(protocol, station_cfg)
+            entry.update(valid=True, steps=[
+                {"name": p.name, "kind": p.kind, "expected_duration_s": p.estimate.duration_s,
+                 "estimate": p.estimate.kind, "basis": p.estimate.basis} for p in planned],
+                expected_duration_s=sum(p.estimate.duration_s for p in planned))
+        entries.append(entry)
+    if args.json:
+        _print_json(entries)
+    else:
+        for entry in entries:
+            print(f"{entry['file']}: {'valid' if entry['valid'] else 'INVALID'}")
+            for problem in entry["errors"]:
+                print(f"  - {problem}")
+            for i, st in enumerate(entry["steps"]):
+                print(f"  {i:3d} {st['name'][:40]:<40} {st['kind']:<16} {hms(st['expected_duration_s']):>14}"
+                      f"  ({st['estimate']}: {st['basis']})")
+            if entry["valid"]:
+                print(f"  total {hms(entry['expected_duration_s'])}")
+    return EXIT_OK if all(e["valid"] for e in entries) else EXIT_USAGE
 
 
 def cmd_runs(args) -> int:
+    from storage.liveness import effective_status
     from storage.readers import list_runs
     df = list_runs(args.db)
     rows = [{"run_id": int(r.run_id), "protocol": r.protocol,
@@ -244,6 +233,8 @@ def cmd_runs(args) -> int:
 
 
 def cmd_show(args) -> int:
+    from procedures.service import single_or_keyed
+    from storage.liveness import effective_status
     from storage.readers import RunNotFound, get_run
     try:
         run = get_run(args.db, args.run_id)
@@ -253,7 +244,7 @@ def cmd_show(args) -> int:
     for a in run.get("analysis", []):
         analyses[a["name"]] = a["result"]
     result = {"run_id": args.run_id, "status": effective_status(run["status"], run.get("updated_at")),
-              "analysis": _analysis_for_output(analyses)}
+              "analysis": single_or_keyed(analyses)}
     if args.json:
         _print_json(result)
     else:
@@ -406,19 +397,8 @@ def cmd_station(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from config.protocol import load_protocol, resolve_protocol_path
-    from config.station import load_station
-    station_cfg = load_station(args.station, simulate=True)
-    status = EXIT_OK
-    for name in DEMO_PROTOCOLS:
-        path = resolve_protocol_path(name)
-        protocol = load_protocol(path, station_cfg)
-        print(f"\n=== {name}: {protocol.protocol.description}")
-        result = execute_run(protocol, station_cfg, args.db, str(path))
-        print_run_result(result)
-        if result["status"] != "completed":
-            status = EXIT_RUN_NOT_COMPLETED
-    return status
+    args.json, args.report_dir = False, None
+    return run_protocols(args, DEMO_PROTOCOLS, _station(args, True))
 
 
 DEMO_PROTOCOLS = ["onbh_conductivity", "lsv_oxidation", "lsv_reduction", "dc_polarization",
@@ -443,13 +423,21 @@ def build_parser() -> argparse.ArgumentParser:
     def json_arg(sp):
         sp.add_argument("--json", action="store_true", help="print only a JSON document on stdout")
 
-    sp = sub.add_parser("run", help="run a protocol file (or the name of a shipped protocol)")
-    sp.add_argument("protocol")
+    sp = sub.add_parser("run", help="run protocol files (or names of shipped protocols), one after another")
+    sp.add_argument("protocols", nargs="+", metavar="PROTOCOL")
     sp.add_argument("--simulate", action="store_true", help="use the simulated station")
     sp.add_argument("--station", default=None, help="station file (default: config/station.toml)")
-    sp.add_argument("--report-dir", default=None, help="where to write the report (default: reports/run_<id>)")
+    sp.add_argument("--report-dir", default=None,
+                    help="reports go to DIR/run_<id>/ (default: reports/run_<id>/)")
     db_arg(sp); json_arg(sp)
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("plan", help="validate protocol files and estimate each step's duration "
+                        "(touches no instrument)")
+    sp.add_argument("files", nargs="+", metavar="FILE")
+    sp.add_argument("--station", default=None, help="station file (default: config/station.toml)")
+    json_arg(sp)
+    sp.set_defaults(func=cmd_plan)
 
     sp = sub.add_parser("runs", help="list stored runs")
     db_arg(sp); json_arg(sp)
