@@ -293,6 +293,13 @@ def summarize_cycles(df: pd.DataFrame, mass_mg: float | None = None, area_cm2: f
         entry["ce_pct"] = _ratio(entry["discharge_mah"], entry["charge_mah"], 100.0)
         cycles.append(entry)
 
+    return cycle_statistics(cycles, reference_cycle)
+
+
+def cycle_statistics(cycles: list[dict], reference_cycle: int = 1) -> dict:
+    """ICE, mean CE and retention of per-cycle entries (as ``summarize_cycles`` makes them, in
+    cycle order); returns the summary dict with ``cycles`` included. Used on a whole record, and
+    on the cycles of a long run summarised chunk by chunk."""
     by_number = {entry["cycle"]: entry for entry in cycles}
     complete = [entry for entry in cycles if entry["cycle"] >= 1 and entry["ce_pct"] is not None]
     later_ce = [entry["ce_pct"] for entry in complete if entry["cycle"] >= 2]

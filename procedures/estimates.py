@@ -39,6 +39,8 @@ class PlanState:
         self.station_cfg = station_cfg
         self.chamber_c = (station_cfg.sim.thermal.ambient_c if station_cfg.simulate
                           else station_cfg.planning.chamber_start_c)
+        self.potentiostat_poll_s = (station_cfg.sim.potentiostat_poll_interval_s if station_cfg.simulate
+                                    else station_cfg.potentiostat.poll_interval_s)
         self.ramp_c_per_min = (station_cfg.sim.thermal.ramp_rate_c_per_min if station_cfg.simulate
                                else station_cfg.planning.chamber_ramp_rate_c_per_min)
 
@@ -70,10 +72,13 @@ def estimate_chamber(state: PlanState, step) -> Estimate:
 
 def estimate_peis(state: PlanState, step) -> Estimate:
     p = step.peis
-    return Estimate(peis_duration_s(p), "fixed",
+    poll = state.potentiostat_poll_s
+    # The end is seen at the first poll after the last frequency.
+    duration = math.ceil(peis_duration_s(p) / poll) * poll
+    return Estimate(duration, "fixed",
                     f"{p.frequency_number} frequencies {p.initial_frequency_hz:g}→"
                     f"{p.final_frequency_hz:g} Hz, {p.wait_for_steady_periods:g}+{p.average_n_times} "
-                    f"periods each + {PEIS_OVERHEAD_S:g} s dead time")
+                    f"periods each + {PEIS_OVERHEAD_S:g} s dead time, seen at a {poll:g} s poll")
 
 
 def estimate_hold(state: PlanState, step) -> Estimate:

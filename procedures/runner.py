@@ -34,6 +34,7 @@ class RunOutcome:
     reason: str = ""
     traceback: str | None = None
     analysis: dict = field(default_factory=dict)
+    duration_s: float = 0.0  # clock time from start to stop (instrument time in simulation)
 
 
 class RunControl:
@@ -185,6 +186,7 @@ class Runner:
                 except Exception as exc:
                     log.exception("analysis %s failed", analyzer.name)
                     outcome.analysis[analyzer.name] = {"error": f"{type(exc).__name__}: {exc}"}
+            outcome.duration_s = clock.now() - ctx.run_t0
             emit("stop", {"run_uid": run_uid, "time": clock.now(), "status": outcome.status.value,
                           "reason": outcome.reason, "traceback": outcome.traceback})
         return outcome

@@ -46,6 +46,7 @@ class RunResult:
     reason: str = ""
     analysis: dict = field(default_factory=dict)
     report: str | None = None
+    duration_s: float = 0.0  # clock time of the run (instrument time in simulation), s
 
     @property
     def completed(self) -> bool:
@@ -189,7 +190,8 @@ class RunService:
         writer.close()
         result = RunResult(run_id=writer.last_run_id, status=outcome.status,
                            protocol_name=protocol.protocol.name, source=source,
-                           reason=outcome.reason, analysis=outcome.analysis)
+                           reason=outcome.reason, analysis=outcome.analysis,
+                           duration_s=outcome.duration_s)
         if self.report_dir is not False and result.run_id is not None:
             result.report = self._report(result.run_id)
         return result
