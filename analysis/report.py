@@ -3,8 +3,10 @@
 ``render_report(run, frames, out_dir)`` writes ``out_dir/report.md`` and the figures next to it (linked
 by relative paths, so the folder can be moved or zipped as a whole). ``run`` is ``storage.readers.get_run``'s
 dict, ``frames`` the run's streams by name (``storage.readers.read_stream``). Streams are recognised by
-their descriptor metadata "role" (eis_spectrum, chamber_log, lsv, dc_polarization, cycling) and analysis
-results by name (eis, lsv, dcpol, cycling, cold_discharge); other results are shown as JSON.
+their descriptor metadata "role" (eis_spectrum, cell_eis, chamber_log, lsv, dc_polarization, cycling) and
+analysis results by name (eis, lsv, dcpol, cycling, symmetric, cold_discharge); other results are shown
+as JSON. A cold-discharge run is summarised per discharge temperature: CE and retention compare only
+cycles discharged at the same temperature.
 
 The report never fails for missing data: an aborted run without spectra, a result without its stream
 or a figure whose data cannot be drawn gives a sentence saying what is missing, repeated in a closing
@@ -12,7 +14,7 @@ or a figure whose data cannot be drawn gives a sentence saying what is missing, 
 another matter: the result and the report disagree (a renamed field), and ``ReportFieldError`` names it
 rather than printing "—" for a value that was computed. Text that comes from files or instruments
 (descriptions, names, notes, warnings) is escaped, so it shows as written and never as Markdown or HTML.
-Figures thin long records for drawing; tables use every value.
+Figures thin long records for drawing and never join two steps with a line; tables use every value.
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ class Fields:
 
     def __contains__(self, key: str) -> bool:
         return key in self.data
+
+    def require(self, *keys: str) -> None:
+        """Fail on the first of ``keys`` that is missing: fields a figure reads from the result."""
+        for key in keys:
+            self[key]
 
     def optional(self, key: str, default=None):
         """A field that results may leave out by design (documented as optional where produced)."""
@@ -574,6 +581,7 @@ def _lsv_sweep(report: _Report, result: Fields, step_index, stream: str | None) 
     if result["onset_threshold_v"] is None:
         report.lines += ["No persistent current above the threshold: the electrolyte is stable over "
                          "the whole sweep.", ""]
+    result.require("baseline_slope_a_per_cm2_per_v")  # the figure's baseline
     sweeps = report.frames_of("lsv", step_index)
     if stream is not None:
         sweeps = [(name, frame) for name, frame in sweeps if name == stream]
@@ -627,8 +635,7 @@ def _dcpol(report: _Report, result: Fields, step_index) -> None:
         report.figure(f"dcpol_current_{name}", "Current decay per voltage step",
                       lambda path, frame=frame: figures.dcpol_current_figure(frame, step_dicts, path))
     if steps:
-        for field in ("area_cm2", "thickness_cm"):
-            result[field]  # the I-V line needs the geometry: a result without it is a renamed field
+        result.require("area_cm2", "thickness_cm")  # the I-V figure's σe line
         report.figure("dcpol_iv", "Steady current vs voltage with the σe fit",
                       lambda path: figures.dcpol_iv_figure(result.data, path))
 
