@@ -175,7 +175,10 @@ def export_cycles_xlsx(db: Database, run_id: int, out_dir: str | Path) -> list[P
 
 # Battery Data Format v1.0 (battery-data-alliance/battery-data-format): preferred label of each
 # column written, from cellbench's canonical cycling columns. Required: test time, voltage, current;
-# recommended: cycle and step counts. Current is positive on charge, as in cellbench's records.
+# recommended: cycle and step counts. Current is positive on charge, as in cellbench's records. The
+# other recommended columns, Unix Time / s and Ambient Temperature / degC, are left out: a cycler
+# record carries only its program's test time, no clock shared with the run or the chamber log, so
+# neither could be given exactly.
 BDF_TIME, BDF_VOLTAGE, BDF_CURRENT = "Test Time / s", "Voltage / V", "Current / A"
 BDF_CYCLE, BDF_STEP = "Cycle Count / 1", "Step Count / 1"
 BDF_COLUMNS = (BDF_TIME, BDF_VOLTAGE, BDF_CURRENT, BDF_CYCLE, BDF_STEP)
