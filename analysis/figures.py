@@ -419,9 +419,9 @@ def overpotential_figure(cycles: Sequence[dict], path) -> Path:
 
 
 def voltage_time_figure(frame: pd.DataFrame, cycles: Sequence[int], path) -> Path:
-    """Cell voltage (V) against time (h) of the given cycles of a cycling record (test_time_s or
-    time_s, voltage_v, cycle; step optional), one panel per run of consecutive cycles, each line
-    broken at every step boundary and between cycles."""
+    """Cell voltage (mV when every |V| < 1 V, else V) against time (h) of the given cycles of a
+    cycling record (test_time_s or time_s, voltage_v, cycle; step optional), one panel per run of
+    consecutive cycles, each line broken at every step boundary and between cycles."""
     time_column = "test_time_s" if "test_time_s" in frame.columns else "time_s"
     time = _column(frame, time_column, "voltage-time figure")
     voltage = _column(frame, "voltage_v", "voltage-time figure")
@@ -431,20 +431,24 @@ def voltage_time_figure(frame: pd.DataFrame, cycles: Sequence[int], path) -> Pat
     groups = [g for g in groups if g.size and np.isin(cycle, g).any()]
     if not groups:
         raise FigureDataError(f"voltage-time figure: the record has none of the cycles {list(cycles)}")
+    # A symmetric cell's overpotential is tens of mV: read in mV, not in hundredths of a volt.
+    scale, unit = (1000.0, "mV") if np.nanmax(np.abs(voltage), initial=0.0) < 1.0 else (1.0, "V")
     figure = _figure((6.4, 3.6))
+    figure.subplots_adjust(left=0.15, wspace=0.35)  # room for each panel's voltage ticks
     for position, group in enumerate(groups):
         axes = figure.add_subplot(1, len(groups), position + 1)
         selected = np.flatnonzero(np.isin(cycle, group))
         labels = np.char.add(np.char.add(cycle[selected].astype(int).astype(str), ":"),
                              np.asarray(step)[selected].astype(str))
-        t, v = broken_line(time[selected] / SECONDS_PER_HOUR, voltage[selected], labels, thin(selected.size))
+        t, v = broken_line(time[selected] / SECONDS_PER_HOUR, voltage[selected] * scale, labels,
+                           thin(selected.size))
         axes.plot(t, v, lw=0.9, color="tab:blue")
         axes.axhline(0.0, color="0.5", lw=0.5)
         axes.set_title(f"cycle {group[0]}" + (f"–{group[-1]}" if group.size > 1 else ""), fontsize="small")
         axes.set_xlabel("time (h)")
         axes.grid(alpha=0.3)
         if position == 0:
-            axes.set_ylabel("cell voltage (V)")
+            axes.set_ylabel(f"cell voltage ({unit})")
     return _save(figure, path)
 
 
