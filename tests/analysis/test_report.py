@@ -706,3 +706,21 @@ def test_text_from_files_is_escaped_not_rendered(tmp_path):
     notes = next(line for line in text.splitlines() if line.startswith("| notes |"))
     assert len(re.findall(r"(?<!\\)\|", notes)) == 3  # the note's own bar does not split the cell
     assert text.startswith("# cold \\<b\\>run\\</b\\>: run 7")
+
+
+def test_lsv_result_of_several_sweeps_shows_each_sweep_with_its_own_data(tmp_path):
+    area = math.pi * 1.0**2 / 4
+    oxidation = lsv_record(area)
+    reduction = oxidation.assign(ewe_v=4.5 - oxidation["ewe_v"], i_a=-oxidation["i_a"])
+    sweeps = [{"stream": name, **analyze_lsv(frame["ewe_v"], frame["i_a"], area, 10e-6, frame["time_s"])}
+              for name, frame in (("lsv_ox", oxidation), ("lsv_red", reduction))]
+    run = make_run("lsv", analysis=[("lsv", None, {"sweeps": sweeps})],
+                   streams=[("lsv_ox", "lsv", 0), ("lsv_red", "lsv", 1)])
+    path = render_report(run, {"lsv_ox": oxidation, "lsv_red": reduction}, tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert "### Sweep lsv_ox" in text and "### Sweep lsv_red" in text
+    assert "| direction | oxidation |" in text and "| direction | reduction |" in text
+    for sweep in sweeps:
+        assert f"{sweep['onset_threshold_v']:.3f} V vs Na9Sn4" in text
+    assert [p.name for p in linked_pngs(path)] == ["lsv_lsv_ox.png", "lsv_lsv_red.png"]
+    assert_valid_pngs(linked_pngs(path))
