@@ -258,11 +258,11 @@ def cmd_show(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from storage.export import export_run
+    from storage.export import ExportError, UnknownFormat, export
     from storage.readers import RunNotFound
     try:
-        paths = export_run(args.db, args.run_id, args.out)
-    except RunNotFound as exc:
+        paths = export(args.db, args.run_id, args.out, args.format)
+    except (RunNotFound, ExportError, UnknownFormat) as exc:
         raise UserError(str(exc)) from None
     for p in paths:
         print(p)
@@ -451,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("export", help="export a run: one CSV per stream, units in column names")
     sp.add_argument("run_id", type=int)
     sp.add_argument("--out", required=True)
+    sp.add_argument("--format", default="csv",
+                    help="csv: every stream and run.json (default); cycles-csv, cycles-xlsx: the "
+                         "per-cycle summary; bdf: cycling streams in the Battery Data Format; "
+                         "parquet: every stream with its units")
     db_arg(sp)
     sp.set_defaults(func=cmd_export)
 

@@ -343,8 +343,13 @@ class ColdDischargeAnalyzer(RecordsAnalyzer):
         self.eis.detach()
 
     def compute(self) -> dict | None:
+        """The cycling summary of formation and cold discharges together (cycles numbered on across
+        programs), the cold-discharge table (each row naming its discharge by stream and the cycle
+        number within it, and the CE of its cycle), CE and retention per discharge temperature, and
+        the cell EIS. The run-wide mean CE and retention would average over discharge temperatures:
+        they are None, with a warning, when the run discharged at more than one temperature."""
         import pandas as pd
-        from analysis.cold_discharge import cold_discharge_table
+        from analysis.cold_discharge import cold_discharge_table, per_temperature_summary
         formation, cold = self.program_records("program"), self.program_records("cold_discharge")
         if formation is None and cold is None:
             return None
@@ -353,20 +358,45 @@ class ColdDischargeAnalyzer(RecordsAnalyzer):
                                time_s=cold["time_s"] + float(formation["time_s"].iloc[-1]))
         result = self.summary(pd.concat([p for p in (formation, cold) if p is not None],
                                         ignore_index=True))
-        temperatures = next((e["metadata"]["temperatures_c"] for e in self.collector.streams.values()
-                             if e["metadata"].get("phase") == "cold_discharge"), [])
-        cold_cycles = [] if cold is None else sorted(set(cold["cycle"].tolist()))
         by_cycle = {c["cycle"]: c for c in result["cycles"]}
-        discharges = [{"temperature_c": t, "cycle": c,
-                       "discharge_mah": by_cycle.get(c, {}).get("discharge_mah"),
-                       "avg_discharge_voltage_v": by_cycle.get(c, {}).get("avg_discharge_voltage_v")}
-                      for t, c in zip(temperatures, cold_cycles)]
-        discharges = [d for d in discharges if d["discharge_mah"] is not None]  # an aborted run
+        discharged_at: dict[int, float] = {}
+        discharges = []
+        # The same numbering as program_records: formation streams first, each continuing the last.
+        offset = 0
+        for phase in ("program", "cold_discharge"):
+            for name, entry in self.collector.streams.items():
+                cycles = self.collector.columns(name).get("cycle")
+                if entry["metadata"].get("phase") != phase or cycles is None or not len(cycles):
+                    continue
+                numbers = sorted({int(c) for c in cycles})
+                if phase == "program":
+                    temperatures = [entry["metadata"].get("temperature_c")] * len(numbers)
+                else:  # one cold discharge per cycle, in the order of the step's temperatures
+                    temperatures = entry["metadata"]["temperatures_c"]
+                for stream_cycle, temperature in zip(numbers, temperatures):
+                    cycle = by_cycle.get(stream_cycle + offset)
+                    if temperature is None or cycle is None or cycle["discharge_mah"] is None:
+                        continue  # an aborted run, or a formation program without its temperature
+                    discharged_at[cycle["cycle"]] = float(temperature)
+                    if phase == "cold_discharge":
+                        discharges.append({"temperature_c": temperature, "discharge_mah": cycle["discharge_mah"],
+                                           "avg_discharge_voltage_v": cycle["avg_discharge_voltage_v"],
+                                           "cycle": cycle["cycle"], "stream": name,
+                                           "stream_cycle": stream_cycle, "ce_pct": cycle["ce_pct"]})
+                offset += max(numbers)
         area = self.protocol.cell.area_cm2
         table = cold_discharge_table(discharges, area) if discharges else []
         for row, entry in zip(table, discharges):
-            row["cycle"] = entry["cycle"]  # so a report can draw each row's discharge curve
+            # so that a report draws each row's own discharge curve
+            row.update({key: entry[key] for key in ("cycle", "stream", "stream_cycle", "ce_pct")})
         result["cold_discharge"] = table
+        result["per_temperature"] = per_temperature_summary(result["cycles"], discharged_at)
+        result["warnings"] = []
+        if len(result["per_temperature"]) > 1:
+            result["mean_ce_pct"] = result["retention_pct"] = None
+            result["warnings"].append(
+                "mean CE and retention over the whole run would mix discharge temperatures: they are "
+                "given per temperature (per_temperature) instead")
         result["cell_eis"] = self.cell_eis(area)
         return result
 
