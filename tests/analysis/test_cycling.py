@@ -1,4 +1,8 @@
-"""summarize_cycles against Ah-counting truth of synthetic CCCV records."""
+"""summarize_cycles against Ah-counting truth of synthetic CCCV records.
+
+Each record's current is the mean current since the previous record, as a cycler logs it (EC-Lab's
+<I>); the first record of a step, logged at the instant the step starts, carries its start current.
+"""
 
 import math
 import time
@@ -30,6 +34,13 @@ def _step(kind, duration_s, n_inner, rng):
     """Sample times of one step: both ends plus n_inner random (irregular) instants."""
     inner = np.sort(rng.uniform(0.0, duration_s, n_inner))
     return kind, duration_s, np.concatenate(([0.0], inner, [duration_s]))
+
+
+def _mean_since_previous(charge_at, t):
+    """Mean current over each interval of ``t`` from the accumulated charge ``charge_at(t)`` (A·s)."""
+    q = charge_at(t)
+    dt = np.diff(t)
+    return np.concatenate(([np.diff(charge_at(np.array([0.0, 1e-9])))[0] / 1e-9], np.diff(q) / dt))
 
 
 def build_record(n_cycles, seed=0, initial_discharge=True, stop_after_cv_of_last=False):
@@ -70,7 +81,7 @@ def build_record(n_cycles, seed=0, initial_discharge=True, stop_after_cv_of_last
             voltage = V_CC_START + (V_LIMIT - V_CC_START) * t / duration
             step_type = "CC charge"
         elif kind == "cv":
-            current = I_CHARGE_A * np.exp(-t / CV_TAU_S)
+            current = _mean_since_previous(lambda tt: -CV_TAU_S * I_CHARGE_A * np.exp(-tt / CV_TAU_S), t)
             voltage = V_LIMIT + rng.normal(0.0, 3e-4, n)
             step_type = "CV charge"
         elif kind == "dis":
@@ -201,27 +212,56 @@ def test_unknown_values_are_none_never_nan():
             assert value is None or (isinstance(value, (int, float)) and math.isfinite(value))
 
 
-def test_step_time_places_a_step_change_between_sparse_records():
-    # Logged every 60 s; records of a new step start 20 s into it. Exact only if the interval that spans
-    # the step change is split by step_time_s: 1 mA for 1200 s, rest, then -1 mA for 600 s.
-    t_charge = np.arange(0.0, 1201.0, 60.0)
-    t_rest = 1200.0 + np.arange(20.0, 600.0, 60.0)
-    t_dis = 1800.0 + np.append(np.arange(20.0, 600.0, 60.0), 600.0)
+def _sparse_record():
+    """1 mA charge logged every 60 s to 1200 s; the discharge (-1 mA) starts at 1240 s, inside the
+    logging interval that ends at 1260 s, whose record holds the interval's mean current."""
+    t = np.arange(0.0, 1801.0, 60.0)
+    step_start = np.where(t <= 1200.0, 0.0, 1240.0)
+    charge = t <= 1200.0
+    current = np.where(charge, 1e-3, -1e-3)
+    current[t == 1260.0] = (1e-3 * 40.0 - 1e-3 * 20.0) / 60.0
+    return pd.DataFrame({
+        "test_time_s": t, "step_time_s": t - step_start, "step": np.where(charge, 1, 2),
+        "step_type": np.where(charge, "CC charge", "CC discharge"),
+        "voltage_v": np.where(charge, 3.0 + t / 1200.0, 4.0 - (t - 1240.0) / 1200.0),
+        "current_a": current,
+    })
+
+
+def test_step_time_splits_an_interval_that_holds_a_step_change():
+    entry = summarize_cycles(_sparse_record())["cycles"][0]
+    assert entry["charge_mah"] == pytest.approx(1240 / 3600, rel=1e-12)
+    assert entry["discharge_mah"] == pytest.approx(560 / 3600, rel=1e-12)
+
+
+def test_without_step_time_the_straddling_interval_belongs_to_its_record():
+    # The record's mean current (+1/3 mA over 60 s) nets against the discharge it is labelled with.
+    entry = summarize_cycles(_sparse_record().drop(columns="step_time_s"))["cycles"][0]
+    assert entry["charge_mah"] == pytest.approx(1200 / 3600, rel=1e-12)
+    assert entry["discharge_mah"] == pytest.approx((560 - 40) / 3600, rel=1e-12)
+
+
+@pytest.mark.parametrize("bad_step_time", [-5.0, 75.0])
+def test_invalid_step_time_leaves_the_interval_to_the_new_record(bad_step_time):
+    df = _sparse_record()
+    df.loc[df["test_time_s"] == 1260.0, "step_time_s"] = bad_step_time
+    entry = summarize_cycles(df)["cycles"][0]
+    assert entry["charge_mah"] == pytest.approx(1200 / 3600, rel=1e-12)
+    assert entry["discharge_mah"] == pytest.approx(520 / 3600, rel=1e-12)
+
+
+def test_rectangles_not_trapezoids_on_sparse_records():
+    # Three records per half cycle; each current is the mean since the previous record. The trapezoid
+    # would lend half of the 600 s interval after the charge's last record to the discharge.
     df = pd.DataFrame({
-        "test_time_s": np.concatenate([t_charge, t_rest, t_dis]),
-        "step_time_s": np.concatenate([t_charge, t_rest - 1200.0, t_dis - 1800.0]),
-        "voltage_v": 3.0,
-        "current_a": np.concatenate([np.full(t_charge.size, 1e-3), np.zeros(t_rest.size),
-                                     np.full(t_dis.size, -1e-3)]),
+        "time_s": [0.0, 600.0, 1200.0, 1800.0, 2400.0],
+        "voltage_v": [3.0, 3.2, 3.4, 3.1, 2.9],
+        "current_a": [0.0, 2e-3, 2e-3, -1e-3, -1e-3],
     })
     entry = summarize_cycles(df)["cycles"][0]
-    assert entry["charge_mah"] == pytest.approx(1200 / 3600, rel=1e-9)
-    assert entry["discharge_mah"] == pytest.approx(600 / 3600, rel=1e-9)
-    # Without step_time_s each interval spanning a step change is halved: the charge gains half of the
-    # 20 s gap before the rest, the discharge half of the 60 s gap before its first record.
-    halved = summarize_cycles(df.drop(columns="step_time_s"))["cycles"][0]
-    assert halved["charge_mah"] == pytest.approx(1210 / 3600, rel=1e-9)
-    assert halved["discharge_mah"] == pytest.approx(610 / 3600, rel=1e-9)
+    assert entry["charge_mah"] == pytest.approx(2400 / 3600, rel=1e-12)
+    assert entry["discharge_mah"] == pytest.approx(1200 / 3600, rel=1e-12)
+    assert entry["ce_pct"] == pytest.approx(50.0, rel=1e-12)
 
 
 def test_rest_noise_does_not_start_cycles():
@@ -255,7 +295,7 @@ def test_prepare_record_attributes_every_interval_once():
     df, _ = build_record(2, seed=11)
     record = prepare_record(df)
     t, i = df["test_time_s"].to_numpy(), df["current_a"].to_numpy()
-    assert record.charge_ah.sum() == pytest.approx(np.trapezoid(i, t) / 3600, rel=1e-9, abs=1e-12)
+    assert record.charge_ah.sum() == pytest.approx(np.sum(i[1:] * np.diff(t)) / 3600, rel=1e-12)
 
 
 def test_hundred_cycles_summarise_well_under_a_second():
