@@ -98,6 +98,12 @@ def is_biologic_file(path: str | os.PathLike) -> bool:
     return head.startswith(MPR_MAGIC) or first_line in MPT_MAGICS
 
 
+def is_biologic_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is to be read as a BioLogic file: named .mpt/.mpr (read_biologic then
+    refuses one whose content is something else) or starting like one."""
+    return Path(path).suffix.lower() in (".mpt", ".mpr") or is_biologic_file(path)
+
+
 def read_biologic(path: str | os.PathLike) -> BiologicFile:
     """Read a .mpt or .mpr file, recognised by its content (its first bytes), not its name.
 
