@@ -311,3 +311,135 @@ def test_hundred_cycles_summarise_well_under_a_second():
     expected = 100 * truth[100]["discharge"] / truth[1]["discharge"]
     assert result["retention_pct"] == pytest.approx(expected, abs=0.3)
     assert best < 0.5, f"summarize_cycles took {best:.3f} s for {len(df)} rows"
+
+
+# --- issue 13: behaviour the earlier tests left unchecked ---------------------------------------------
+
+def _varying_ce_record(labels=False):
+    """Four CC cycles whose CE differs from cycle to cycle (80, 96, 99, 99.9 %), one rest between halves,
+    records every 60 s (each current the mean since the previous record; a step's first record, at the
+    instant it starts, none); with ``labels`` a step_type column."""
+    ce = {1: 0.80, 2: 0.96, 3: 0.99, 4: 0.999}
+    rows, t = [], 0.0
+    for cycle in range(1, 5):
+        for label, current, seconds, v0, v1 in (("CC_Chg", 1e-3, 3600.0, 3.0, 3.5),
+                                                ("Rest", 0.0, 600.0, 3.4, 3.4),
+                                                ("CC_DChg", -1e-3, 3600.0 * ce[cycle], 3.3, 2.5),
+                                                ("Rest", 0.0, 600.0, 2.6, 2.6)):
+            times = np.linspace(0.0, seconds, 11)
+            for k, tt in enumerate(times):
+                rows.append((t + tt, v0 + (v1 - v0) * tt / seconds, current if k else 0.0, label))
+            t += seconds
+    df = pd.DataFrame(rows, columns=["time_s", "voltage_v", "current_a", "step_type"])
+    return (df if labels else df.drop(columns="step_type")), ce
+
+
+def test_mean_ce_averages_cycles_two_and_up_only():
+    df, ce = _varying_ce_record()
+    result = summarize_cycles(df)
+    by_cycle = _by_cycle(result)
+    assert [by_cycle[c]["ce_pct"] for c in (1, 2, 3, 4)] == pytest.approx([100 * ce[c] for c in (1, 2, 3, 4)],
+                                                                         rel=1e-9)
+    assert result["mean_ce_pct"] == pytest.approx(100 * (0.96 + 0.99 + 0.999) / 3, rel=1e-12)
+    assert result["ice_pct"] == pytest.approx(80.0, rel=1e-12)
+    assert result["retention_pct"] == pytest.approx(99.9 / 80.0 * 100, rel=1e-12)
+
+
+def test_mass_and_area_normalisation_is_exact():
+    df, _ = _varying_ce_record()
+    entry = _by_cycle(summarize_cycles(df, mass_mg=12.5, area_cm2=0.5))[2]
+    assert entry["charge_mah_per_g"] == pytest.approx(entry["charge_mah"] / 0.0125, rel=1e-12)
+    assert entry["discharge_mah_per_g"] == pytest.approx(entry["discharge_mah"] / 0.0125, rel=1e-12)
+    assert entry["discharge_mah_per_cm2"] == pytest.approx(entry["discharge_mah"] / 0.5, rel=1e-12)
+
+
+def test_rest_current_threshold_is_passed_through():
+    df, _ = _varying_ce_record()
+    trickle = df.assign(current_a=np.where(df["current_a"] == 0.0, 5e-6, df["current_a"]))
+    default = _by_cycle(summarize_cycles(trickle))
+    assert default[1]["charge_mah"] > 1.0 + 1e-4  # 5 µA in the rests counts as charge by default
+    explicit = _by_cycle(summarize_cycles(trickle, rest_current_a=1e-5))
+    assert explicit[1]["charge_mah"] == pytest.approx(1.0, rel=1e-12)
+    assert explicit[1]["discharge_mah"] == pytest.approx(0.8, rel=1e-12)
+
+
+def test_cv_voltage_tolerance_is_passed_through():
+    df, truth = build_record(2, seed=3)
+    df = minimal(df)
+    share = _by_cycle(summarize_cycles(df))[1]["cv_charge_share_pct"]
+    assert share == pytest.approx(truth[1]["cv_share"], abs=0.2)
+    narrow = _by_cycle(summarize_cycles(df, cv_voltage_tolerance_v=1e-5))[1]["cv_charge_share_pct"]
+    assert narrow < share - 10.0  # the hold's 0.3 mV noise leaves the 10 µV window
+
+
+def test_a_state_change_inside_one_step_number_is_a_run_boundary():
+    # One step number for the whole record: the charge/discharge labels alone mark the boundary that
+    # step_time_s splits.
+    df = _sparse_record().assign(step=1)
+    entry = summarize_cycles(df)["cycles"][0]
+    assert entry["charge_mah"] == pytest.approx(1240 / 3600, rel=1e-12)
+    assert entry["discharge_mah"] == pytest.approx(560 / 3600, rel=1e-12)
+
+
+def test_non_integer_cycle_label_is_refused():
+    df, _ = build_record(1)
+    df["cycle"] = df["cycle"].astype(float)
+    df.loc[50, "cycle"] = 1.5
+    with pytest.raises(CyclingDataError, match="not an integer at row 50"):
+        summarize_cycles(df)
+
+
+# --- sign convention and cycle convention --------------------------------------------------------------
+
+def test_discharge_positive_record_without_labels_is_refused():
+    df, _ = _varying_ce_record()
+    with pytest.raises(CyclingDataError, match="discharge-positive"):
+        summarize_cycles(df.assign(current_a=-df["current_a"]))
+
+
+def test_unsigned_current_takes_its_sign_from_step_labels():
+    signed, _ = _varying_ce_record(labels=True)
+    expected = summarize_cycles(signed)
+    unsigned = summarize_cycles(signed.assign(current_a=signed["current_a"].abs()))
+    assert [c["ce_pct"] for c in unsigned["cycles"]] == pytest.approx([c["ce_pct"] for c in expected["cycles"]])
+    assert any("no sign" in w for w in unsigned["warnings"])
+    assert not expected["warnings"]
+
+
+def test_discharge_positive_current_with_labels_is_reversed_with_a_warning():
+    signed, _ = _varying_ce_record(labels=True)
+    flipped = summarize_cycles(signed.assign(current_a=-signed["current_a"]))
+    assert flipped["ice_pct"] == pytest.approx(80.0, rel=1e-12)
+    assert any("discharge-positive" in w for w in flipped["warnings"])
+
+
+def test_current_contradicting_labels_on_some_rows_is_refused():
+    signed, _ = _varying_ce_record(labels=True)
+    signed.loc[signed["step_type"] == "CC_DChg", "current_a"] = 1e-3  # discharges now read positive...
+    signed.loc[30:35, "current_a"] = -1e-3                           # ...and part of a charge negative
+    with pytest.raises(CyclingDataError, match="contradicts step_type"):
+        summarize_cycles(signed)
+
+
+def test_zero_based_cycle_labels_are_refused_not_shifted():
+    df, _ = build_record(2, initial_discharge=False)
+    with pytest.raises(CyclingDataError, match="EC-Lab's 'cycle number' must be mapped"):
+        summarize_cycles(df.assign(cycle=df["cycle"] - 1))
+
+
+def test_discharge_then_charge_cycle_labels_are_refused():
+    # A vendor whose cycle is 'discharge, then charge' labels the first charge with the discharge
+    # before it: cycle 1 would open with a discharge.
+    df, _ = build_record(2, initial_discharge=True)
+    relabelled = df.assign(cycle=np.where(df["step_type"] == "CC discharge", df["cycle"] + 1, df["cycle"]))
+    with pytest.raises(CyclingDataError, match="cycle 2 opens with a discharge"):
+        summarize_cycles(relabelled)
+
+
+def test_implausible_ce_warns_by_cycle():
+    longer, _ = _varying_ce_record()
+    in_cycle_2_discharge = (longer["time_s"] > 11880.0) & (longer["time_s"] <= 15336.0)
+    longer.loc[in_cycle_2_discharge, "current_a"] *= 1.2
+    result = summarize_cycles(longer)
+    assert _by_cycle(result)[2]["ce_pct"] > 105.0
+    assert [w.split(":")[0] for w in result["warnings"]] == ["cycle 2"]
