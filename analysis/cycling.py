@@ -20,8 +20,11 @@ Conventions
   (negative, not finite-looking, or longer than the interval) leaves the whole interval to the new run.
 * The instrument's own charge counter, when the record has one, is used instead of current × time:
   ``dq_ah`` is the signed charge (Ah) since the previous record (EC-Lab's ``dq``, ``(Q-Qo)``
-  differences). Current × time is still computed as a cross-check; a half cycle where the two differ
-  by more than ``COUNTER_MISMATCH_FRACTION`` carries a warning naming both values.
+  differences); without it, ``capacity_ah`` with ``step`` is taken as a counter that restarts at each
+  step and counts magnitudes (Landt's capacity), unless it decreases inside a step. Current × time is
+  computed as a cross-check: a half cycle where the two differ by more than
+  ``COUNTER_MISMATCH_FRACTION`` carries a warning naming both values, and beyond
+  ``COUNTER_UNUSABLE_FRACTION`` (a placeholder column, a wrong unit) current × time is reported.
 * A cycle is one charge followed by its discharge (cathode half cells and full cells are charged
   first), so CE = Q_discharge / Q_charge of the same cycle. Cycle k is the k-th charge and the
   discharge after it; cycle 0 exists only for a discharge before the first charge. Without a
@@ -32,9 +35,8 @@ Conventions
 * A cycle whose CE exceeds ``CE_IMPLAUSIBLE_PCT`` carries a warning naming the likely causes.
 
 Accepted columns: ``test_time_s`` (or ``time_s``), ``voltage_v``, ``current_a``; optional ``cycle``,
-``step``, ``step_type``, ``step_time_s``, ``dq_ah``. Other canonical columns (``capacity_ah``,
-``energy_wh``) are ignored: Landt counters reset per step and are magnitudes, and a reader that
-derived them from current already holds nothing more than current and time.
+``step``, ``step_type``, ``step_time_s``, ``dq_ah``, ``capacity_ah``. ``energy_wh`` is ignored: the
+energy is recomputed from the charge and the voltage.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ CE_IMPLAUSIBLE_PCT = 105.0
 # current (EC-Lab logs <I> as float32) and by a logged instantaneous I instead of the mean; more than
 # this means one of them is not what it claims to be.
 COUNTER_MISMATCH_FRACTION = 0.005
+# Further apart than this, the "counter" is a placeholder or in the wrong unit: current × time counts.
+COUNTER_UNUSABLE_FRACTION = 0.05
 # Voltage changes (V) over a half cycle smaller than this say nothing about the current's sign.
 SIGN_CHECK_MIN_DV_V = 0.002
 
@@ -260,6 +264,19 @@ def _detect_cv(cycle: np.ndarray, state: np.ndarray, voltage_v: np.ndarray, curr
     return is_cv
 
 
+def _per_step_counter_ah(df: pd.DataFrame, state: np.ndarray) -> np.ndarray | None:
+    """Per-record charge from a counter that restarts at every step and counts magnitudes (Landt's
+    capacity): its increase since the previous record of the step, signed by the record's state; None
+    where it decreases inside a step (then it is not such a counter)."""
+    capacity = _finite_column(df, "capacity_ah")
+    step = df["step"].to_numpy()
+    opens_step = np.concatenate(([True], step[1:] != step[:-1]))
+    increase = np.where(opens_step, capacity, np.diff(capacity, prepend=0.0))
+    if np.any(increase < 0):
+        return None
+    return increase * state
+
+
 def _attribute(interval_ah: np.ndarray, first_ah: float, old_ah: np.ndarray) -> np.ndarray:
     """Per-record charge: each interval to the record that ends it, less the part ``old_ah`` that
     a step change inside it leaves to the record before."""
@@ -292,6 +309,7 @@ def prepare_record(df: pd.DataFrame, rest_current_a: float | None = None,
     voltage_v = _finite_column(df, "voltage_v")
     current_a = _finite_column(df, "current_a")
     counter_ah = _finite_column(df, "dq_ah") if "dq_ah" in df.columns else None
+    per_step_counter = counter_ah is None and {"capacity_ah", "step"} <= set(df.columns)
     dt = np.diff(time_s)
     if np.any(dt < 0):
         row = df.index[int(np.argmax(dt < 0)) + 1]
@@ -342,6 +360,12 @@ def prepare_record(df: pd.DataFrame, rest_current_a: float | None = None,
         old_s = np.where(valid, dt - since_step_start, 0.0)
     old_ah = current_a[:-1] * old_s / 3600.0
 
+    if per_step_counter:
+        counter_ah = _per_step_counter_ah(df, state)
+        if counter_ah is not None:
+            # A per-step counter holds only the new step's part of an interval that a step change
+            # splits; the old step's part comes from the old current, as without a counter.
+            counter_ah[1:] += old_ah
     integral_ah = _attribute(current_a[1:] * dt / 3600.0, 0.0, old_ah)
     if counter_ah is None:
         interval_ah, first_ah, charge_ah = current_a[1:] * dt / 3600.0, 0.0, integral_ah
@@ -402,14 +426,21 @@ def _ratio(numerator: float | None, denominator: float | None, scale: float = 1.
 _ABSENT_HALF = {"charge_ah": None, "energy_wh": None, "cv_ah": None, "integral_ah": None}
 
 
-def _half_warnings(cycle: int, half: str, sums: dict, has_counter: bool) -> list[str]:
-    if not has_counter or sums["charge_ah"] is None:
-        return []
+def _counted_ah(cycle: int, half: str, sums: dict, has_counter: bool) -> tuple[float, list[str]]:
+    """The half cycle's charge (Ah, signed): the instrument's counter, with a warning where it differs
+    from current × time by more than COUNTER_MISMATCH_FRACTION; current × time where the counter is
+    off by more than COUNTER_UNUSABLE_FRACTION (a placeholder or a unit error, not a counter)."""
+    if not has_counter:
+        return sums["charge_ah"], []
     counted, integrated = abs(sums["charge_ah"]), abs(sums["integral_ah"])
-    if abs(counted - integrated) <= COUNTER_MISMATCH_FRACTION * max(counted, integrated, 1e-15):
-        return []
-    return [f"cycle {cycle} {half}: the instrument's charge counter gives {counted * 1e3:.6g} mAh but "
-            f"current × time gives {integrated * 1e3:.6g} mAh; the counter's value is reported"]
+    difference = abs(counted - integrated) / max(counted, integrated, 1e-15)
+    if difference <= COUNTER_MISMATCH_FRACTION:
+        return sums["charge_ah"], []
+    usable = difference <= COUNTER_UNUSABLE_FRACTION
+    return (sums["charge_ah"] if usable else sums["integral_ah"]), [
+        f"cycle {cycle} {half}: the instrument's charge counter gives {counted * 1e3:.6g} mAh but current × "
+        f"time gives {integrated * 1e3:.6g} mAh ({difference:.2%} apart); "
+        + ("the counter is reported" if usable else "current × time is reported")]
 
 
 def summarize_cycles(df: pd.DataFrame, mass_mg: float | None = None, area_cm2: float | None = None,
@@ -461,14 +492,17 @@ def summarize_cycles(df: pd.DataFrame, mass_mg: float | None = None, area_cm2: f
         entry = {"cycle": int(cycle)}
         for half, state in (("charge", CHARGE), ("discharge", DISCHARGE)):
             sums = halves.get((cycle, state), _ABSENT_HALF)
-            q_mah = None if sums["charge_ah"] is None else abs(sums["charge_ah"]) * 1000.0
+            q_mah = None
+            if sums["charge_ah"] is not None:
+                charge_ah, mismatch = _counted_ah(int(cycle), half, sums, record.has_counter)
+                q_mah = abs(charge_ah) * 1000.0
+                warnings += mismatch
             entry[f"{half}_mah"] = q_mah
             entry[f"{half}_mah_per_cm2"] = _ratio(q_mah, area)
             entry[f"{half}_mah_per_g"] = _ratio(q_mah, mass_g)
             entry[f"avg_{half}_voltage_v"] = _ratio(sums["energy_wh"], sums["charge_ah"])
             if state == CHARGE:
                 entry["cv_charge_share_pct"] = _ratio(sums["cv_ah"], sums["charge_ah"], 100.0)
-            warnings += _half_warnings(int(cycle), half, sums, record.has_counter)
         entry["ce_pct"] = _ratio(entry["discharge_mah"], entry["charge_mah"], 100.0)
         if entry["ce_pct"] is not None and entry["ce_pct"] > CE_IMPLAUSIBLE_PCT:
             warnings.append(

@@ -187,9 +187,14 @@ def test_implausible_efficiency_carries_a_warning():
 
 def test_counter_and_current_disagreeing_is_reported():
     records = cycling_records(read_biologic(DATA / "gcpl.issue_149.mpt"))
-    records["dq_ah"] = records["dq_ah"] * 1.02
-    result = summarize_cycles(records)
-    assert any("counter" in w and "cycle 1 charge" in w for w in result["warnings"])
+    honest = summarize_cycles(records)
+    assert not honest["warnings"]
+    off = summarize_cycles(records.assign(dq_ah=records["dq_ah"] * 1.02))
+    assert any("cycle 1 charge" in w and "counter is reported" in w for w in off["warnings"])
+    assert off["cycles"][0]["charge_mah"] == pytest.approx(1.02 * honest["cycles"][0]["charge_mah"], rel=1e-9)
+    unusable = summarize_cycles(records.assign(dq_ah=records["dq_ah"] * 1000))  # Ah taken for mAh
+    assert any("cycle 1 charge" in w and "current × time is reported" in w for w in unusable["warnings"])
+    assert unusable["cycles"][0]["charge_mah"] == pytest.approx(honest["cycles"][0]["charge_mah"], rel=1e-6)
 
 
 def test_multi_spectrum_peis_gives_one_spectrum_per_loop_in_file_order():

@@ -443,3 +443,36 @@ def test_implausible_ce_warns_by_cycle():
     result = summarize_cycles(longer)
     assert _by_cycle(result)[2]["ce_pct"] > 105.0
     assert [w.split(":")[0] for w in result["warnings"]] == ["cycle 2"]
+
+
+def _with_landt_capacity(df):
+    """The record with Landt's per-step capacity: the exact charge since the step began (Ah, magnitude)."""
+    capacity = np.zeros(len(df))
+    for _, rows in df.groupby("step", sort=False):
+        t = rows["test_time_s"].to_numpy() - rows["test_time_s"].iloc[0]
+        if rows["step_type"].iloc[0] == "CV charge":
+            capacity[rows.index] = I_CHARGE_A * CV_TAU_S * (1 - np.exp(-t / CV_TAU_S)) / 3600
+        elif rows["step_type"].iloc[0] != "Rest":
+            capacity[rows.index] = np.abs(rows["current_a"].iloc[-1]) * t / 3600
+    return df.assign(capacity_ah=capacity)
+
+
+def test_landt_per_step_capacity_is_the_counter():
+    df, truth = build_record(3, seed=2)
+    # Logged as instantaneous samples (not interval means): current × time misses the CV decay...
+    instantaneous = df.assign(current_a=np.where(df["step_type"] == "CV charge",
+                                                 I_CHARGE_A * np.exp(-df["step_time_s"] / CV_TAU_S),
+                                                 df["current_a"]))
+    rectangles = _by_cycle(summarize_cycles(instantaneous))
+    assert abs(rectangles[2]["charge_mah"] / truth[2]["charge"] - 1) > 2e-3
+    # ...which the instrument's own per-step capacity does not.
+    counted = summarize_cycles(_with_landt_capacity(instantaneous))
+    assert _by_cycle(counted)[2]["charge_mah"] == pytest.approx(truth[2]["charge"], rel=1e-9)
+    assert any(w.startswith("cycle 2 charge") and "counter is reported" in w for w in counted["warnings"])
+
+
+def test_a_capacity_that_falls_inside_a_step_is_not_a_counter():
+    df, truth = build_record(2, seed=4)
+    broken = _with_landt_capacity(df)
+    broken.loc[broken["step_type"] == "CC charge", "capacity_ah"] *= -1.0
+    _assert_matches_truth(summarize_cycles(broken), truth)
