@@ -18,6 +18,14 @@ Formats
   settings module's first byte. GCPL files store no current column, only the charge counter ``dq``:
   the current is derived from it as the mean since the previous record (what ``<I>`` means).
 
+Reader
+------
+galvani (echemdata/galvani, GPL-3.0-or-later, on PyPI, needs only numpy; works with numpy 2 and
+pandas 3) reads the .mpr modules; the .mpt text is parsed here, because galvani's text reader
+accepts only a few fixed column sets. yadg reads more .mpr column IDs but brings its own data model
+(xarray, pint, ...); navani builds on galvani; the datalab-org fork of galvani is not on PyPI. A
+column ID galvani does not know is refused with its message: export the file to .mpt from EC-Lab.
+
 Conventions
 -----------
 EC-Lab's current is positive for an oxidation at the working electrode (``ox/red`` = 1), which is
@@ -184,7 +192,8 @@ def _read_mpr(path: Path) -> BiologicFile:
     try:
         mpr = MPRfile(str(path))
     except (ValueError, NotImplementedError, AssertionError, KeyError) as error:
-        raise BiologicFileError(f"{path}: unreadable .mpr file ({type(error).__name__}: {error})") from None
+        raise BiologicFileError(f"{path}: unreadable .mpr file ({type(error).__name__}: {error}); "
+                                "EC-Lab's text export (.mpt) of it can be read") from None
     columns = {}
     for name in mpr.data.dtype.names:
         if name == "flags":

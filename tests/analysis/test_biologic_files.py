@@ -244,3 +244,8 @@ def test_impedance_file_has_no_cycling_record_and_cycling_file_no_spectrum():
         cycling_records(read_biologic(DATA / "peis.issue_149.mpt"))
     with pytest.raises(BiologicFileError, match="not an impedance file"):
         eis_spectra(read_biologic(DATA / "gcpl.issue_149.mpt"))
+
+
+def test_an_mpr_column_the_reader_does_not_know_is_refused_by_name():
+    with pytest.raises(BiologicFileError, match=r"mb.issue_223.mpr: unreadable .mpr file .*Column ID 112.*\.mpt"):
+        read_biologic(DATA / "mb.issue_223.mpr")
