@@ -108,3 +108,11 @@ def test_cli_refuses_a_foreign_file_named_mpt(tmp_path):
     assert "not a BioLogic file" in proc.stderr
     proc = cli("import", str(bad), "--db", f"sqlite:///{tmp_path / 'x.sqlite'}", check_exit=2)
     assert "not a BioLogic file" in proc.stderr
+
+
+def test_cli_reads_an_eclab_export_saved_under_another_name(tmp_path):
+    renamed = tmp_path / "export.txt"
+    renamed.write_bytes((DATA / "gcpl.issue_226.I.mpt").read_bytes())
+    result = json.loads(cli("analyze", "cycling", str(renamed), "--mass-mg", "1", "--area-cm2", "1",
+                            "--json").stdout)
+    assert result["cycles"][0]["ce_pct"] == pytest.approx(98.139832, abs=0.1)
