@@ -17,7 +17,7 @@ Conventions
 * With a ``step_time_s`` column, a record that opens a step less than one interval after the step
   began (``step_time_s`` < the interval) shares the interval: the old run keeps its last current
   until the step change, the new run the rest of the interval's charge. An invalid ``step_time_s``
-  (negative, not finite-looking, or longer than the interval) leaves the whole interval to the new run.
+  (negative, or longer than the interval) leaves the whole interval to the new run.
 * The instrument's own charge counter, when the record has one, is used instead of current × time:
   ``dq_ah`` is the signed charge (Ah) since the previous record (EC-Lab's ``dq``, ``(Q-Qo)``
   differences); without it, ``capacity_ah`` with ``step`` is taken as a counter that restarts at each
