@@ -86,7 +86,7 @@ def print_cycling(result: dict, out=sys.stdout) -> None:
             continue
         print(f"{c['cycle']:>5} {_fmt(c['charge_mah_per_cm2'], '17.3f')} "
               f"{_fmt(c['discharge_mah_per_cm2'], '20.3f')} {_fmt(c['ce_pct'], '8.3f')}", file=out)
-    print(f"ICE {_fmt(result['ice_pct'], '.2f')} %, mean CE (cycles 2–{len(cycles)}) "
+    print(f"ICE {_fmt(result['ice_pct'], '.2f')} %, mean CE (cycles 2–{cycles[-1]['cycle'] if cycles else 2}) "
           f"{_fmt(result['mean_ce_pct'], '.3f')} %, retention {_fmt(result['retention_pct'], '.1f')} % "
           f"(vs cycle {result['reference_cycle']})", file=out)
     if result.get("cold_discharge"):
@@ -97,6 +97,8 @@ def print_cycling(result: dict, out=sys.stdout) -> None:
     for e in result.get("cell_eis") or []:
         print(f"  EIS at {e['temperature_c']:6.1f} °C: R_ohmic {e['r_ohmic_ohm']:.1f} Ω, "
               f"R_polarization {e['r_polarization_ohm']:.1f} Ω", file=out)
+    for warning in result.get("warnings") or []:
+        print(f"warning: {warning}", file=out)
 
 
 def print_symmetric(result: dict, out=sys.stdout) -> None:
@@ -270,12 +272,16 @@ def cmd_export(args) -> int:
 
 
 def cmd_analyze_eis(args) -> int:
+    from analysis.biologic_files import BiologicFileError, eis_spectra, is_biologic_path, read_biologic
     from analysis.eis import EisInputError, analyze_eis_series, read_eis_csv
     spectra = []
     for path in args.files:
         try:
+            if is_biologic_path(path):
+                spectra += eis_spectra(read_biologic(path))
+                continue
             df = read_eis_csv(path)
-        except (OSError, EisInputError) as exc:
+        except (OSError, EisInputError, BiologicFileError) as exc:
             raise UserError(str(exc)) from None
         temperature = None
         if "temperature_c" in df.columns:
@@ -332,10 +338,14 @@ def cmd_analyze_dcpol(args) -> int:
 
 
 def read_cycling_file(path):
-    """Records from a CSV ``time_s,voltage_v,current_a[,cycle]`` or from a Landt export."""
+    """Records from a CSV ``time_s,voltage_v,current_a[,cycle]``, a BioLogic .mpt/.mpr or a Landt
+    export."""
+    from analysis.biologic_files import cycling_records, is_biologic_path, read_biologic
     from analysis.records import read_records_csv
     from instruments.landt.exports import read_export
     path = Path(path)
+    if is_biologic_path(path):
+        return cycling_records(read_biologic(path))
     with open(path, "rb") as fh:
         head = fh.read(4096).decode("utf-8", "replace").splitlines()[:1]
     if path.suffix.lower() == ".csv" and head and "time_s" in head[0].split(","):
@@ -345,6 +355,7 @@ def read_cycling_file(path):
 
 
 def cmd_analyze_cycling(args) -> int:
+    from analysis.biologic_files import BiologicFileError
     from analysis.cycling import CyclingDataError, summarize_cycles
     from analysis.records import RecordsFormatError
     from instruments.landt.exports import ExportFormatError
@@ -352,12 +363,27 @@ def cmd_analyze_cycling(args) -> int:
         df = read_cycling_file(args.file)
         result = summarize_cycles(df, mass_mg=args.mass_mg, area_cm2=args.area_cm2,
                                   reference_cycle=args.reference_cycle)
-    except (OSError, RecordsFormatError, ExportFormatError, CyclingDataError) as exc:
+    except (OSError, RecordsFormatError, ExportFormatError, CyclingDataError, BiologicFileError) as exc:
         raise UserError(str(exc)) from None
     if args.json:
         _print_json(result)
     else:
         print_cycling(result)
+    return EXIT_OK
+
+
+def cmd_import(args) -> int:
+    from storage.importer import ImportFileError, import_files
+    try:
+        run_ids = import_files(args.db, args.files)
+    except ImportFileError as exc:
+        raise UserError(str(exc)) from None
+    rows = [{"file": str(path), "run_id": run_id} for path, run_id in zip(args.files, run_ids)]
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(f"{row['file']}: run {row['run_id']}")
     return EXIT_OK
 
 
@@ -458,9 +484,15 @@ def build_parser() -> argparse.ArgumentParser:
     db_arg(sp)
     sp.set_defaults(func=cmd_export)
 
+    sp = sub.add_parser("import", help="store instrument files (BioLogic .mpt/.mpr) as runs")
+    sp.add_argument("files", nargs="+")
+    db_arg(sp); json_arg(sp)
+    sp.set_defaults(func=cmd_import)
+
     sp = sub.add_parser("analyze", help="analyse measurement files")
     asub = sp.add_subparsers(dest="kind", required=True)
-    ap = asub.add_parser("eis", help="blocking-electrode EIS: σ per spectrum, Arrhenius")
+    ap = asub.add_parser("eis", help="blocking-electrode EIS: σ per spectrum (CSV, or every loop of a "
+                         "BioLogic .mpt/.mpr), Arrhenius")
     ap.add_argument("files", nargs="+")
     ap.add_argument("--thickness-um", type=float, required=True)
     ap.add_argument("--diameter-mm", type=float, required=True)
@@ -483,7 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     json_arg(ap)
     ap.set_defaults(func=cmd_analyze_dcpol)
 
-    ap = asub.add_parser("cycling", help="capacities, CE, retention from a CSV or a Landt export")
+    ap = asub.add_parser("cycling", help="capacities, CE, retention from a CSV, a BioLogic .mpt/.mpr "
+                         "or a Landt export")
     ap.add_argument("file")
     ap.add_argument("--mass-mg", type=float, required=True, help="active cathode mass, mg")
     ap.add_argument("--area-cm2", type=float, required=True)

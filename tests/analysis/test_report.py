@@ -84,6 +84,12 @@ def dcpol_record(conductance_s=2e-8, steps_v=(0.1, 0.2, 0.3, 0.4), step_s=7200.0
     return pd.concat(parts, ignore_index=True)
 
 
+def _cv_mean_current_a(t, tau_s):
+    """1 mA decaying with ``tau_s``, logged as cyclers log it: the mean since the previous record."""
+    charge = -1e-3 * tau_s * np.exp(-t / tau_s)
+    return np.concatenate(([1e-3], np.diff(charge) / np.diff(t)))
+
+
 def cycling_record(n_cycles, points_per_half=200, charge_mah=1.0, ice=0.9, ce=0.99, fade=0.002):
     """CC charge (1 mA, Q = charge_mah), CV hold, rest, CC discharge, rest per cycle, canonical columns.
 
@@ -102,7 +108,7 @@ def cycling_record(n_cycles, points_per_half=200, charge_mah=1.0, ice=0.9, ce=0.
         dis_s = q_discharge * 3600.0
         for step, (kind, seconds, current, v0, v1) in enumerate((
                 ("CC_Chg", cc_s, lambda t: np.full(t.size, 1e-3), 2.9, 3.4),
-                ("CV_Chg", cv_s, lambda t: 1e-3 * np.exp(-t / cv_tau_s), 3.4, 3.4),
+                ("CV_Chg", cv_s, lambda t: _cv_mean_current_a(t, cv_tau_s), 3.4, 3.4),
                 ("Rest", 600.0, lambda t: np.zeros(t.size), 3.35, 3.3),
                 ("CC_DChg", dis_s, lambda t: np.full(t.size, -1e-3), 3.3, 2.0),
                 ("Rest", 600.0, lambda t: np.zeros(t.size), 2.4, 2.5)), start=1):
