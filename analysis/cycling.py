@@ -511,10 +511,10 @@ def summarize_cycles(df: pd.DataFrame, mass_mg: float | None = None, area_cm2: f
                 "record, or a discharge that continues an earlier cycle's")
         cycles.append(entry)
 
-    return cycle_statistics(cycles, reference_cycle)
+    return cycle_statistics(cycles, reference_cycle, warnings)
 
 
-def cycle_statistics(cycles: list[dict], reference_cycle: int = 1) -> dict:
+def cycle_statistics(cycles: list[dict], reference_cycle: int = 1, warnings: list[str] = ()) -> dict:
     """ICE, mean CE and retention of per-cycle entries (as ``summarize_cycles`` makes them, in
     cycle order); returns the summary dict with ``cycles`` included. Used on a whole record, and
     on the cycles of a long run summarised chunk by chunk."""
@@ -531,5 +531,5 @@ def cycle_statistics(cycles: list[dict], reference_cycle: int = 1) -> dict:
         "mean_ce_pct": float(np.mean(later_ce)) if later_ce else None,
         "retention_pct": retention,
         "reference_cycle": reference_cycle,
-        "warnings": warnings,
+        "warnings": list(warnings),
     }

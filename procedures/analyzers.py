@@ -203,6 +203,7 @@ class CycleChunks:
     def __init__(self, summarize) -> None:
         self.summarize = summarize
         self.cycles: list[dict] = []
+        self.warnings: list[str] = []
         self._pending: list[dict] = []
         self._pending_cycles: set[int] = set()
 
@@ -233,7 +234,9 @@ class CycleChunks:
         self._pending_cycles = set(np.unique(rest["cycle"]).tolist())
         if len(block) < 2:
             return
-        entries = self.summarize(block)["cycles"]
+        summary = self.summarize(block)
+        entries = summary["cycles"]
+        self.warnings += [w for w in summary.get("warnings", []) if w not in self.warnings]
         numbered = [e["cycle"] for e in entries if e["cycle"] >= 1]
         if self.cycles and numbered:
             offset = self.cycles[-1]["cycle"] + 1 - min(numbered)
@@ -304,7 +307,7 @@ class CyclingAnalyzer(RecordsAnalyzer):
         self.chunks.end_program()
         if not self.chunks.cycles:
             return None
-        result = cycle_statistics(self.chunks.cycles)
+        result = cycle_statistics(self.chunks.cycles, warnings=self.chunks.warnings)
         cell = self.protocol.cell
         if cell.kind == "full" and cell.cathode_loading_mg_per_cm2:
             # PAPER.md protocol 8: what this loading means at the level of a stacked cell.
