@@ -41,6 +41,8 @@ class ChamberConfig(_Strict):
     max_temperature_c: float = 150.0
     safe_temperature_c: float | None = Field(
         default=None, description="Set point after a run ends or aborts; None = STANDBY")
+    power_off_when_safe: bool = Field(
+        default=False, description="After STANDBY in the safe state, switch control power off")
 
     @model_validator(mode="after")
     def _check(self):

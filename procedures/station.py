@@ -63,9 +63,12 @@ class Station:
             if self.simulated:
                 from instruments.espec.simulator import EspecSimulator
                 cfg = self.config.chamber
+                # A humidity chamber found with its control power off: every run goes
+                # through POWER, ON and HUMI, SOFF as on such a real chamber.
                 simulator = EspecSimulator(self.lab, self.clock,
                                            min_temperature_c=cfg.min_temperature_c,
                                            max_temperature_c=cfg.max_temperature_c,
+                                           humidity=True, powered=False,
                                            faults=self.lab.faults.get("chamber", {}))
             if simulator is not None and self.config.sim.chamber_over_tcp:
                 from instruments.espec.simulator import serve_tcp
@@ -136,9 +139,8 @@ class Station:
     def set_chamber(self, setpoint_c: float) -> None:
         """Set point with the alarm limits at the chamber's range, then CONSTANT mode."""
         cfg = self.config.chamber
-        self.chamber.set_temperature(setpoint_c, upper_c=cfg.max_temperature_c,
-                                     lower_c=cfg.min_temperature_c)
-        self.chamber.mode = "CONSTANT"
+        self.chamber.hold_temperature(setpoint_c, upper_c=cfg.max_temperature_c,
+                                      lower_c=cfg.min_temperature_c)
 
     def prepare(self, protocol) -> None:
         """Mount the protocol's sample in the simulated lab (a real station has it mounted)."""
