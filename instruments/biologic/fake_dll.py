@@ -399,7 +399,8 @@ class FakeEClib:
     board: 'essential' (VMP3 family, ``x.ecc``, board type 1), 'premium' (VMP-300 family,
     ``x4.ecc``, type 2) or 'digicore' (VMP-300-P, ``x5.ecc``, ``kernel5.bin`` and no FPGA file,
     type 3). max_eis_frequency_hz: the model's EIS limit; PEIS above it is refused with -4.
-    firmware: what the channels hold at power-up: 'kernel', 'none', 'eclab' or 'stale' (a kernel
+    firmware: what the channels hold at power-up: 'none' (the default: a channel keeps its
+    firmware in RAM only, so a freshly powered instrument has none), 'kernel', 'eclab' or 'stale' (a kernel
     of another package version: -309 until reloaded). Until the kernel is loaded
     BL_GetChannelInfos fills what it knows and returns -308, as the real library does.
     option_error: a TCurrentValues.OptErr code reported while a technique runs (0 = none).
@@ -411,7 +412,7 @@ class FakeEClib:
     """
 
     def __init__(self, lab, *, board: str = "premium", model: str = "SP-200",
-                 max_eis_frequency_hz: float = 7e6, n_channels: int = 2, firmware: str = "kernel",
+                 max_eis_frequency_hz: float = 7e6, n_channels: int = 2, firmware: str = "none",
                  addresses=("USB0",), current_offset_a: float = 20e-12, current_noise_fraction: float = 5e-4,
                  ewe_noise_v: float = 10e-6, start_race_polls: int = 1, fail_on: dict | None = None,
                  lib_version: str = "6.04 (simulated)", option_error: int = 0) -> None:

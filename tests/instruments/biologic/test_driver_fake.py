@@ -88,7 +88,7 @@ def connected(lab, board="premium", poll_s=1.0, max_f=7e6, **fake_options):
 # --- connection and firmware ----------------------------------------------------------------
 
 def test_connect_identifies_device_and_channel(lab):
-    pstat, fake = connected(lab, model="VSP-300")
+    pstat, fake = connected(lab, model="VSP-300", firmware="kernel")
     assert pstat.device.model == "VSP-300" and pstat.device.device_code == 20
     info = pstat.channel_info()
     assert info.firmware_code == api.FIRMWARE_KERNEL and info.board == "premium" and info.has_impedance_board
@@ -479,7 +479,7 @@ def test_dll_and_python_parameter_encoding_give_the_same_bytes(lab):
 
 def test_fake_checks_labels_files_and_firmware(lab):
     lab.load = Resistor(1e3)
-    fake = FakeEClib(lab)
+    fake = FakeEClib(lab, firmware="kernel")
     conn, info = ctypes.c_int32(), api.TDeviceInfos()
     assert fake.BL_Connect(b"USB0", 5, ctypes.byref(conn), ctypes.byref(info)) == 0
     good = tq.ocv(10.0).ecc_values()
