@@ -150,6 +150,7 @@ class BiologicPotentiostat:
         self.started_at: float | None = None
         self.points_lost = 0
         self.overflow_chunks = 0
+        self.firmware_loaded = False  # whether connect() had to load the kernel firmware
         self.messages: list[str] = []
         self._id: int | None = None
         self._chain: list[tq.Technique] | None = None
@@ -237,6 +238,7 @@ class BiologicPotentiostat:
                 xlx = os.path.join(self.firmware_dir, FPGA_FILES[self.board]).encode()
         force = force or code == -309
         self._call("BL_LoadFirmware", self._id, chans, results, 16, False, force, kernel, xlx)
+        self.firmware_loaded = True
         if results[self._ch] != 0:
             hint = (" (EC-Lab's firmware is on the channel: close EC-Lab, or connect with force_firmware=True)"
                     if results[self._ch] == -9 else "")

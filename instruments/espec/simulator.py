@@ -4,7 +4,7 @@ It behaves like a benchtop as its communication manual describes it: a temperatu
 (SU series, the default) or, with ``humidity=True``, a temperature and humidity one (SH series):
 
 ==============================  =================================================================
-``ROM?``                        ``rom`` (default names the simulator)
+``ROM?``                        ``rom`` (default names the simulator: SU-SIM or SH-SIM)
 ``TYPE?``                       ``T,S2,<max>`` (temperature only) or ``T,T,S2,<max>`` (wet bulb)
 ``MON?``                        ``<PV>,<RH>,<mode>,<alarm count>`` (RH empty without humidity)
 ``TEMP?``                       ``<PV>,<SP>,<upper>,<lower>``
@@ -52,7 +52,7 @@ import socket
 import socketserver
 import threading
 
-DEFAULT_ROM = "SU-SIM V1.00 (cellbench simulator)"
+DEFAULT_ROM = "{series}-SIM V1.00 (cellbench simulator)"
 FAULT_KEYS = ("drop_reply_every", "garble_every", "na_on", "na_reply")
 TERMINATOR = "\r\n"
 TEMPERATURE_ALARM_HIGH = 2
@@ -112,7 +112,7 @@ class EspecSimulator:
         self.faults = _check_faults(faults)
         self.min_temperature_c = float(min_temperature_c)
         self.max_temperature_c = float(max_temperature_c)
-        self.rom = rom
+        self.rom = rom.format(series="SH" if humidity else "SU")
         self.rs485_address = rs485_address
         self.echo_address = echo_address
         if not powered:
