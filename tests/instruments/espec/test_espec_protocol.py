@@ -442,3 +442,12 @@ def test_any_setpoint_round_trips_through_the_wire_format(value_c):
     assert float(sent) == pytest.approx(value_c, abs=0.05 + 1e-9)
     reply = f"{sent},{sent},150.0,-40.0"
     assert parse_temperature_status(reply.split(",")) == (float(sent), float(sent), 150.0, -40.0)
+
+
+def test_reserved_names_of_dynamic_properties_stay_unreadable():
+    with protocol([]) as chamber:
+        with pytest.raises(AttributeError, match="reserved"):
+            chamber.setpoint_values
+        chamber.setpoint_values = (-20.0, 60.0)     # settable, as pymeasure intends
+        with pytest.raises(ValueError, match="outside"):
+            chamber.setpoint = 70.0
