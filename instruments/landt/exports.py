@@ -191,13 +191,14 @@ def _text_durations_s(values) -> np.ndarray | None:
 
 def _seconds(values, unit: str | None, where: str, default_unit: str) -> np.ndarray:
     factor = _unit_factor("time", unit or default_unit, where)
+    if len(values) and isinstance(values[0], str) and ":" in values[0]:
+        fast = _text_durations_s(values)  # durations text: skip numpy's failing float parse
+        if fast is not None:
+            return fast
     try:
         return np.asarray(values, dtype=float) * factor
     except (TypeError, ValueError):
         pass
-    fast = _text_durations_s(values)
-    if fast is not None:
-        return fast
     out = np.empty(len(values))
     for i, value in enumerate(values):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -361,7 +362,10 @@ def _without_blank_counters(columns: Sequence[Sequence], roles: dict) -> tuple[l
         return list(columns), 0
     keep = np.ones(len(columns[counters[0]]), dtype=bool)
     for k in counters:
-        keep &= np.array([not _blank(v) for v in columns[k]], dtype=bool)
+        try:  # a column that converts whole has no blank text cell; NaN marks an empty one
+            keep &= ~np.isnan(np.asarray(columns[k], dtype=float))
+        except (TypeError, ValueError):
+            keep &= np.array([not _blank(v) for v in columns[k]], dtype=bool)
     if keep.all():
         return list(columns), 0
     return [[v for v, kept in zip(c, keep) if kept] for c in columns], int((~keep).sum())
