@@ -80,3 +80,11 @@ def test_cli_station_check_json():
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["chamber"]["mode"] == "OFF" and report["potentiostat"]["board"] == "premium"
+
+
+def test_the_simulated_stations_chamber_is_powered_and_held_temperature_only(station):
+    sim = station.chamber.adapter.simulator
+    assert sim.mode == "OFF" and sim.humidity_setpoint_pct == 60.0    # as found
+    station.set_chamber(-10.0)
+    assert sim.mode == "CONSTANT" and sim.setpoint_c == -10.0
+    assert sim.humidity_setpoint_pct is None                          # HUMI, SOFF was sent

@@ -187,6 +187,14 @@ def test_current_beyond_its_range_is_flagged_as_overflow(lab):
     assert not any(c.i_overflow or c.saturated for c in chunks)
 
 
+def test_potential_beyond_the_range_is_flagged_as_saturation(lab):
+    lab.load = Resistor(20e3)
+    pstat, _ = connected(lab, poll_s=5.0)
+    chunks = list(pstat.run(tq.cp([1e-3], [20.0], i_range="1mA", record_every_dt_s=5.0)))
+    assert chunks and all(c.saturated for c in chunks)         # 20 V asked of a ±10 V channel
+    assert max(abs(c.columns["ewe_v"]).max() for c in chunks) <= 10.0 + 1e-3
+
+
 def test_option_error_stops_the_run(lab):
     lab.load = Resistor(1e3)
     pstat, fake = connected(lab, option_error=101)
