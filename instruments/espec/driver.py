@@ -289,6 +289,15 @@ class EspecChamber(Instrument):
             raise AttributeError(f"{name} is a reserved variable name and it cannot be read")
         return object.__getattribute__(self, name)
 
+    def __setattr__(self, name: str, value) -> None:
+        # The same list is scanned on every attribute write (three per command); only a reserved
+        # name needs pymeasure's renaming.
+        reserved = object.__getattribute__(self, "__dict__").get("_reserved_names")
+        if reserved is None or name in reserved:
+            super().__setattr__(name, value)
+        else:
+            object.__setattr__(self, name, value)
+
     # --- properties --------------------------------------------------------------------------
     rom = Instrument.measurement(
         "ROM?", """Get the controller's model and firmware version (str).""",
@@ -478,8 +487,9 @@ class EspecChamber(Instrument):
     # --- communication -----------------------------------------------------------------------
     def write(self, command: str, **kwargs) -> None:
         """Send ``command`` after the pacing interval, with the RS-485 address prefix if any."""
-        while self.clock.now() < self._next_command_at:
-            self.clock.wait_until(self._next_command_at)
+        clock = self.clock
+        while clock.now() < self._next_command_at:
+            clock.wait_until(self._next_command_at)
         self._last_command = command
         wire = command if self.rs485_address is None else f"{self.rs485_address},{command}"
         try:
@@ -488,7 +498,7 @@ class EspecChamber(Instrument):
             raise EspecCommunicationError(self.name, command, None, f"could not send: {exc}") \
                 from exc
         finally:
-            self._next_command_at = self.clock.now() + self.command_interval_s
+            self._next_command_at = clock.now() + self.command_interval_s
 
     def read(self, **kwargs) -> str:
         """Read one reply and check it against the last command: ``NA:`` raises EspecRefused,
