@@ -194,7 +194,10 @@ class SimulatedLandt(CyclerChannel):
             self._advance()
         if self._follower is None:
             return empty_records()
-        return self._follower.read_new()
+        # Once the program has ended nothing more is written: whatever the follower still holds
+        # back (rests whose cycle was not known yet) is read now.
+        ended = self._state not in (CyclerState.RUNNING, CyclerState.PAUSED)
+        return self._follower.read_new(include_partial=ended)
 
     # --- simulation -----------------------------------------------------------------------------
     @staticmethod

@@ -197,6 +197,17 @@ def test_minimal_lanhe_layout_is_followed_by_deriving_steps_capacity_and_cycles(
     pd.testing.assert_frame_equal(read_export(tmp_path / "minimal.txt"), records)
 
 
+def test_a_minimal_export_of_rests_only_is_read_once_the_program_ends(lab, tmp_path):
+    program = CyclingProgram.model_validate({
+        "steps": [{"kind": "rest", "duration_s": 600}],
+        "safety": {"voltage_min_v": 2.0, "voltage_max_v": 4.0, "current_max_a": 0.01}})
+    sim = SimulatedLandt(lab, StandInCell(), tmp_path / "rest.txt", layout="minimal")
+    sim.start(program, CELL, "S1")
+    records = run_to_end(sim, lab.clock, poll_s=120.0)
+    assert len(records) > 0 and set(records["step_type"]) == {"rest"}
+    assert set(records["cycle"]) == {1}
+
+
 @pytest.mark.parametrize("layout", ["multisheet", "cycle_split"])
 def test_saved_workbook_layouts_read_back_to_the_same_records(lab, tmp_path, layout):
     sim = SimulatedLandt(lab, StandInCell(), tmp_path / "ch1.txt")
