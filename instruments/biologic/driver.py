@@ -238,13 +238,13 @@ class BiologicPotentiostat:
                 xlx = os.path.join(self.firmware_dir, FPGA_FILES[self.board]).encode()
         force = force or code == -309
         self._call("BL_LoadFirmware", self._id, chans, results, 16, False, force, kernel, xlx)
-        self.firmware_loaded = True
         if results[self._ch] != 0:
             hint = (" (EC-Lab's firmware is on the channel: close EC-Lab, or connect with force_firmware=True)"
                     if results[self._ch] == -9 else "")
             raise BiologicError("BL_LoadFirmware", results[self._ch], f"channel {self.channel}{hint}")
         if self.channel_info().firmware_code != api.FIRMWARE_KERNEL:
             raise BiologicError("BL_LoadFirmware", -308, f"channel {self.channel} still has no kernel firmware")
+        self.firmware_loaded = True
 
     def _convert_word(self, word: int, out: ctypes.c_float) -> None:
         # Newer libraries convert per board type (some boards send TI-DSP floats); the old

@@ -5,15 +5,15 @@ answer comma-separated fields; settings (``TEMP, S25.0``) answer ``OK:<echo>`` o
 ``NA:<reason>``; over RS-485 the manual's setting reply is ``OK:<address>,<echo>`` (EHS-211M/411M
 communication manual, "OK : address, setting command"), and some controllers echo the address in
 front instead (``1,OK:...``): both are accepted. Every setting is therefore sent as a query and its
-reply read and checked: an unread ``OK:`` would answer the next query one reply late.
+reply read and checked: an unread ``OK:`` would answer the next query one reply late. Replies are
+parsed by splitting on commas and ``float()`` (negative temperatures; the empty humidity field of
+temperature-only chambers), never by regular expressions that assume a sign.
 
 Control power and humidity: a chamber whose mode reads ``OFF`` has its control power off and may
 refuse ``MODE, CONSTANT`` (``NA:CHB NOT READY``), so ``hold_temperature`` sends ``POWER, ON``
 first; on a humidity chamber the last RH set point would stay under control (condensation on a
-cold cell), so it switches humidity control off (``HUMI, SOFF``) for temperature-only work, as
-ChamberConnectLibrary and espec_pr3j do. Replies are parsed by splitting on
-commas and ``float()`` (negative temperatures; the empty humidity field of temperature-only
-chambers), never by regular expressions that assume a sign.
+cold cell), so it switches humidity control off (``HUMI, SOFF``, as espec_pr3j does) for
+temperature-only work.
 
 The chamber needs a pause between commands (0.2–0.5 s); the driver waits it through the injected
 Clock, so simulated runs do not sleep. Periodic clock tasks may run during that pause, before a

@@ -8,7 +8,7 @@ appended, in bulk, to a tab-separated text export in the layout the real Landt s
 time, voltage and current), and ``read_new_records()`` reads them back through the same
 ``ExportFollower`` that follows a real Landt, so the parser is on the tested path.
 ``save_workbook`` writes the test so far as one of the LANDdt workbook layouts the reader
-supports (``exports.WORKBOOK_LAYOUTS``).
+supports (``workbooks.WORKBOOK_LAYOUTS``).
 
 A CCCV step runs as two Landt steps (CC_Chg, CV_Chg), numbered as in the step table. Safety
 limits are checked on every record: the first record outside them ends the run in ``fault``.
@@ -32,9 +32,10 @@ from config.cycling import CellSection, ConcreteStep, CyclingProgram, check_prog
 from config.errors import ConfigError
 from instruments.cycler import (CyclerCapabilities, CyclerChannel, CyclerError, CyclerState, Prompt,
                                 empty_records)
-from instruments.landt.exports import read_export, write_workbook
+from instruments.landt.exports import read_export
 from instruments.landt.follower import ExportFollower
 from instruments.landt.steptable import render_step_table
+from instruments.landt.workbooks import write_workbook
 
 EXPORT_HEADER = ("Record\tCycle\tStep\tStepStatus\tTestTime\tStepTime\tVoltage/V\tCurrent/mA\t"
                  "Capacity/mAh\tEnergy/mWh\n")
@@ -347,5 +348,5 @@ class SimulatedLandt(CyclerChannel):
 
     def save_workbook(self, path, layout: str, **options) -> None:
         """Write the records exported so far as an xlsx workbook in ``layout`` (see
-        ``exports.write_workbook``), from the text export, as the Landt software re-exports."""
+        ``workbooks.write_workbook``), from the text export, as the Landt software re-exports."""
         write_workbook(read_export(self.export_path), path, layout, **options)
