@@ -236,7 +236,8 @@ class BiologicPotentiostat:
             kernel = os.path.join(self.firmware_dir, KERNEL_FILES[self.board]).encode()
             if FPGA_FILES[self.board] is not None:
                 xlx = os.path.join(self.firmware_dir, FPGA_FILES[self.board]).encode()
-        force = force or code == -309
+        # Only our own kernel is replaced unasked: EC-Lab's firmware still needs force (-9).
+        force = force or (code == -309 and info.firmware_code == api.FIRMWARE_KERNEL)
         self._call("BL_LoadFirmware", self._id, chans, results, 16, False, force, kernel, xlx)
         if results[self._ch] != 0:
             hint = (" (EC-Lab's firmware is on the channel: close EC-Lab, or connect with force_firmware=True)"
