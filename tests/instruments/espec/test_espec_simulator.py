@@ -352,3 +352,11 @@ def test_one_simulated_query_costs_well_under_a_millisecond(lab):
         chamber.temperature
     per_query_s = (time.perf_counter() - wall) / n
     assert per_query_s < 1e-3
+
+
+def test_station_file_can_ask_for_control_power_off_in_the_safe_state(lab):
+    sim = EspecSimulator(lab)
+    config = ChamberConfig(power_off_when_safe=True).model_dump()
+    with open_chamber(config, clock=lab.clock, simulator=sim) as chamber:
+        chamber.hold_temperature(30.0)
+    assert sim.mode == "OFF" and not lab.thermal.controlled
