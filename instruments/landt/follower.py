@@ -30,7 +30,7 @@ from instruments.landt.exports import (ExportFormatError, StreamState, canonical
                                        find_header, header_roles, split_text_rows)
 
 EXPORT_COLUMNS_HINT = ("Record, Cycle, Step, StepStatus, TestTime, StepTime, Voltage, Current, "
-                       "Capacity, Energy (at least TestTime, Voltage and Current)")
+                       "Capacity, Energy")
 _MAX_PREAMBLE_BYTES = 1 << 20
 
 
@@ -106,7 +106,8 @@ class ExportFollower:
                 if consumed > _MAX_PREAMBLE_BYTES:
                     raise ExportFormatError(f"{self.path}: no header line with test time, voltage and "
                                             f"current in the first {consumed} bytes; enable at least "
-                                            f"these columns in the export: {EXPORT_COLUMNS_HINT}")
+                                            f"TestTime, Voltage and Current in the export (better: "
+                                            f"{EXPORT_COLUMNS_HINT})")
                 self._offset = consumed
                 return empty_records()
             self._headers = [h.strip() for h in rows[at]]
