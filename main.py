@@ -410,6 +410,9 @@ def cmd_station(args) -> int:
         cfg = load_station(args.station)
     except ConfigError as exc:
         raise UserError(str(exc)) from None
+    if args.check:
+        from procedures.station_check import run_check
+        return run_check(cfg, as_json=args.json)
     if args.json:
         _print_json(cfg.model_dump(mode="json"))
     else:
@@ -532,6 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("station", help="validate and show a station file")
     sp.add_argument("--station", default=None)
+    sp.add_argument("--check", action="store_true",
+                    help="connect and run read-only queries: identity, firmware, ranges, chamber mode")
     json_arg(sp)
     sp.set_defaults(func=cmd_station)
 

@@ -91,13 +91,16 @@ class LandtCycler(CyclerChannel):
                       + f"\nLoad this program on channel {self.channel}, set the export to "
                         f"{self.export_path}, and start the test.\n")
         deadline = self.clock.now() + self.start_timeout_s
-        while not self._poll():
+        # Records in the file, not records returned: a follower may hold back leading rests.
+        while not follower.has_data():
             remaining = deadline - self.clock.now()
             if remaining <= 0:
                 self._follower = None
                 raise LandtStartTimeout(f"{self.name}: no records appeared in {self.export_path} within "
                                         f"{self.start_timeout_s:g} s of the start request")
             self.clock.sleep(min(self.poll_interval_s, remaining))
+        self._poll()
+        self._last_growth_s = self.clock.now()
         self._state = CyclerState.RUNNING
 
     def _poll(self, include_partial: bool = False) -> int:
