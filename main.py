@@ -158,14 +158,17 @@ def run_protocols(args, names, station_cfg) -> int:
                     break
                 if not args.json and len(names) > 1:
                     print(f"\n=== {protocol.protocol.name}: {protocol.protocol.description}")
-                result = service.run(protocol, source)
-                if result.report:
-                    print(f"report: {result.report}", file=sys.stderr)
+                result = service.run(protocol, source, report_later=len(names) > 1)
                 results.append(result)
                 if not args.json:
                     print_run_result(result.to_json())
         except ConfigError as exc:
             raise UserError(str(exc)) from None
+        finally:
+            service.finish_reports(results)
+    for result in results:
+        if result.report:
+            print(f"report of run {result.run_id}: {result.report}", file=sys.stderr)
     skipped = len(names) - len(results)
     if skipped and service.stop_requested:
         print(f"{skipped} protocol(s) not run: {service.stop_requested}", file=sys.stderr)
