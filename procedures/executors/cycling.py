@@ -9,6 +9,7 @@ from instruments.espec.stability import wait_until_stable
 from instruments.landt.steptable import render_step_table
 from procedures.estimates import program_estimate
 from procedures.executors.eis import measure_spectrum
+from config.documents import StreamRole
 
 RECORD_COLUMNS = {"record": ("", "int"), "cycle": ("", "int"), "step": ("", "int"),
                   "step_type": ("", "str"), "test_time_s": "s", "step_time_s": "s",
@@ -107,7 +108,7 @@ def run_cycling(ctx, step) -> dict:
     if step.temperature_c is not None:
         settle_chamber(ctx, step.temperature_c, step.stabilization, step.soak_s)
     stream = ctx.new_stream("cycling", RECORD_COLUMNS, metadata={
-        "role": "cycling", "phase": "program", "temperature_c": step.temperature_c})
+        "role": StreamRole.CYCLING.value, "phase": "program", "temperature_c": step.temperature_c})
     return {"stream": stream.stream, **follow_program(ctx, step.program, stream)}
 
 
@@ -125,7 +126,7 @@ def run_cold_discharge(ctx, step) -> dict:
     table = render_step_table(program, cell)
     step_roles = {table.numbers[i]: role for i, role in enumerate(roles)}
     stream = ctx.new_stream("cold_discharge", RECORD_COLUMNS, metadata={
-        "role": "cycling", "phase": "cold_discharge", "temperatures_c": list(step.temperatures_c)})
+        "role": StreamRole.CYCLING.value, "phase": "cold_discharge", "temperatures_c": list(step.temperatures_c)})
     done: set[tuple[str, int]] = set()
     eis_streams: list[dict] = []
 
@@ -151,7 +152,7 @@ def run_cold_discharge(ctx, step) -> dict:
             if step.eis and ctx.station.cell_on_potentiostat():
                 name = f"eis_cell_{_slug(temperature)}c"
                 summary = measure_spectrum(ctx, step.peis, name,
-                                           metadata={"role": "cell_eis", "setpoint_c": temperature})
+                                           metadata={"role": StreamRole.CELL_EIS.value, "setpoint_c": temperature})
                 eis_streams.append({**summary, "setpoint_c": temperature})
         still = ctx.station.cycler.read_new_columns()
         if n_records(still):
