@@ -279,9 +279,10 @@ def cmd_show(args) -> int:
 def cmd_export(args) -> int:
     from storage.export import export_run
     from storage.readers import RunNotFound
+    from storage.schema import SchemaError
     try:
         paths = export_run(args.db, args.run_id, args.out)
-    except RunNotFound as exc:
+    except (RunNotFound, SchemaError) as exc:
         raise UserError(str(exc)) from None
     for p in paths:
         print(p)

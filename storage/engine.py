@@ -53,15 +53,19 @@ def make_engine(url: str | os.PathLike | None) -> Engine:
     SQLite: the file's parent directory is created, the schema migrated to the newest revision,
     and every connection set to ``journal_mode=WAL`` and ``synchronous=NORMAL`` (durable at each
     checkpoint, no fsync per commit: a power cut may lose the last commits, never corrupt the
-    file). Other databases: raises storage.migrations.SchemaError unless already current.
+    file). Other databases: raises storage.schema.SchemaError unless already current.
     """
     engine = _new_engine(url)
-    if not schema_is_current(engine):
-        from storage import migrations
-        if engine.dialect.name == "sqlite":
-            migrations.upgrade_engine(engine)
-        else:
-            migrations.check_current(engine)
+    try:
+        if not schema_is_current(engine):
+            from storage import migrations
+            if engine.dialect.name == "sqlite":
+                migrations.upgrade_engine(engine)
+            else:
+                migrations.check_current(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -77,8 +81,8 @@ def upgrade_database(url: str | os.PathLike | None) -> tuple[str | None, str]:
 
 
 def schema_is_current(engine: Engine) -> bool:
-    """True if the database is at the schema revision this code uses (one query; importing
-    Alembic is left to the rare case that needs it)."""
+    """True if the database is at the schema revision this code uses (two cheap queries;
+    importing Alembic is left to the rare case that needs it)."""
     with engine.connect() as conn:
         if not inspect(conn).has_table(alembic_version.name):
             return False
