@@ -297,7 +297,7 @@ def cmd_db_upgrade(args) -> int:
     where = make_url(resolve_db_url(args.db)).render_as_string(hide_password=True)
     try:
         before, after = upgrade_database(args.db)
-    except (SchemaError, SQLAlchemyError) as exc:
+    except (SchemaError, SQLAlchemyError, ImportError) as exc:  # ImportError: no DB driver
         raise UserError(f"db upgrade of {where}: {exc}") from None
     if args.json:
         _print_json({"database": where, "revision_before": before, "revision": after})

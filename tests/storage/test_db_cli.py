@@ -63,3 +63,12 @@ def test_runs_and_show_of_a_legacy_database_give_reasons_and_point_counts(legacy
     table = cli("runs", "--db", legacy).stdout.splitlines()
     assert table[0].split() == ["run", "protocol", "status", "points", "started", "(UTC)"]
     assert table[2].split()[:4] == ["2", "full_cell_45mg", "aborted", "180"]
+
+
+def test_db_upgrade_of_an_unreachable_server_is_a_clear_error_without_the_password():
+    # No PostgreSQL driver is installed here (or, with one, nothing listens on port 1).
+    proc = cli("db", "upgrade", "--db", "postgresql://lab:secret@127.0.0.1:1/cellbench",
+               check_exit=2)
+    assert proc.stderr.startswith("error: db upgrade of postgresql://lab:***@127.0.0.1:1/"
+                                  "cellbench: ")
+    assert "secret" not in proc.stderr
