@@ -238,3 +238,18 @@ def test_processes_opening_a_fresh_database_at_once_do_not_race(tmp_path):
     con = sqlite3.connect(path)
     assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
     con.close()
+
+
+def test_downgrade_to_0001_gives_back_a_database_the_old_code_reads(legacy):
+    make_engine(str(legacy)).dispose()
+    engine = create_engine(f"sqlite:///{legacy}")
+    with engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0001")
+    engine.dispose()
+    con = sqlite3.connect(legacy)
+    columns = [r[1] for r in con.execute("PRAGMA table_info(streams)")]
+    assert columns == ["id", "run_id", "name", "step_index", "descriptor_uid", "metadata",
+                       "columns", "layout"]
+    assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+    con.close()
+    assert raw_counts(legacy) == raw_counts(LEGACY_DB)
