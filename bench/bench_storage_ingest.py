@@ -18,7 +18,8 @@ arrays, written to fresh files in a temp dir:
 
 5. a cycler-shaped stream (the Landt record columns: three ints, ``step_type`` text from a
    handful of values, six floats) through StorageWriter, against raw sqlite3 executemany into a
-   table with a TEXT column for ``step_type``: what a str column costs the writer.
+   table with a TEXT column for ``step_type``: what a str column costs the writer; also in
+   pages of ``FOLLOWER_PAGE`` rows, the size the Landt follower emits (a poll's new records).
 
 Targets: StorageWriter >= 60 % of the raw sqlite3 anchor and >= 3x PyMeasure.
 
@@ -45,6 +46,7 @@ from storage.schema import points, streams  # noqa: E402
 from storage.writer import StorageWriter  # noqa: E402
 
 PAGE = 500
+FOLLOWER_PAGE = 7
 BATCH = 5000
 FLOAT_COLUMNS = ("time_s", "voltage_v", "current_a", "temperature_c", "z_real_ohm")
 CYCLER_INT_COLUMNS = ("record", "cycle", "step")
@@ -117,9 +119,9 @@ def bench_raw_sqlite(path: Path, data: dict[str, np.ndarray], n: int) -> float:
 
 
 def bench_storage_writer(path: Path, data: dict[str, np.ndarray], n: int,
-                         columns: dict[str, dict] | None = None) -> float:
-    """StorageWriter time for ``data``; ``columns`` is the descriptor's (default: FLOAT_COLUMNS,
-    all float)."""
+                         columns: dict[str, dict] | None = None, page: int = PAGE) -> float:
+    """StorageWriter time for ``data`` in event pages of ``page`` rows; ``columns`` is the
+    descriptor's (default: FLOAT_COLUMNS, all float)."""
     url = f"sqlite:///{path}"
     engine = make_engine(url)
     writer = StorageWriter(engine, flush_rows=BATCH, flush_interval_s=3600.0)
@@ -127,8 +129,8 @@ def bench_storage_writer(path: Path, data: dict[str, np.ndarray], n: int,
     if columns is None:
         columns = {c: {"unit": c.rsplit("_", 1)[1], "dtype": "float"} for c in FLOAT_COLUMNS}
     pages = [{"descriptor_uid": descriptor_uid, "seq_start": start,
-              "data": {c: data[c][start:start + PAGE] for c in columns}}
-             for start in range(0, n, PAGE)]
+              "data": {c: data[c][start:start + page] for c in columns}}
+             for start in range(0, n, page)]
     t0 = time.perf_counter()
     writer("start", {"run_uid": run_uid, "time": time.time(), "protocol_name": "bench",
                      "protocol": {}, "sample": {}, "station": {}, "simulated": True})
@@ -227,10 +229,15 @@ def main() -> None:
         raw = bench_raw_sqlite_cycler(tmp_path / "raw_cycler.sqlite", cycler, n)
         ours = bench_storage_writer(tmp_path / "writer_cycler.sqlite", cycler, n,
                                     cycler_columns)
+        small_pages = bench_storage_writer(tmp_path / "writer_small.sqlite", cycler, n,
+                                           cycler_columns, FOLLOWER_PAGE)
     print(f"\ncycler records (3 int, step_type str, 6 float columns), N = {n}:")
     print(f"{'raw sqlite3 executemany, TEXT column':40s} {raw:8.3f} s  {n / raw:12,.0f} rows/s")
     print(f"{'StorageWriter':40s} {ours:8.3f} s  {n / ours:12,.0f} rows/s")
-    print(f"StorageWriter / raw sqlite3 = {raw / ours:.2f}")
+    print(f"{f'StorageWriter, pages of {FOLLOWER_PAGE} rows':40s} {small_pages:8.3f} s  "
+          f"{n / small_pages:12,.0f} rows/s")
+    print(f"StorageWriter / raw sqlite3 = {raw / ours:.2f}; "
+          f"in pages of {FOLLOWER_PAGE} rows {raw / small_pages:.2f}")
 
 
 if __name__ == "__main__":

@@ -57,8 +57,8 @@ class _Stream:
     """What the writer needs to turn one stream's event pages into point parameters.
 
     A row's parameters are ``stream_id, seq, <slots in float_cols + int_cols + code_cols
-    order>`` and, if the stream has int or str columns, ``extra``. Buffers hold them flat (row
-    after row in one list) because that is what multi-row INSERTs bind.
+    order>`` and, if the stream has int or str columns, ``extra``, flat (row after row in one
+    list) because that is what multi-row INSERTs bind.
     """
 
     __slots__ = ("id", "name", "columns", "float_cols", "int_cols", "code_cols", "extra_cols",
@@ -86,10 +86,9 @@ class _Stream:
         self.codes_changed = False
         """str_codes has values not yet committed."""
 
-    def encode(self, name: str, values: Any) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    def encode(self, name: str, values: list) -> tuple[np.ndarray, list[tuple[int, str]]]:
         """Float codes of str column ``name``'s ``values`` (NaN for None) and the (row, value)
         pairs that got no code because the column has ``MAX_STR_CODES`` values already."""
-        values = values.tolist() if isinstance(values, np.ndarray) else list(values)
         index = self.code_index[name]
         try:
             return np.fromiter(map(index.__getitem__, values), np.float64, len(values)), []
@@ -125,7 +124,9 @@ class StorageWriter:
     """Subscriber ``writer(name, doc)`` that stores runs in the database at ``url_or_engine``.
 
     ``flush_rows`` (>= 1) and ``flush_interval_s`` (>= 0 s of ``clock`` time) bound what a crash
-    can lose. ``clock`` is any object with ``now()`` in seconds (the run's Clock, so that
+    can lose. An event page is checked and copied when it arrives (a bad page raises then, naming
+    the problem) and turned into rows at the flush, all buffered pages of a stream at once: a
+    cycler follower emits thousands of pages of a few rows, and per-page work would dominate. ``clock`` is any object with ``now()`` in seconds (the run's Clock, so that
     simulated runs flush by virtual time); ``None`` uses ``time.monotonic``.
     """
 
@@ -151,7 +152,8 @@ class StorageWriter:
         """Committed transactions that wrote buffered point rows."""
         self.rows_written = 0
         self._streams: dict[str, _Stream] = {}
-        self._pending: dict[int, list] = {}
+        self._pending: dict[int, list[tuple[int, int, dict]]] = {}
+        """Buffered pages by stream id: (seq_start, rows, columns)."""
         self._pending_counts: dict[int, int] = {}
         self._pending_rows = 0
         self._last_flush = self._now()
@@ -245,10 +247,11 @@ class StorageWriter:
         if stream is None:
             raise DocumentError(f"storage: event_page for unknown descriptor {uid!r} in run "
                                 f"{self.run_id}; its descriptor document must come first")
-        n, params = _page_params(stream, self.run_id, _field(doc, "seq_start", "event_page"),
-                                 _field(doc, "data", "event_page"))
+        seq_start = _field(doc, "seq_start", "event_page")
+        n, columns = _checked_page(stream, self.run_id, seq_start,
+                                   _field(doc, "data", "event_page"))
         if n:
-            self._pending.setdefault(stream.id, []).extend(params)
+            self._pending.setdefault(stream.id, []).append((int(seq_start), n, columns))
             self._pending_counts[stream.id] = self._pending_counts.get(stream.id, 0) + n
             self._pending_rows += n
 
@@ -331,8 +334,9 @@ class StorageWriter:
     def _insert_points(self, conn: Connection) -> None:
         """Insert the buffered rows, and count them (and store new str codes) in ``streams``."""
         by_id = {s.id: s for s in self._streams.values()}
-        for stream_id, params in self._pending.items():
+        for stream_id, pages in self._pending.items():
             stream = by_id[stream_id]
+            params = _rows_params(stream, pages)
             width = len(stream.insert_columns)
             if self._fast_sqlite:
                 _sqlite_insert(conn, stream, params)
@@ -374,9 +378,10 @@ def _row_dict(keys: list[str], row: list) -> dict:
     return values
 
 
-def _page_params(stream: _Stream, run_id: int | None, seq_start: int,
-                 data: dict) -> tuple[int, list]:
-    """Row count and flat point parameters of one event page (see :class:`_Stream`)."""
+def _checked_page(stream: _Stream, run_id: int | None, seq_start: Any,
+                  data: dict) -> tuple[int, dict]:
+    """Row count and a copy of one event page's columns (float columns float64, int columns
+    integer arrays, str columns lists); raises DocumentError for a page storage cannot take."""
     where = f"run {run_id}, stream {stream.name!r}"
     if data.keys() != stream.columns.keys():
         missing = sorted(set(stream.columns) - set(data))
@@ -389,18 +394,44 @@ def _page_params(stream: _Stream, run_id: int | None, seq_start: int,
                             f"{sorted(lengths)}")
     n = lengths.pop()
     if n == 0:
-        return 0, []
-    seq_start = int(seq_start)
-    if seq_start < 0:
+        return 0, {}
+    if int(seq_start) < 0:
         raise DocumentError(f"storage: event_page of {where}: seq_start {seq_start} < 0")
-    floats = []
+    # Copies: the producer may reuse its arrays once the page is emitted.
+    columns = {}
     for name in stream.float_cols:
         try:
-            floats.append(np.asarray(data[name], dtype=np.float64))
+            columns[name] = np.array(data[name], dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise DocumentError(f"storage: event_page of {where}: column {name!r} is not "
                                 f"float: {exc}") from exc
-    ints = [_int_array(data[name], name, where) for name in stream.int_cols]
+    for name in stream.int_cols:
+        columns[name] = _int_array(np.array(data[name]), name, where)
+    for name in stream.code_cols + stream.extra_cols:
+        values = data[name]
+        columns[name] = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    return n, columns
+
+
+def _rows_params(stream: _Stream, pages: list[tuple[int, int, dict]]) -> list:
+    """Flat point parameters (see :class:`_Stream`) of a stream's buffered pages."""
+    if len(pages) == 1:
+        seq_start, n, data = pages[0]
+        seq = np.arange(seq_start, seq_start + n)
+    else:
+        seq = np.concatenate([np.arange(start, start + n) for start, n, _ in pages])
+        data = {name: np.concatenate([page[name] for _, _, page in pages])
+                for name in stream.float_cols}
+        for name in stream.int_cols:
+            arrays = [page[name] for _, _, page in pages]
+            # uint64 with int64 would promote to float64 and round ints beyond 2**53.
+            exact = np.result_type(*arrays).kind in "iub"
+            data[name] = np.concatenate(arrays, dtype=None if exact else object)
+        data.update({name: list(chain.from_iterable(page[name] for _, _, page in pages))
+                     for name in stream.code_cols + stream.extra_cols})
+        n = len(seq)
+    floats = [data[name] for name in stream.float_cols]
+    ints = [data[name] for name in stream.int_cols]
     extras: dict[int, dict] = {}
     codes = []
     for name in stream.code_cols:
@@ -414,12 +445,12 @@ def _page_params(stream: _Stream, run_id: int | None, seq_start: int,
         # and SQLite stores them as integers (column affinity); NaN binds as NULL.
         block = np.empty((n, len(stream.insert_columns)))
         block[:, 0] = stream.id
-        block[:, 1] = np.arange(seq_start, seq_start + n)
+        block[:, 1] = seq
         for j, column in enumerate(floats + ints + codes, start=2):
             block[:, j] = column
         if stream.has_extra:
             block[:, -1] = np.nan
-        return n, block.ravel().tolist()
+        return block.ravel().tolist()
     int_lists = []
     for name, arr, rows in zip(stream.int_cols, ints, big_rows):
         values = arr.tolist()
@@ -433,10 +464,9 @@ def _page_params(stream: _Stream, run_id: int | None, seq_start: int,
     extra_texts = [None] * n
     for i, row_extra in extras.items():
         extra_texts[i] = json.dumps(row_extra, separators=(",", ":"))
-    rows = zip(repeat(stream.id, n), range(seq_start, seq_start + n),
-               *(a.tolist() for a in floats), *int_lists, *(c.tolist() for c in codes),
-               extra_texts)
-    return n, list(chain.from_iterable(rows))
+    rows = zip(repeat(stream.id, n), seq.tolist(), *(a.tolist() for a in floats), *int_lists,
+               *(c.tolist() for c in codes), extra_texts)
+    return list(chain.from_iterable(rows))
 
 
 def _int_array(values: Any, name: str, where: str) -> np.ndarray:

@@ -542,3 +542,19 @@ def test_unsafe_is_a_stop_status_but_not_a_step_status(url):
     stop(docs, uid, status="unsafe", reason="cell relay did not open")
     run = get_run(engine, 1)
     assert (run["status"], run["reason"]) == ("unsafe", "cell relay did not open")
+
+
+def test_pages_are_copied_when_they_arrive_and_mixed_int_dtypes_stay_exact(url):
+    engine, writer, docs, uid = new_run(url, flush_rows=10**6)
+    stream = StreamWriter(docs.emit, uid, "s", {"v": "V", "n": ("", "int"),
+                                                "tag": ("", "str")})
+    v, tags = np.array([1.0, 2.0]), np.array(["a", "b"], dtype=object)
+    stream.write({"v": v, "n": np.array([2**63 - 1, 5], dtype=np.uint64), "tag": tags})
+    v[:] = -1.0  # the producer reuses its buffers before the flush
+    tags[:] = "z"
+    stream.write({"v": v, "n": np.array([-(2**62), 3], dtype=np.int64), "tag": tags})
+    writer.flush()
+    frame = read_stream(engine, writer.run_id, "s")
+    assert frame["v"].tolist() == [1.0, 2.0, -1.0, -1.0]
+    assert frame["tag"].tolist() == ["a", "b", "z", "z"]
+    assert frame["n"].tolist() == [2**63 - 1, 5, -(2**62), 3]
