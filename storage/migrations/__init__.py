@@ -104,7 +104,12 @@ def check_current(engine: Engine) -> None:
         current = current_revision(conn)
     if current != head:
         where = engine.url.render_as_string(hide_password=True)
-        state = "has no cellbench schema" if current is None else f"is at revision {current}"
+        if current is not None:
+            state = f"is at revision {current}"
+        elif LEGACY_TABLES <= set(inspect(engine).get_table_names()):
+            state = "was written before schema migrations"
+        else:
+            state = "has no cellbench schema"
         raise SchemaError(f"database {where} {state}; this cellbench needs revision {head}: "
                           f"run `main.py db upgrade --db {where}`")
 
