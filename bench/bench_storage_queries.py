@@ -37,7 +37,7 @@ from storage.export import export_run  # noqa: E402
 from storage.readers import get_run, list_runs, read_stream  # noqa: E402
 from storage.writer import StorageWriter  # noqa: E402
 
-REPEAT = 7
+REPEAT = 15
 CHAMBER_EVERY = 10
 """One chamber row per this many cycler records."""
 STEP_TYPES = np.array(["Rest", "CC_Chg", "CV_Chg", "Rest", "CC_DChg"], dtype=object)
