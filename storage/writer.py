@@ -154,7 +154,6 @@ class StorageWriter:
         self._streams: dict[str, _Stream] = {}
         self._pending: dict[int, list[tuple[int, int, dict]]] = {}
         """Buffered pages by stream id: (seq_start, rows, columns)."""
-        self._pending_counts: dict[int, int] = {}
         self._pending_rows = 0
         self._last_flush = self._now()
         self._handlers = {
@@ -252,7 +251,6 @@ class StorageWriter:
                                    _field(doc, "data", "event_page"))
         if n:
             self._pending.setdefault(stream.id, []).append((int(seq_start), n, columns))
-            self._pending_counts[stream.id] = self._pending_counts.get(stream.id, 0) + n
             self._pending_rows += n
 
     def _on_step_start(self, doc: dict) -> None:
@@ -325,7 +323,6 @@ class StorageWriter:
                 if stream.id in self._pending:
                     stream.codes_changed = False
             self._pending.clear()
-            self._pending_counts.clear()
             self._pending_rows = 0
             self.flushes += 1
             self.rows_written += n_rows
@@ -344,7 +341,7 @@ class StorageWriter:
                 conn.execute(insert(points), [
                     _row_dict(stream.insert_columns, params[i:i + width])
                     for i in range(0, len(params), width)])
-            counts = {"n_points": streams.c.n_points + self._pending_counts[stream_id]}
+            counts = {"n_points": streams.c.n_points + sum(n for _, n, _ in pages)}
             if stream.codes_changed:
                 counts["str_codes"] = stream.str_codes
             conn.execute(update(streams).where(streams.c.id == stream_id).values(**counts))
