@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from config.documents import RunStatus
+from config.documents import RunStatus, StreamRole
 from config.errors import ConfigError
 from config.protocol import Protocol, load_protocol, resolve_protocol_path
 from procedures.analyzers import analyzers_for
@@ -71,13 +71,35 @@ def single_or_keyed(analysis: dict):
     return analysis
 
 
+FIGURE_CYCLES_FROM = 200
+"""A cycling stream with more cycles than this has its figures drawn from some of them."""
+
+
+def figure_cycles(last_cycle: int) -> list[int]:
+    """The cycles a long run's figures are drawn from: those the report profiles, each with the
+    cycle before and after it (a record's charge is counted from the record before it, so a drawn
+    cycle needs its neighbours' boundary records), and the last two. The analysis always uses
+    every record."""
+    from analysis.report import VOLTAGE_PROFILE_CYCLES
+    drawn = {*VOLTAGE_PROFILE_CYCLES, last_cycle - 1, last_cycle}
+    return sorted({c + d for c in drawn for d in (-1, 0, 1) if 0 <= c + d <= last_cycle})
+
+
 def write_run_report(db, run_id: int, out_dir=None) -> Path:
     """The run's report (Markdown + figures) from what storage holds, in ``out_dir`` (default
-    reports/run_<id>/ under the project)."""
+    reports/run_<id>/ under the project). A long cycling stream is read only for the cycles its
+    figures show (``figure_cycles``), so memory stays flat however long the run."""
     from analysis.report import render_report
-    from storage.readers import get_run, read_stream
+    from storage.readers import column_max, get_run, read_stream
     run = get_run(db, run_id)
-    frames = {s["name"]: read_stream(db, run_id, s["name"]) for s in run.get("streams", [])}
+    frames = {}
+    for s in run.get("streams", []):
+        where_in = None
+        if (s["metadata"] or {}).get("role") == StreamRole.CYCLING and s["n_points"]:
+            last = column_max(db, run_id, s["name"], "cycle")
+            if last is not None and last > FIGURE_CYCLES_FROM:
+                where_in = {"cycle": figure_cycles(int(last))}
+        frames[s["name"]] = read_stream(db, run_id, s["name"], where_in=where_in)
     out = Path(out_dir) if out_dir else PROJECT_ROOT / "reports" / f"run_{run_id}"
     return render_report(run, frames, out)
 

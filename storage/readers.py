@@ -15,7 +15,7 @@ import json
 import os
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -109,11 +109,16 @@ def list_streams(db: Database, run_id: int) -> pd.DataFrame:
         columns=["name", "step_index", "n_points", "columns", "units", "metadata"])
 
 
-def read_stream(db: Database, run_id: int, stream_name: str) -> pd.DataFrame:
+def read_stream(db: Database, run_id: int, stream_name: str,
+                where_in: dict[str, Iterable] | None = None) -> pd.DataFrame:
     """The stream's points in sequence order, one column per descriptor column (original names
     and order), index ``seq``. float columns are float64 (NaN where missing), int columns int64,
     str columns strings. ``df.attrs["units"]`` maps column → unit, ``df.attrs["metadata"]`` is
-    the descriptor's metadata."""
+    the descriptor's metadata.
+
+    ``where_in`` keeps only the rows whose numeric column has one of the given values, e.g.
+    ``{"cycle": [1, 2, 100]}``: the database selects them, so a long run is never in memory whole.
+    """
     engine = engine_for(db)
     with engine.connect() as conn:
         _run_row(conn, engine, run_id)
@@ -132,6 +137,12 @@ def read_stream(db: Database, run_id: int, stream_name: str) -> pd.DataFrame:
         slots = numeric_slots + [EXTRA_SLOT] * has_extra
         query = (select(points.c.seq, *(points.c[s] for s in slots))
                  .where(points.c.stream_id == stream.id).order_by(points.c.seq))
+        for name, values in (where_in or {}).items():
+            slot = layout.get(name)
+            if slot is None or slot == EXTRA_SLOT:
+                raise ValueError(f"stream {stream_name!r} of run {run_id}: cannot select on column "
+                                 f"{name!r} (numeric columns: {numeric_columns(columns, layout)})")
+            query = query.where(points.c[slot].in_([float(v) for v in values]))
         result = conn.execute(query)
         # The DBAPI's plain tuples: these columns are ints, floats and text that need no
         # SQLAlchemy result processing, and skipping Row objects halves the read time.
@@ -160,6 +171,25 @@ def read_stream(db: Database, run_id: int, stream_name: str) -> pd.DataFrame:
     frame.attrs["units"] = {name: spec["unit"] for name, spec in columns.items()}
     frame.attrs["metadata"] = stream.metadata
     return frame
+
+
+def column_max(db: Database, run_id: int, stream_name: str, column: str) -> float | None:
+    """The largest value of a numeric column of a stream (None for an empty stream)."""
+    engine = engine_for(db)
+    with engine.connect() as conn:
+        stream = conn.execute(select(streams).where(streams.c.run_id == run_id,
+                                                    streams.c.name == stream_name)).first()
+        if stream is None:
+            raise StreamNotFound(f"run {run_id} in {describe(engine)} has no stream {stream_name!r}")
+        slot = stream.layout.get(column)
+        if slot is None or slot == EXTRA_SLOT:
+            raise ValueError(f"stream {stream_name!r} of run {run_id}: no numeric column {column!r}")
+        value = conn.execute(select(func.max(points.c[slot])).where(points.c.stream_id == stream.id)).scalar()
+    return None if value is None else float(value)
+
+
+def numeric_columns(columns: dict, layout: dict) -> list[str]:
+    return [c for c in columns if layout.get(c) not in (None, EXTRA_SLOT)]
 
 
 def latest_analysis(db: Database, run_id: int, name: str,
