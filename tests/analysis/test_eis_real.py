@@ -6,6 +6,8 @@ Arrhenius analysis (σT form, ordinary least squares). Spectra that cannot deter
 from the same real files: truncated before the electrode spike, or with the points scrambled.
 """
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +178,27 @@ def test_bulk_arrhenius_without_any_total():
         combined = np.hypot(s["sigma_bulk_stderr_s_per_cm"], published_err)
         assert abs(s["sigma_bulk_s_per_cm"] - published) <= 2 * combined, s["file"]
     assert 0.5 < bulk["ea_ev"] < 0.8
+
+
+def test_cli_text_names_the_refusal_and_prints_the_bulk_arrhenius_alone(tmp_path):
+    """`main.py analyze eis` on real spectra cut before the spike: the text output says which test
+    failed for each file and still prints the bulk Arrhenius fit (there is no total one)."""
+    files = []
+    for spectrum in s04147_spectra():
+        keep = spectrum["frequency_hz"] >= 2e3
+        path = tmp_path / f"{spectrum['label']}.csv"
+        columns = [spectrum[k][keep] for k in ("frequency_hz", "z_real_ohm", "z_imag_ohm")]
+        columns.append(np.full(keep.sum(), spectrum["temperature_c"]))
+        np.savetxt(path, np.column_stack(columns), delimiter=",", comments="",
+                   header="frequency_hz,z_real_ohm,z_imag_ohm,temperature_c")
+        files.append(str(path))
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, str(root / "main.py"), "analyze", "eis", *files, "--thickness-um",
+                           "2100", "--diameter-mm", "8"], capture_output=True, text=True, cwd=root, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for path in files:
+        assert f"{path}: R_total not determinable [spike not reached]" in proc.stdout
+    assert not any(line.startswith("Arrhenius (σT form), total") for line in lines)
+    bulk = [line for line in lines if line.startswith("Arrhenius (σT form), bulk: Ea = ")]
+    assert len(bulk) == 1 and "7 points" in bulk[0]
