@@ -912,9 +912,11 @@ def analyze_spectrum(frequency_hz, z_real_ohm, z_imag_ohm, thickness_um, diamete
     Geometry: thickness in µm, electrode diameter in mm (σ = L/(R·A), A = π·d²/4). Returns a dict with
     "file" (= label), "temperature_c", "model", "r_total_ohm", "r_bulk_ohm", "sigma_total_s_per_cm",
     "sigma_bulk_s_per_cm", "kk_residual_pct", plus stderr keys, "r_gb_ohm", "c_bulk_f", "c_gb_f",
-    "inductance_h", "separation", "r_total_determinable" and "warnings". Unknown values are None;
-    r_total_ohm and σ_total are None when R_total is not determinable. Uncertainties come from the fit
-    covariance only (geometry errors not included).
+    "eps_r_bulk", "eps_r_gb" (apparent relative permittivities of the arcs), "inductance_h",
+    "separation", "r_total_determinable", "fit_residual_pct" and "warnings" (one per failed
+    R_total test, naming it). Unknown values are None; r_total_ohm and σ_total are None when R_total
+    is not determinable. Uncertainties come from the fit covariance only (geometry errors not
+    included).
     """
     length_cm, area_cm2 = _pellet_geometry_cm(thickness_um, diameter_mm)
     fit = fit_spectrum(frequency_hz, z_real_ohm, z_imag_ohm, thickness_um, diameter_mm)
@@ -988,9 +990,10 @@ def analyze_eis_series(spectra, thickness_um, diameter_mm) -> dict:
     scalar or constant column) and label. Returns {"spectra": [analyze_spectrum dicts], "arrhenius":
     {"total": fit_arrhenius dict or None, "bulk": fit_arrhenius dict or None} or None (neither)};
     each Arrhenius fit (ordinary least squares on ln(σT) vs 1/T) needs ≥ 2 distinct temperatures
-    with a known conductivity of its kind, so the bulk one does not depend on the total. A spectrum that cannot be fitted (too few points,
-    non-finite values) gets an entry with None values and an "error" message; a spectrum without
-    the required keys/columns, or bad geometry, raises EisInputError.
+    with a known conductivity of its kind, so the bulk one does not depend on the total. A spectrum
+    that cannot be fitted (too few points, non-finite values) gets an entry with None values and an
+    "error" message; a spectrum without the required keys/columns, or bad geometry, raises
+    EisInputError.
     """
     length_cm, area_cm2 = _pellet_geometry_cm(thickness_um, diameter_mm)
     results = []
