@@ -617,3 +617,84 @@ def test_spectrum_fields_from_frames_and_dicts():
         analyze_eis_series([[1, 2, 3]], 1000, 10)
     with pytest.raises(EisInputError, match=r"spectrum 0: missing column\(s\) \['z_imag_ohm'\]"):
         analyze_eis_series([frame.drop(columns="z_imag_ohm")], 1000, 10)
+
+
+# ----------------------------------------------------------------------------- small paths
+
+
+def test_geometry_errors_name_the_input_and_thin_pellets_are_accepted():
+    f = frequencies(7e6, 1)
+    z, _, _ = pellet(f, 1e-3)
+    for thickness, diameter, name in ((float("nan"), 10, "thickness_um"), (1000, float("inf"), "diameter_mm"),
+                                      (None, 10, "thickness_um"), (1000, 0, "diameter_mm")):
+        with pytest.raises(EisInputError, match=f"^{name} must be a finite number > 0, got"):
+            analyze_spectrum(f, z.real, z.imag, thickness, diameter)
+    # A 0.5 µm film on a 0.8 mm electrode is unusual but valid geometry.
+    result = analyze_spectrum(f, z.real, z.imag, 0.5, 0.8)
+    assert result["sigma_total_s_per_cm"] == pytest.approx(
+        0.5e-4 / (result["r_total_ohm"] * math.pi * 0.08**2 / 4), rel=1e-12)
+
+
+def test_sub_ohm_pellet_is_analysed():
+    """σ = 0.1 S/cm, 0.1 mm thick, 20 mm wide: R_total is 32 mΩ, well below 1 Ω."""
+    f = frequencies(7e6, 1)
+    z, r_total, _ = pellet(f, 0.1, 0.1, 20.0, q_el=2e-3, noise=0.003, seed=2)
+    result = analyze_spectrum(f, z.real, z.imag, 100, 20)
+    assert r_total < 0.05
+    assert result["r_total_ohm"] == pytest.approx(r_total, rel=0.03)
+    assert result["sigma_total_s_per_cm"] == pytest.approx(0.1, rel=0.03)
+
+
+def test_conductivity_and_clean_helpers():
+    from analysis.eis import _clean, _conductivity
+    assert _conductivity(0.5, 0.01, 0.1, 1.0) == pytest.approx((0.2, 0.004))
+    assert _conductivity(100.0, None, 0.1, 1.0) == (pytest.approx(1e-3), None)
+    assert _conductivity(0.0, 1.0, 0.1, 1.0) == (None, None)
+    assert _conductivity(None, None, 0.1, 1.0) == (None, None)
+    assert _clean(float("nan")) is None and _clean(float("-inf")) is None and _clean(None) is None
+    assert _clean(np.float32(2.5)) == 2.5 and type(_clean(np.float32(2.5))) is float
+
+
+def test_labels_and_temperatures_of_frames_and_dicts_without_them():
+    spectra = _series([10, 30])
+    columns = ("frequency_hz", "z_real_ohm", "z_imag_ohm")
+    bare_frame = pd.DataFrame({k: spectra[0][k] for k in columns})
+    labelled_frame = bare_frame.assign(label="from-column")
+    labelled_frame.attrs["label"] = "from-attrs"  # read_eis_csv's file name wins over a column
+    bare_dict = {k: spectra[1][k] for k in columns}
+    none_label = {**bare_dict, "label": None, "temperature_c": 30}
+    result = analyze_eis_series([bare_frame, labelled_frame, bare_dict, none_label], 1000, 10)
+    assert [s["file"] for s in result["spectra"]] == ["", "from-attrs", "", ""]
+    assert [s["temperature_c"] for s in result["spectra"]] == [None, None, None, 30.0]
+    f = frequencies(7e6, 1)
+    z, _, _ = pellet(f, 1e-5)
+    assert analyze_spectrum(f, z.real, z.imag, 1000, 10)["file"] == ""
+    short = {k: v[:5] for k, v in bare_dict.items()}
+    assert analyze_eis_series([short], 1000, 10)["spectra"][0]["error"].startswith(
+        "spectrum 0 (no label): a spectrum needs at least 8 points")
+
+
+def test_csv_reader_messages_name_file_line_and_column(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("")
+    with pytest.raises(EisCsvError, match=r"s\.csv: empty file, expected a header with "
+                                          r"frequency_hz, z_real_ohm, z_imag_ohm$"):
+        read_eis_csv(path)
+    path.write_text("frequency_hz,temperature_c\n1,2\n")
+    with pytest.raises(EisCsvError, match=r"line 1: missing column\(s\) z_real_ohm, z_imag_ohm$"):
+        read_eis_csv(path)
+    path.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n")
+    with pytest.raises(EisCsvError, match=r"s\.csv: no data rows after the header on line 1$"):
+        read_eis_csv(path)
+    path.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n1,2\n")
+    with pytest.raises(EisCsvError, match=r"line 2, column z_imag_ohm: '' is not a number$"):
+        read_eis_csv(path)
+    path.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n1,2,3\n1,inf,3\n")
+    with pytest.raises(EisCsvError, match=r"line 3, column z_real_ohm: 'inf' is not a finite number$"):
+        read_eis_csv(path)
+    path.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n1,2,3\n1,\"" + "9" * 200_000 + "\",3\n")
+    with pytest.raises(EisCsvError, match=r"s\.csv, line 3: unreadable \(field larger than field limit"):
+        read_eis_csv(path)
+    path.write_bytes(b"frequency_hz,z_real_ohm,z_imag_ohm\r\n1,2,3\r\n10,abc,3\r\n")
+    with pytest.raises(EisCsvError, match=r"line 3, column z_real_ohm: 'abc'"):
+        read_eis_csv(path)
