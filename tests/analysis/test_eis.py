@@ -698,3 +698,44 @@ def test_csv_reader_messages_name_file_line_and_column(tmp_path):
     path.write_bytes(b"frequency_hz,z_real_ohm,z_imag_ohm\r\n1,2,3\r\n10,abc,3\r\n")
     with pytest.raises(EisCsvError, match=r"line 3, column z_real_ohm: 'abc'"):
         read_eis_csv(path)
+
+
+def test_standard_errors_equal_an_independent_finite_difference_covariance():
+    """s²·(JᵀJ)⁻¹ with J by central differences of the circuit written out here, in plain
+    parameters (L, R_s, R, Q, n per arc, Q_el, n_el); the propagated standard errors of R_total,
+    R_bulk and R_gb must equal the reported ones (they do not depend on the parametrisation)."""
+    f = frequencies(7e6, 1)
+    z, _, _ = pellet(f, 1e-5, 1.0, gb_ratio=1.5, inductance_h=3e-7, noise=0.005, seed=12)
+    z = z + 50.0  # lead resistance keeps R_s off its bound
+    fit = fit_spectrum(f, z.real, z.imag, 1000, 10)
+    assert fit.separation == "bulk_and_gb_arcs"
+    names = ["inductance_h", "r_series_ohm", "r_bulk_ohm", "q_bulk_s_pow_n_per_ohm", "n_bulk", "r_gb_ohm",
+             "q_gb_s_pow_n_per_ohm", "n_gb", "q_electrode_s_pow_n_per_ohm", "n_electrode"]
+    p0 = np.array([fit.parameters[name].value for name in names])
+    omega = 2 * np.pi * f
+
+    def weighted_residual(p):
+        model = (1j * omega * p[0] + p[1] + p[2] / (1 + p[2] * p[3] * (1j * omega) ** p[4])
+                 + p[5] / (1 + p[5] * p[6] * (1j * omega) ** p[7]) + 1 / (p[8] * (1j * omega) ** p[9]))
+        r = (model - z) / np.abs(z)
+        return np.concatenate([r.real, r.imag])
+
+    jacobian = np.empty((2 * f.size, p0.size))
+    for i, value in enumerate(p0):
+        step = 1e-6 * (abs(value) or 1.0)  # L may sit on its bound, 0; Z is linear in it
+        up, down = p0.copy(), p0.copy()
+        up[i] += step
+        down[i] -= step
+        jacobian[:, i] = (weighted_residual(up) - weighted_residual(down)) / (2 * step)
+    residual = weighted_residual(p0)
+    s2 = residual @ residual / (residual.size - p0.size)
+    covariance = s2 * np.linalg.inv(jacobian.T @ jacobian)
+
+    def stderr(gradient):
+        gradient = np.asarray(gradient, dtype=float)
+        return math.sqrt(gradient @ covariance @ gradient)
+
+    assert fit.r_total_stderr_ohm == pytest.approx(stderr([0, 1, 1, 0, 0, 1, 0, 0, 0, 0]), rel=0.02)
+    assert fit.r_bulk_stderr_ohm == pytest.approx(stderr([0, 1, 1, 0, 0, 0, 0, 0, 0, 0]), rel=0.02)
+    assert fit.r_gb_stderr_ohm == pytest.approx(stderr([0, 0, 0, 0, 0, 1, 0, 0, 0, 0]), rel=0.02)
+    assert fit.parameters["n_electrode"].stderr == pytest.approx(math.sqrt(covariance[9, 9]), rel=0.02)
