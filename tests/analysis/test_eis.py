@@ -738,4 +738,30 @@ def test_standard_errors_equal_an_independent_finite_difference_covariance():
     assert fit.r_total_stderr_ohm == pytest.approx(stderr([0, 1, 1, 0, 0, 1, 0, 0, 0, 0]), rel=0.02)
     assert fit.r_bulk_stderr_ohm == pytest.approx(stderr([0, 1, 1, 0, 0, 0, 0, 0, 0, 0]), rel=0.02)
     assert fit.r_gb_stderr_ohm == pytest.approx(stderr([0, 0, 0, 0, 0, 1, 0, 0, 0, 0]), rel=0.02)
-    assert fit.parameters["n_electrode"].stderr == pytest.approx(math.sqrt(covariance[9, 9]), rel=0.02)
+    for index, name in enumerate(names):
+        assert fit.parameters[name].stderr == pytest.approx(math.sqrt(covariance[index, index]), rel=0.02), name
+    # BIC of the chosen model: N·ln(SSE/N) + P·ln(N), N = 2 × points, P = 10.
+    n = residual.size
+    assert fit.bic_by_model["L-R-p(R1,CPE1)-p(R2,CPE2)-CPEel"] == pytest.approx(
+        n * math.log(residual @ residual / n) + 10 * math.log(n), rel=1e-6)
+
+
+def test_grain_boundary_arc_without_a_high_frequency_intercept_has_no_bulk():
+    f = frequencies(7e6, 1)
+    z = single_arc(f, 1e5, 1e-9, r_series_ohm=0.0)  # ε_r 1440 on 10 mm × 1 mm: grain boundary
+    fit = fit_spectrum(f, z.real, z.imag, 1000, 10)
+    assert fit.separation == "bulk_offset_and_gb_arc"
+    assert fit.r_bulk_ohm is None and fit.r_bulk_stderr_ohm is None
+    assert fit.r_gb_ohm == pytest.approx(1e5, rel=1e-6)
+    assert fit.warnings == ("high-frequency intercept indistinguishable from zero: R_bulk unknown",)
+
+
+@pytest.mark.parametrize("f_hz, z_real, message", [
+    ([0.0, 1, 2, 3, 4, 5, 6, 7], [1.0] * 8, r"^frequency_hz must be > 0 \(index 0\)$"),
+    ([1, 2, 3, 4, 5, 6, 7, 8], [1.0, 1, 1, 0, 1, 1, 1, 1], r"^impedance is zero at index 3$"),
+    ([1, 2, 3, 4, 5, 6, 7, 8], ["a"] * 8, r"^z_real_ohm: not numeric"),
+])
+def test_prepare_errors_name_the_index(f_hz, z_real, message):
+    z_imag = [0.0 if value == 0 else -1.0 for value in z_real] if not isinstance(z_real[0], str) else [1.0] * 8
+    with pytest.raises(EisInputError, match=message):
+        fit_spectrum(f_hz, z_real, z_imag)
