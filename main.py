@@ -46,17 +46,16 @@ def print_eis_table(analysis: dict, out=sys.stdout) -> None:
     for row in analysis.get("stability") or []:
         print(f"σ_total at {row['temperature_c']:g} °C: {row['sigma_first_s_per_cm'] * 1e3:.4f} → "
               f"{row['sigma_last_s_per_cm'] * 1e3:.4f} mS/cm ({row['change_pct']:+.2f} %)", file=out)
-    arr = analysis.get("arrhenius")
-    if arr and arr.get("total"):
-        t = arr["total"]
-        err = "" if t.get("ea_stderr_ev") is None else f" ± {t['ea_stderr_ev']:.4f}"
-        print(f"Arrhenius (σT form), total: Ea = {t['ea_ev']:.4f}{err} eV, R² = {_fmt(t.get('r2'), '.6f')}, "
-              f"{t['n_points']} points", file=out)
-        if arr.get("bulk"):
-            b = arr["bulk"]
-            err = "" if b.get("ea_stderr_ev") is None else f" ± {b['ea_stderr_ev']:.4f}"
-            print(f"Arrhenius (σT form), bulk:  Ea = {b['ea_ev']:.4f}{err} eV, {b['n_points']} points",
-                  file=out)
+    for r in rows:
+        for warning in r.get("warnings") or []:
+            print(f"{r['file']}: {warning}", file=out)
+    arrhenius = analysis.get("arrhenius") or {}
+    for which in ("total", "bulk"):
+        fit = arrhenius.get(which)
+        if fit:
+            err = "" if fit.get("ea_stderr_ev") is None else f" ± {fit['ea_stderr_ev']:.4f}"
+            print(f"Arrhenius (σT form), {which}: Ea = {fit['ea_ev']:.4f}{err} eV, "
+                  f"R² = {_fmt(fit.get('r2'), '.6f')}, {fit['n_points']} points", file=out)
 
 
 def print_lsv(result: dict, out=sys.stdout) -> None:
