@@ -86,7 +86,7 @@ def print_cycling(result: dict, out=sys.stdout) -> None:
             continue
         print(f"{c['cycle']:>5} {_fmt(c['charge_mah_per_cm2'], '17.3f')} "
               f"{_fmt(c['discharge_mah_per_cm2'], '20.3f')} {_fmt(c['ce_pct'], '8.3f')}", file=out)
-    print(f"ICE {_fmt(result['ice_pct'], '.2f')} %, mean CE (cycles 2–{len(cycles)}) "
+    print(f"ICE {_fmt(result['ice_pct'], '.2f')} %, mean CE (cycles 2–{cycles[-1]['cycle'] if cycles else 2}) "
           f"{_fmt(result['mean_ce_pct'], '.3f')} %, retention {_fmt(result['retention_pct'], '.1f')} % "
           f"(vs cycle {result['reference_cycle']})", file=out)
     if result.get("cold_discharge"):
@@ -97,6 +97,8 @@ def print_cycling(result: dict, out=sys.stdout) -> None:
     for e in result.get("cell_eis") or []:
         print(f"  EIS at {e['temperature_c']:6.1f} °C: R_ohmic {e['r_ohmic_ohm']:.1f} Ω, "
               f"R_polarization {e['r_polarization_ohm']:.1f} Ω", file=out)
+    for warning in result.get("warnings") or []:
+        print(f"warning: {warning}", file=out)
 
 
 def print_symmetric(result: dict, out=sys.stdout) -> None:
@@ -105,91 +107,6 @@ def print_symmetric(result: dict, out=sys.stdout) -> None:
     print(f"symmetric cell, {len(cycles)} cycles: overpotential {first['overpotential_mean_v'] * 1e3:.2f} mV "
           f"(cycle {first['cycle']}) → {last['overpotential_mean_v'] * 1e3:.2f} mV (cycle {last['cycle']})",
           file=out)
-
-
-# --- commands -----------------------------------------------------------------------------------
-def cmd_run(args) -> int:
-    from config.errors import ConfigError
-    from config.protocol import load_protocol, resolve_protocol_path
-    from config.station import load_station
-    try:
-        station_cfg = load_station(args.station, simulate=True if args.simulate else None)
-        protocol_path = resolve_protocol_path(args.protocol)
-        protocol = load_protocol(protocol_path, station_cfg)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
-    result = execute_run(protocol, station_cfg, args.db, str(protocol_path),
-                         quiet=args.json, report_dir=args.report_dir)
-    if args.json:
-        _print_json(result)
-    else:
-        print_run_result(result)
-    return EXIT_OK if result["status"] == "completed" else EXIT_RUN_NOT_COMPLETED
-
-
-def record_run(protocol, station_cfg, db, source: str = "", subscribers=(), on_runner=None):
-    """Run one protocol on a fresh station with storage attached; returns (outcome, run_id).
-
-    Storage flushes by wall time (``clock=None``): its interval bounds what a crash can lose, which
-    is wall time whether the station is real or simulated. ``on_runner(runner)`` lets a GUI keep
-    the runner to abort it.
-    """
-    from procedures.analyzers import analyzers_for
-    from procedures.documents import DocumentStream
-    from procedures.runner import Runner
-    from procedures.station import Station
-    from storage.writer import StorageWriter
-
-    stream = DocumentStream()
-    writer = StorageWriter(db)
-    stream.subscribe(writer, critical=True)
-    for subscriber in subscribers:
-        stream.subscribe(subscriber)
-    with Station(station_cfg) as station:
-        runner = Runner(station, stream, analyzers_for(protocol))
-        if on_runner is not None:
-            on_runner(runner)
-        outcome = runner.run(protocol, protocol_source=source)
-    writer.close()
-    return outcome, writer.last_run_id
-
-
-def execute_run(protocol, station_cfg, db, source: str, quiet: bool = False,
-                report_dir: str | None = None) -> dict:
-    """Run one protocol with storage, progress and a report; returns the CLI's run document."""
-    from procedures.progress import ProgressPrinter
-    outcome, run_id = record_run(protocol, station_cfg, db, source, subscribers=[ProgressPrinter()])
-    result = {"run_id": run_id, "status": outcome.status,
-              "analysis": _analysis_for_output(outcome.analysis)}
-    if outcome.reason:
-        result["reason"] = outcome.reason
-    if report_dir is not False:
-        try:
-            path = write_report(db, run_id, report_dir)
-            result["report"] = str(path)
-            print(f"report: {path}", file=sys.stderr)
-        except Exception as exc:  # noqa: BLE001 - a report failure must not hide the run's result
-            print(f"report not written: {exc}", file=sys.stderr)
-    return result
-
-
-def write_report(db, run_id: int, out_dir=None) -> Path:
-    """The run's report (Markdown + figures) from what storage holds, under reports/run_<id>/."""
-    from analysis.report import render_report
-    from storage.readers import get_run, read_stream
-    run = get_run(db, run_id)
-    frames = {s["name"]: read_stream(db, run_id, s["name"]) for s in run.get("streams", [])}
-    out = Path(out_dir) if out_dir else PROJECT_ROOT / "reports" / f"run_{run_id}"
-    return render_report(run, frames, out)
-
-
-def _analysis_for_output(analysis: dict):
-    """A run with one analysis shows that object; several are keyed by name."""
-    if not analysis:
-        return None
-    if len(analysis) == 1:
-        return next(iter(analysis.values()))
-    return analysis
 
 
 def print_run_result(result: dict) -> None:
@@ -213,20 +130,94 @@ def print_run_result(result: dict) -> None:
         print(dumps(analysis))
 
 
-STALE_AFTER_S = 15 * 60
+# --- commands -----------------------------------------------------------------------------------
+def _station(args, simulate: bool | None = None):
+    from config.errors import ConfigError
+    from config.station import load_station
+    try:
+        return load_station(args.station, simulate=simulate)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
 
 
-def effective_status(status: str, updated_at: str | None) -> str:
-    """A run still marked "running" whose writer has not written for STALE_AFTER_S (wall time)
-    died without a stop document: it is shown as "interrupted"; its data are kept."""
-    from datetime import datetime, timezone
-    if status != "running" or not updated_at:
-        return status
-    age = (datetime.now(timezone.utc) - datetime.fromisoformat(updated_at)).total_seconds()
-    return "interrupted" if age > STALE_AFTER_S else status
+def run_protocols(args, names, station_cfg) -> int:
+    """Run ``names`` in one process through the run service; SIGINT, SIGTERM and SIGHUP abort the
+    run in progress (instruments safe, data kept) and skip the rest."""
+    from config.errors import ConfigError
+    from procedures.operator import ConsoleOperator
+    from procedures.progress import ProgressPrinter
+    from procedures.service import RunService
+    from procedures.signals import stop_on_signals
+    service = RunService(station_cfg, args.db, operator=ConsoleOperator(),
+                         subscribers=[ProgressPrinter()], report_dir=args.report_dir)
+    results = []
+    with stop_on_signals(service.abort):
+        try:
+            for protocol, source in service.load_all(names):
+                if service.stop_requested:
+                    break
+                if not args.json and len(names) > 1:
+                    print(f"\n=== {protocol.protocol.name}: {protocol.protocol.description}")
+                result = service.run(protocol, source)
+                if result.report:
+                    print(f"report: {result.report}", file=sys.stderr)
+                results.append(result)
+                if not args.json:
+                    print_run_result(result.to_json())
+        except ConfigError as exc:
+            raise UserError(str(exc)) from None
+    skipped = len(names) - len(results)
+    if skipped and service.stop_requested:
+        print(f"{skipped} protocol(s) not run: {service.stop_requested}", file=sys.stderr)
+    if args.json:
+        out = [r.to_json() for r in results]
+        _print_json(out if len(names) > 1 else out[0])
+    return EXIT_OK if len(results) == len(names) and all(r.completed for r in results) \
+        else EXIT_RUN_NOT_COMPLETED
+
+
+def cmd_run(args) -> int:
+    return run_protocols(args, args.protocols, _station(args, True if args.simulate else None))
+
+
+def cmd_plan(args) -> int:
+    from config.errors import ConfigError
+    from config.protocol import load_protocol, resolve_protocol_path
+    from procedures.progress import hms
+    from procedures.steps import plan_steps
+    station_cfg = _station(args)
+    entries = []
+    for name in args.files:
+        path = resolve_protocol_path(name)
+        entry = {"file": str(path), "valid": False, "errors": [], "steps": [], "expected_duration_s": None}
+        try:
+            protocol = load_protocol(path, station_cfg)
+        except ConfigError as exc:
+            entry["errors"] = list(exc.problems)
+        else:
+            planned = plan_steps(protocol, station_cfg)
+            entry.update(valid=True, steps=[
+                {"name": p.name, "kind": p.kind, "expected_duration_s": p.estimate.duration_s,
+                 "estimate": p.estimate.kind, "basis": p.estimate.basis} for p in planned],
+                expected_duration_s=sum(p.estimate.duration_s for p in planned))
+        entries.append(entry)
+    if args.json:
+        _print_json(entries)
+    else:
+        for entry in entries:
+            print(f"{entry['file']}: {'valid' if entry['valid'] else 'INVALID'}")
+            for problem in entry["errors"]:
+                print(f"  - {problem}")
+            for i, st in enumerate(entry["steps"]):
+                print(f"  {i:3d} {st['name'][:40]:<40} {st['kind']:<16} {hms(st['expected_duration_s']):>14}"
+                      f"  ({st['estimate']}: {st['basis']})")
+            if entry["valid"]:
+                print(f"  total {hms(entry['expected_duration_s'])}")
+    return EXIT_OK if all(e["valid"] for e in entries) else EXIT_USAGE
 
 
 def cmd_runs(args) -> int:
+    from storage.liveness import effective_status
     from storage.readers import list_runs
     df = list_runs(args.db)
     rows = [{"run_id": int(r.run_id), "protocol": r.protocol,
@@ -244,6 +235,8 @@ def cmd_runs(args) -> int:
 
 
 def cmd_show(args) -> int:
+    from procedures.service import single_or_keyed
+    from storage.liveness import effective_status
     from storage.readers import RunNotFound, get_run
     try:
         run = get_run(args.db, args.run_id)
@@ -253,7 +246,7 @@ def cmd_show(args) -> int:
     for a in run.get("analysis", []):
         analyses[a["name"]] = a["result"]
     result = {"run_id": args.run_id, "status": effective_status(run["status"], run.get("updated_at")),
-              "analysis": _analysis_for_output(analyses)}
+              "analysis": single_or_keyed(analyses)}
     if args.json:
         _print_json(result)
     else:
@@ -267,11 +260,11 @@ def cmd_show(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from storage.export import export_run
+    from storage.export import ExportError, UnknownFormat, export
     from storage.readers import RunNotFound
     try:
-        paths = export_run(args.db, args.run_id, args.out)
-    except RunNotFound as exc:
+        paths = export(args.db, args.run_id, args.out, args.format)
+    except (RunNotFound, ExportError, UnknownFormat) as exc:
         raise UserError(str(exc)) from None
     for p in paths:
         print(p)
@@ -279,12 +272,16 @@ def cmd_export(args) -> int:
 
 
 def cmd_analyze_eis(args) -> int:
+    from analysis.biologic_files import BiologicFileError, eis_spectra, is_biologic_path, read_biologic
     from analysis.eis import EisInputError, analyze_eis_series, read_eis_csv
     spectra = []
     for path in args.files:
         try:
+            if is_biologic_path(path):
+                spectra += eis_spectra(read_biologic(path))
+                continue
             df = read_eis_csv(path)
-        except (OSError, EisInputError) as exc:
+        except (OSError, EisInputError, BiologicFileError) as exc:
             raise UserError(str(exc)) from None
         temperature = None
         if "temperature_c" in df.columns:
@@ -341,10 +338,14 @@ def cmd_analyze_dcpol(args) -> int:
 
 
 def read_cycling_file(path):
-    """Records from a CSV ``time_s,voltage_v,current_a[,cycle]`` or from a Landt export."""
+    """Records from a CSV ``time_s,voltage_v,current_a[,cycle]``, a BioLogic .mpt/.mpr or a Landt
+    export."""
+    from analysis.biologic_files import cycling_records, is_biologic_path, read_biologic
     from analysis.records import read_records_csv
     from instruments.landt.exports import read_export
     path = Path(path)
+    if is_biologic_path(path):
+        return cycling_records(read_biologic(path))
     with open(path, "rb") as fh:
         head = fh.read(4096).decode("utf-8", "replace").splitlines()[:1]
     if path.suffix.lower() == ".csv" and head and "time_s" in head[0].split(","):
@@ -354,6 +355,7 @@ def read_cycling_file(path):
 
 
 def cmd_analyze_cycling(args) -> int:
+    from analysis.biologic_files import BiologicFileError
     from analysis.cycling import CyclingDataError, summarize_cycles
     from analysis.records import RecordsFormatError
     from instruments.landt.exports import ExportFormatError
@@ -361,12 +363,27 @@ def cmd_analyze_cycling(args) -> int:
         df = read_cycling_file(args.file)
         result = summarize_cycles(df, mass_mg=args.mass_mg, area_cm2=args.area_cm2,
                                   reference_cycle=args.reference_cycle)
-    except (OSError, RecordsFormatError, ExportFormatError, CyclingDataError) as exc:
+    except (OSError, RecordsFormatError, ExportFormatError, CyclingDataError, BiologicFileError) as exc:
         raise UserError(str(exc)) from None
     if args.json:
         _print_json(result)
     else:
         print_cycling(result)
+    return EXIT_OK
+
+
+def cmd_import(args) -> int:
+    from storage.importer import ImportFileError, import_files
+    try:
+        run_ids = import_files(args.db, args.files)
+    except ImportFileError as exc:
+        raise UserError(str(exc)) from None
+    rows = [{"file": str(path), "run_id": run_id} for path, run_id in zip(args.files, run_ids)]
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(f"{row['file']}: run {row['run_id']}")
     return EXIT_OK
 
 
@@ -406,19 +423,8 @@ def cmd_station(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from config.protocol import load_protocol, resolve_protocol_path
-    from config.station import load_station
-    station_cfg = load_station(args.station, simulate=True)
-    status = EXIT_OK
-    for name in DEMO_PROTOCOLS:
-        path = resolve_protocol_path(name)
-        protocol = load_protocol(path, station_cfg)
-        print(f"\n=== {name}: {protocol.protocol.description}")
-        result = execute_run(protocol, station_cfg, args.db, str(path))
-        print_run_result(result)
-        if result["status"] != "completed":
-            status = EXIT_RUN_NOT_COMPLETED
-    return status
+    args.json, args.report_dir = False, None
+    return run_protocols(args, DEMO_PROTOCOLS, _station(args, True))
 
 
 DEMO_PROTOCOLS = ["onbh_conductivity", "lsv_oxidation", "lsv_reduction", "dc_polarization",
@@ -443,13 +449,21 @@ def build_parser() -> argparse.ArgumentParser:
     def json_arg(sp):
         sp.add_argument("--json", action="store_true", help="print only a JSON document on stdout")
 
-    sp = sub.add_parser("run", help="run a protocol file (or the name of a shipped protocol)")
-    sp.add_argument("protocol")
+    sp = sub.add_parser("run", help="run protocol files (or names of shipped protocols), one after another")
+    sp.add_argument("protocols", nargs="+", metavar="PROTOCOL")
     sp.add_argument("--simulate", action="store_true", help="use the simulated station")
     sp.add_argument("--station", default=None, help="station file (default: config/station.toml)")
-    sp.add_argument("--report-dir", default=None, help="where to write the report (default: reports/run_<id>)")
+    sp.add_argument("--report-dir", default=None,
+                    help="reports go to DIR/run_<id>/ (default: reports/run_<id>/)")
     db_arg(sp); json_arg(sp)
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("plan", help="validate protocol files and estimate each step's duration "
+                        "(touches no instrument)")
+    sp.add_argument("files", nargs="+", metavar="FILE")
+    sp.add_argument("--station", default=None, help="station file (default: config/station.toml)")
+    json_arg(sp)
+    sp.set_defaults(func=cmd_plan)
 
     sp = sub.add_parser("runs", help="list stored runs")
     db_arg(sp); json_arg(sp)
@@ -463,12 +477,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("export", help="export a run: one CSV per stream, units in column names")
     sp.add_argument("run_id", type=int)
     sp.add_argument("--out", required=True)
+    sp.add_argument("--format", default="csv",
+                    help="csv: every stream and run.json (default); cycles-csv, cycles-xlsx: the "
+                         "per-cycle summary; bdf: cycling streams in the Battery Data Format; "
+                         "parquet: every stream with its units")
     db_arg(sp)
     sp.set_defaults(func=cmd_export)
 
+    sp = sub.add_parser("import", help="store instrument files (BioLogic .mpt/.mpr) as runs")
+    sp.add_argument("files", nargs="+")
+    db_arg(sp); json_arg(sp)
+    sp.set_defaults(func=cmd_import)
+
     sp = sub.add_parser("analyze", help="analyse measurement files")
     asub = sp.add_subparsers(dest="kind", required=True)
-    ap = asub.add_parser("eis", help="blocking-electrode EIS: σ per spectrum, Arrhenius")
+    ap = asub.add_parser("eis", help="blocking-electrode EIS: σ per spectrum (CSV, or every loop of a "
+                         "BioLogic .mpt/.mpr), Arrhenius")
     ap.add_argument("files", nargs="+")
     ap.add_argument("--thickness-um", type=float, required=True)
     ap.add_argument("--diameter-mm", type=float, required=True)
@@ -491,7 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     json_arg(ap)
     ap.set_defaults(func=cmd_analyze_dcpol)
 
-    ap = asub.add_parser("cycling", help="capacities, CE, retention from a CSV or a Landt export")
+    ap = asub.add_parser("cycling", help="capacities, CE, retention from a CSV, a BioLogic .mpt/.mpr "
+                         "or a Landt export")
     ap.add_argument("file")
     ap.add_argument("--mass-mg", type=float, required=True, help="active cathode mass, mg")
     ap.add_argument("--area-cm2", type=float, required=True)

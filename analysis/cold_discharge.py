@@ -93,3 +93,46 @@ def cold_discharge_table(discharges, area_cm2: float | None, reference_temperatu
         row["ratio_to_reference_pct"] = (row["discharge_mah"] / reference_mah * 100.0
                                          if reference_mah > 0 else None)
     return rows
+
+
+def per_temperature_summary(cycles, discharge_temperatures_c: Mapping[int, float],
+                            tolerance_c: float = DEFAULT_REFERENCE_TOLERANCE_C) -> list[dict]:
+    """Coulombic efficiency and retention computed only between cycles discharged at the same
+    temperature: a mean CE or a retention over cycles discharged at 25 °C and at −15 °C measures the
+    temperature, not the cell.
+
+    cycles: ``analysis.cycling.summarize_cycles``'s cycle entries (cycle, discharge_mah, ce_pct).
+    discharge_temperatures_c: {cycle number: temperature (°C) of its discharge}; other cycles are
+        left out. Temperatures within ``tolerance_c`` (°C) of a group's first are one group.
+
+    Returns one entry per temperature, in the order first measured: {"temperature_c", "cycles"
+    (numbers, in order), "mean_ce_pct" (mean CE of the group's cycles numbered 2 and up: cycle 1's CE
+    is the ICE, which holds the first charge's irreversible loss; None without such a cycle),
+    "retention_pct" (last discharge of the group over its first × 100; None with one discharge)}.
+    """
+    if not tolerance_c >= 0:
+        raise ColdDischargeInputError(f"tolerance_c must be >= 0 °C, got {tolerance_c!r}")
+    by_number = {}
+    for position, entry in enumerate(_entries(cycles)):
+        number = _number(entry, "cycle", position, required=True)
+        by_number[int(number)] = entry
+    groups: list[tuple[float, list[Mapping]]] = []
+    for cycle, temperature in discharge_temperatures_c.items():
+        if cycle not in by_number:
+            raise ColdDischargeInputError(f"cycle {cycle} has a discharge temperature but no cycle entry")
+        t = float(temperature)
+        group = next((g for g in groups if abs(g[0] - t) <= tolerance_c), None)
+        if group is None:
+            groups.append((t, [by_number[cycle]]))
+        else:
+            group[1].append(by_number[cycle])
+    summary = []
+    for temperature, members in groups:
+        members.sort(key=lambda entry: entry["cycle"])
+        ce = [entry["ce_pct"] for entry in members if entry["cycle"] >= 2 and entry.get("ce_pct") is not None]
+        discharged = [entry["discharge_mah"] for entry in members if entry.get("discharge_mah") is not None]
+        retention = (discharged[-1] / discharged[0] * 100.0
+                     if len(discharged) >= 2 and discharged[0] > 0 else None)
+        summary.append({"temperature_c": temperature, "cycles": [int(entry["cycle"]) for entry in members],
+                        "mean_ce_pct": sum(ce) / len(ce) if ce else None, "retention_pct": retention})
+    return summary

@@ -1,11 +1,12 @@
 """PNG figures of a run other than impedance (EIS has analysis/figures_eis.py): LSV, DC polarization,
-cycling, dQ/dV, cold discharge and the chamber log.
+cycling, dQ/dV, cold discharge, the symmetric cell and the chamber log.
 
 Every function draws one figure from data already in memory and writes it to ``path`` (PNG); it returns
 the path. Figures are ``matplotlib.figure.Figure`` objects printed by the Agg canvas, never pyplot
 figures: nothing is registered with a GUI backend or a global figure manager, so nothing stays open
 after the function returns and drawing is safe from any thread. Long records are thinned for drawing
-(``MAX_LINE_POINTS`` per line); tables elsewhere always use every sample.
+(``MAX_LINE_POINTS`` per line); tables elsewhere always use every sample. A line never joins two
+steps: records are broken at step boundaries (``broken_line``).
 """
 
 from __future__ import annotations
@@ -115,32 +116,77 @@ def lsv_figure(frame: pd.DataFrame, result: dict, area_cm2: float, path) -> Path
 # --------------------------------------------------------------------------- DC polarization
 
 
+def segment_starts(labels: np.ndarray) -> np.ndarray:
+    """Indices where a run of equal labels (a step) begins, 0 included."""
+    labels = np.asarray(labels)
+    if not labels.size:
+        return np.array([], dtype=np.int64)
+    return np.concatenate(([0], np.flatnonzero(labels[1:] != labels[:-1]) + 1))
+
+
+def broken_line(x: np.ndarray, y: np.ndarray, labels: np.ndarray | None,
+                keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``x[keep]``, ``y[keep]`` with a NaN between consecutive kept samples of different ``labels``
+    (steps): a line drawn from them breaks at every step boundary instead of joining two steps."""
+    keep = np.arange(len(x)) if keep is None else keep
+    x, y = np.asarray(x, dtype=float)[keep], np.asarray(y, dtype=float)[keep]
+    if labels is None or x.size < 2:
+        return x, y
+    kept_labels = np.asarray(labels)[keep]
+    breaks = np.flatnonzero(kept_labels[1:] != kept_labels[:-1]) + 1
+    return np.insert(x, breaks, np.nan), np.insert(y, breaks, np.nan)
+
+
+def _step_labels(frame: pd.DataFrame) -> np.ndarray | None:
+    """A label per sample that changes exactly at step boundaries: the step column, else the set
+    voltage; None when the frame has neither."""
+    for column in ("step", "setpoint_v"):
+        if column in frame.columns:
+            return frame[column].to_numpy()
+    return None
+
+
 def dcpol_current_figure(frame: pd.DataFrame, steps: Sequence[dict], path) -> Path:
     """|I| (log scale) against time since each step's start (h), one line per voltage step of
-    ``analyze_dcpol``'s result (start_s/end_s select the step's samples of ``frame``: time_s, i_a),
-    with the steady current of each step as a dotted line. Without steps the whole record is drawn."""
+    ``analyze_dcpol``'s result, with the steady current of each step as a dotted line. A step's
+    samples are those of ``frame`` (time_s, i_a; optionally step or setpoint_v) between its start_s
+    and end_s that belong to its own step: the next step's first sample, logged at the same instant
+    as this step's last, is not drawn as part of it. Without steps the whole record is drawn, broken
+    at every step boundary."""
     time = _column(frame, "time_s", "DC polarization figure")
     current = _column(frame, "i_a", "DC polarization figure")
+    labels = _step_labels(frame)
+    if labels is None:
+        # Without labels, a sample at a boundary instant goes to the step that starts there.
+        starts = np.array([step["start_s"] for step in steps], dtype=float)
+        labels = np.searchsorted(starts, time, side="right")
     pieces = []
     for step in steps:
-        inside = (time >= step["start_s"]) & (time <= step["end_s"])
+        window = (time >= step["start_s"]) & (time <= step["end_s"])
+        if not window.any():
+            pieces.append((f"{step['voltage_v']:.3g} V", time[:0], current[:0], step["steady_current_a"]))
+            continue
+        # The step is the run of labels holding most of the window's samples.
+        values, counts = np.unique(labels[window], return_counts=True)
+        inside = window & (labels == values[np.argmax(counts)])
         pieces.append((f"{step['voltage_v']:.3g} V", time[inside] - step["start_s"], current[inside],
-                       step.get("steady_current_a")))
+                       step["steady_current_a"]))
     if not steps:
-        pieces.append(("record", time - (time[0] if time.size else 0.0), current, None))
-    largest = max((np.abs(c).max() for _, _, c, _ in pieces if c.size), default=1.0)
+        t, i = broken_line(time - (time[0] if time.size else 0.0), current, labels, thin(time.size))
+        pieces.append(("record", t, i, None))
+    largest = max((np.nanmax(np.abs(c)) for _, _, c, _ in pieces if c.size), default=1.0)
     scale, unit = current_unit(largest)
     figure = _figure()
     axes = figure.add_subplot()
     for label, t, i, steady in pieces:
-        keep = thin(t.size)
+        keep = np.arange(t.size) if not steps else thin(t.size)
         line, = axes.plot(t[keep] / SECONDS_PER_HOUR, np.abs(i[keep]) / scale, lw=1.0, label=label)
         if steady is not None and steady != 0 and t.size:
-            axes.hlines(abs(steady) / scale, 0, t[-1] / SECONDS_PER_HOUR, colors=line.get_color(),
+            axes.hlines(abs(steady) / scale, 0, np.nanmax(t) / SECONDS_PER_HOUR, colors=line.get_color(),
                         linestyles=":", lw=1.0)
-    if any(np.any(i != 0) for _, _, i, _ in pieces):
+    if any(np.any(i[np.isfinite(i)] != 0) for _, _, i, _ in pieces):
         axes.set_yscale("log")
-    axes.set_xlabel("time in step (h)")
+    axes.set_xlabel("time in step (h)" if steps else "time since record start (h)")
     axes.set_ylabel(f"|I| ({unit})")
     axes.set_title("DC polarization: current decay (dotted: steady current)")
     axes.legend(fontsize="small")
@@ -338,6 +384,71 @@ def discharge_curves_figure(curves: Sequence[tuple[float, np.ndarray, np.ndarray
     axes.set_title("Discharge curves")
     axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+# --------------------------------------------------------------------------- symmetric cell
+
+
+def overpotential_figure(cycles: Sequence[dict], path) -> Path:
+    """Overpotential (mV) of a symmetric cell per cycle: each half cycle (positive and negative
+    current) and their mean, from ``analysis.symmetric.symmetric_overpotential``'s cycle entries
+    (cycle, overpotential_charge_v, overpotential_discharge_v, overpotential_mean_v; None: absent)."""
+    if not cycles:
+        raise FigureDataError("overpotential figure: the result has no cycles")
+    number = np.array([c["cycle"] for c in cycles])
+
+    def millivolts(key):
+        return np.array([np.nan if c[key] is None else c[key] * 1000.0 for c in cycles], dtype=float)
+
+    marker = "o" if number.size <= 150 else None
+    figure = _figure()
+    axes = figure.add_subplot()
+    axes.plot(number, millivolts("overpotential_charge_v"), marker=marker, ms=2.5, lw=0.8,
+              color="tab:red", label="positive current")
+    axes.plot(number, millivolts("overpotential_discharge_v"), marker=marker, ms=2.5, lw=0.8,
+              color="tab:blue", label="negative current")
+    axes.plot(number, millivolts("overpotential_mean_v"), lw=1.4, color="k", label="mean")
+    axes.set_xlabel("cycle")
+    axes.set_ylabel("overpotential |V| (mV)")
+    axes.set_ylim(bottom=0)
+    axes.set_title("Symmetric cell: overpotential per cycle")
+    axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def voltage_time_figure(frame: pd.DataFrame, cycles: Sequence[int], path) -> Path:
+    """Cell voltage (mV when every |V| < 1 V, else V) against time (h) of the given cycles of a
+    cycling record (test_time_s or time_s, voltage_v, cycle; step optional), one panel per run of
+    consecutive cycles, each line broken at every step boundary and between cycles."""
+    time_column = "test_time_s" if "test_time_s" in frame.columns else "time_s"
+    time = _column(frame, time_column, "voltage-time figure")
+    voltage = _column(frame, "voltage_v", "voltage-time figure")
+    cycle = _column(frame, "cycle", "voltage-time figure")
+    step = frame["step"].to_numpy() if "step" in frame.columns else cycle
+    groups = np.split(np.asarray(sorted(cycles)), np.flatnonzero(np.diff(sorted(cycles)) > 1) + 1)
+    groups = [g for g in groups if g.size and np.isin(cycle, g).any()]
+    if not groups:
+        raise FigureDataError(f"voltage-time figure: the record has none of the cycles {list(cycles)}")
+    # A symmetric cell's overpotential is tens of mV: read in mV, not in hundredths of a volt.
+    scale, unit = (1000.0, "mV") if np.nanmax(np.abs(voltage), initial=0.0) < 1.0 else (1.0, "V")
+    figure = _figure((6.4, 3.6))
+    figure.subplots_adjust(left=0.15, wspace=0.35)  # room for each panel's voltage ticks
+    for position, group in enumerate(groups):
+        axes = figure.add_subplot(1, len(groups), position + 1)
+        selected = np.flatnonzero(np.isin(cycle, group))
+        labels = np.char.add(np.char.add(cycle[selected].astype(int).astype(str), ":"),
+                             np.asarray(step)[selected].astype(str))
+        t, v = broken_line(time[selected] / SECONDS_PER_HOUR, voltage[selected] * scale, labels,
+                           thin(selected.size))
+        axes.plot(t, v, lw=0.9, color="tab:blue")
+        axes.axhline(0.0, color="0.5", lw=0.5)
+        axes.set_title(f"cycle {group[0]}" + (f"–{group[-1]}" if group.size > 1 else ""), fontsize="small")
+        axes.set_xlabel("time (h)")
+        axes.grid(alpha=0.3)
+        if position == 0:
+            axes.set_ylabel(f"cell voltage ({unit})")
     return _save(figure, path)
 
 

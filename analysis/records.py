@@ -3,6 +3,10 @@
 A records file is a comma-separated table with one header line. The columns ``time_s`` (s),
 ``voltage_v`` (V) and ``current_a`` (A) are required and must hold finite numbers on every row;
 any further columns are kept (as numbers when every value parses as one, as text otherwise).
+``current_a`` of a row is the mean current since the previous row, as cyclers log it (EC-Lab's
+``<I>``): the charge of the interval that ends at row k is ``current_a[k] · (time_s[k] − time_s[k−1])``
+(see analysis/cycling.py), positive on charge. A file logged with instantaneous currents gives
+capacities good to the change of current within one logging interval.
 Blank lines are skipped. Every problem is reported as a :class:`RecordsFormatError` that names
 the file, the line number (1 = the first line of the file) and the column.
 

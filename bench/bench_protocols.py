@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config.protocol import load_protocol  # noqa: E402
 from config.station import load_station  # noqa: E402
-from main import record_run  # noqa: E402
+from procedures.service import RunService  # noqa: E402
 
 TARGETS_S = {"onbh_conductivity": 20.0, "lsv_oxidation": 10.0, "full_cell_15mg": 30.0,
              "full_cell_30mg": 30.0, "full_cell_45mg": 30.0}
@@ -55,7 +55,7 @@ def main(names) -> int:
         for name in names:
             protocol = load_protocol(name, station)
             t0 = time.perf_counter()
-            outcome, run_id = record_run(protocol, station, f"sqlite:///{tmp}/bench.sqlite")
+            outcome = RunService(station, f"sqlite:///{tmp}/bench.sqlite", report_dir=False).run(protocol)
             wall = time.perf_counter() - t0
             target = TARGETS_S.get(name)
             verdict = "" if target is None else f" (target < {target:g} s: {'met' if wall < target else 'NOT met'})"

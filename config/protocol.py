@@ -15,7 +15,8 @@ from typing import Annotated, Literal, Union, get_args
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from analysis.physics import disc_area_cm2
-from config.cycling import CellSection, CyclingProgram, check_program_for_cell
+from config.cycling import (CCCV, CellSection, ConstantCurrent, CyclingProgram, Rest, Safety,
+                            check_program_for_cell)
 from config.errors import ConfigError, format_pydantic_errors
 from config.station import StationConfig, read_toml
 
@@ -24,6 +25,21 @@ PROTOCOL_DIR = Path(__file__).with_name("protocols")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class SampleSim(_Strict):
+    """What the simulated lab mounts for this sample (ignored by real instruments): a blocking
+    pellet of the sample's geometry, or an LSV composite cell swept in ``direction``."""
+
+    load: Literal["pellet", "lsv_composite"] = "pellet"
+    direction: Literal["oxidation", "reduction"] | None = None
+
+    @model_validator(mode="after")
+    def _direction(self):
+        if self.load == "lsv_composite" and self.direction is None:
+            raise ValueError("load 'lsv_composite' needs direction = 'oxidation' (o-NBH + carbon) "
+                             "or 'reduction' (o-NBH + stainless steel)")
+        return self
 
 
 class Sample(_Strict):
@@ -41,6 +57,7 @@ class Sample(_Strict):
                                              description="Electrolyte loading of the composite, mg/cm²")
     ionic_conductivity_s_per_cm: float | None = Field(
         default=None, gt=0, description="Known ionic conductivity, for t_e = σe/σion")
+    sim: SampleSim = SampleSim()
 
     @property
     def area_cm2(self) -> float | None:
@@ -200,6 +217,27 @@ class ColdDischargeStep(_Strict):
     record_interval_s: float = Field(default=60.0, gt=0)
     record_dv_v: float = Field(default=0.005, gt=0)
 
+    def program_for(self, cell: CellSection) -> tuple[CyclingProgram, list[tuple[str, int]]]:
+        """The whole protocol as one cycler program with rests for the chamber, and, per program
+        step index, what happens there: ('charge_rest' | 'charge' | 'discharge_rest' |
+        'discharge', k) for the k-th temperature."""
+        steps, roles = [], []
+        for k, _ in enumerate(self.temperatures_c):
+            steps += [Rest(kind="rest", duration_s=self.rest_before_charge_s),
+                      CCCV(kind="cccv", rate_c=self.charge_rate_c, voltage_v=cell.upper_cutoff_v,
+                           until_rate_c=self.cv_until_rate_c),
+                      Rest(kind="rest", duration_s=self.rest_before_discharge_s),
+                      ConstantCurrent(kind="cc", direction="discharge", rate_c=self.discharge_rate_c,
+                                      until_voltage_v=cell.lower_cutoff_v)]
+            roles += [("charge_rest", k), ("charge", k), ("discharge_rest", k), ("discharge", k)]
+        current_max = 2.0 * cell.current_for_rate(max(self.charge_rate_c, self.discharge_rate_c))
+        program = CyclingProgram(steps=steps, record_interval_s=self.record_interval_s,
+                                 record_dv_v=self.record_dv_v,
+                                 safety=Safety(voltage_min_v=cell.lower_cutoff_v - 0.5,
+                                               voltage_max_v=cell.upper_cutoff_v + 0.2,
+                                               current_max_a=current_max))
+        return program, roles
+
     @model_validator(mode="after")
     def _rests_cover_soak(self):
         needed = self.soak_s + self.stabilization.dwell_s
@@ -249,9 +287,24 @@ class Protocol(_Strict):
                 if step.kind == "cycling":
                     problems += [f"steps[{i}].program.{p}"
                                  for p in check_program_for_cell(step.program, self.cell)]
+                elif step.kind == "cold_discharge":
+                    problems += _cold_program_problems(i, step, self.cell)
             if problems:
                 raise ValueError("; ".join(problems))
         return self
+
+
+def _cold_program_problems(index: int, step: ColdDischargeStep, cell: CellSection) -> list[str]:
+    """The cold-discharge program is built and checked when the file is loaded, not hours into
+    the run."""
+    if not cell.has_capacity:
+        return [f"steps[{index}]: the cold discharge runs at C-rates and the {cell.kind} cell has no "
+                "nominal capacity (no cathode mass)"]
+    try:
+        program, _ = step.program_for(cell)
+    except ValidationError as exc:
+        return [f"steps[{index}] (its cycler program): {p}" for p in format_pydantic_errors(exc)]
+    return [f"steps[{index}] (its cycler program).{p}" for p in check_program_for_cell(program, cell)]
 
 
 def station_problems(protocol: Protocol, station: StationConfig) -> list[str]:

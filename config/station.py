@@ -131,6 +131,13 @@ class SimConfig(_Strict):
     faults: dict = Field(default_factory=dict, description="Fault injection, per instrument")
 
 
+class PlanningConfig(_Strict):
+    """What duration estimates (``plan``, remaining time) assume of a real station."""
+
+    chamber_ramp_rate_c_per_min: float = Field(default=1.0, gt=0, le=50)
+    chamber_start_c: float = 23.0
+
+
 class StationInfo(_Strict):
     name: str = "station"
     simulate: bool = False
@@ -141,6 +148,7 @@ class StationConfig(_Strict):
     chamber: ChamberConfig = ChamberConfig()
     potentiostat: PotentiostatConfig = PotentiostatConfig()
     cycler: CyclerConfig = CyclerConfig()
+    planning: PlanningConfig = PlanningConfig()
     sim: SimConfig = SimConfig()
 
     @property

@@ -40,6 +40,8 @@ class MainWindow(QMainWindow):
         self.db = db
         self.worker: RunWorker | None = None
         self.last_result: dict | None = None
+        self.operator_dialog: QMessageBox | None = None
+        self.report_dir = None
 
         self.queue = QListWidget()
         add = QPushButton("Add protocol…")
@@ -102,8 +104,9 @@ class MainWindow(QMainWindow):
             return
         item = self.queue.takeItem(0)
         protocol, source = item.data(Qt.ItemDataRole.UserRole)
-        self.worker = RunWorker(protocol, self.station_cfg, self.db, source)
+        self.worker = RunWorker(protocol, self.station_cfg, self.db, source, report_dir=self.report_dir)
         self.worker.document.connect(self._on_document)
+        self.worker.operator_request.connect(self._on_operator_request)
         self.worker.finished_run.connect(self._on_finished)
         self.abort_button.setEnabled(True)
         self.start_button.setEnabled(False)
@@ -122,7 +125,26 @@ class MainWindow(QMainWindow):
         elif name == "analysis":
             self._say(f"analysis {doc['name']} ready")
 
+    def _on_operator_request(self, request, answer) -> None:
+        """The run waits for the operator: a non-modal dialog, so Abort stays usable."""
+        box = QMessageBox(QMessageBox.Icon.Information, "Operator action needed", request.message,
+                          QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel, self)
+        box.button(QMessageBox.StandardButton.Ok).setText("Done")
+        box.button(QMessageBox.StandardButton.Cancel).setText("Cannot do it")
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.finished.connect(lambda code: answer(code == QMessageBox.StandardButton.Ok.value))
+        self.operator_dialog = box
+        self._say(f"operator: {request.message.splitlines()[0]}")
+        box.open()
+
+    def _close_operator_dialog(self) -> None:
+        box, self.operator_dialog = self.operator_dialog, None
+        if box is not None and box.isVisible():
+            box.finished.disconnect()
+            box.reject()
+
     def _on_finished(self, result: dict) -> None:
+        self._close_operator_dialog()
         self.last_result = result
         self.worker.wait()
         self.worker = None

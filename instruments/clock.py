@@ -105,6 +105,12 @@ class Clock:
             finally:
                 self._in_task = False
 
+    def hold(self, released: threading.Event) -> None:
+        """Wait until ``released`` is set (a paused run), running periodic tasks so that logging
+        goes on; raises Aborted on abort."""
+        while not released.is_set():
+            self.sleep(1.0)
+
     # --- abort -------------------------------------------------------------------------
     def abort(self, reason: str = "abort requested") -> None:
         """Make current and future waits raise Aborted (thread-safe)."""

@@ -13,8 +13,10 @@ from analysis.eis import analyze_eis_series
 class StreamCollector:
     """Collects the event pages of streams whose descriptor metadata has a given role."""
 
-    def __init__(self, role: str) -> None:
+    def __init__(self, role: str, on_page=None) -> None:
+        """``on_page(entry, data)``, if given, receives each page instead of it being kept."""
         self.role = role
+        self.on_page = on_page
         self.streams: dict[str, dict] = {}
         self._by_uid: dict[str, dict] = {}
         self.step_summaries: dict[int, dict] = {}
@@ -39,7 +41,11 @@ class StreamCollector:
             self.streams[doc["stream"]] = entry
             self._by_uid[doc["descriptor_uid"]] = entry
         elif name == "event_page" and doc["descriptor_uid"] in self._by_uid:
-            self._by_uid[doc["descriptor_uid"]]["pages"].append(doc["data"])
+            entry = self._by_uid[doc["descriptor_uid"]]
+            if self.on_page is None:
+                entry["pages"].append(doc["data"])
+            else:
+                self.on_page(entry, doc["data"])
         elif name == "step_stop":
             self.step_summaries[doc["step_index"]] = doc["summary"]
 
@@ -182,10 +188,66 @@ def _continuous_time(t):
     return t
 
 
-class CyclingAnalyzer(Analyzer):
-    """Capacities, CE, ICE, retention per cycle of the run's cycling program(s)."""
+class CycleChunks:
+    """The records of a run's cycling programs, summarised a block of whole cycles at a time as
+    they arrive, so that memory stays flat however many cycles a run has (a 1,000-cycle run holds
+    the records of at most ``CHUNK_CYCLES`` + 1 cycles).
 
-    name, role = "cycling", "cycling"
+    Blocks are cut where the record's cycle number changes, so no cycle is split; each block's
+    cycles are renumbered to follow the previous block's, and a second program's cycles follow
+    the first's, as in one long record.
+    """
+
+    CHUNK_CYCLES = 20
+
+    def __init__(self, summarize) -> None:
+        self.summarize = summarize
+        self.cycles: list[dict] = []
+        self.warnings: list[str] = []
+        self._pending: list[dict] = []
+        self._pending_cycles: set[int] = set()
+
+    def add(self, data: dict) -> None:
+        cycle = np.asarray(data["cycle"])
+        if not len(cycle):
+            return
+        self._pending.append({k: np.asarray(v) for k, v in data.items()})
+        self._pending_cycles.update(np.unique(cycle).tolist())
+        if len(self._pending_cycles) > self.CHUNK_CYCLES:
+            self._cut(keep_last_cycle=True)
+
+    def end_program(self) -> None:
+        """The stream of one program ended: its last cycle is complete as it stands."""
+        if self._pending:
+            self._cut(keep_last_cycle=False)
+
+    def _cut(self, keep_last_cycle: bool) -> None:
+        import pandas as pd
+        cols = {k: np.concatenate([p[k] for p in self._pending]) for k in self._pending[0]}
+        cycle = cols["cycle"]
+        end = int(np.argmax(cycle == cycle[-1])) if keep_last_cycle else len(cycle)
+        if keep_last_cycle and end == 0:
+            return
+        block = pd.DataFrame({k: v[:end] for k, v in cols.items()}).rename(columns={"test_time_s": "time_s"})
+        rest = {k: v[end:] for k, v in cols.items()}
+        self._pending = [rest] if len(rest["cycle"]) else []
+        self._pending_cycles = set(np.unique(rest["cycle"]).tolist())
+        if len(block) < 2:
+            return
+        summary = self.summarize(block)
+        entries = summary["cycles"]
+        self.warnings += [w for w in summary.get("warnings", []) if w not in self.warnings]
+        numbered = [e["cycle"] for e in entries if e["cycle"] >= 1]
+        if self.cycles and numbered:
+            offset = self.cycles[-1]["cycle"] + 1 - min(numbered)
+            entries = [{**e, "cycle": e["cycle"] + offset} for e in entries]
+        self.cycles.extend(entries)
+
+
+class RecordsAnalyzer(Analyzer):
+    """Base of the analyzers of cycler records: the records of a phase as one DataFrame."""
+
+    role = "cycling"
 
     def program_records(self, phase: str = "program"):
         """Records of every stream of the given phase, cycles renumbered to run on across
@@ -213,11 +275,39 @@ class CyclingAnalyzer(Analyzer):
         cell = self.protocol.cell
         return summarize_cycles(df, mass_mg=cell.active_mass_mg, area_cm2=cell.area_cm2)
 
+
+class CyclingAnalyzer(RecordsAnalyzer):
+    """Capacities, CE, ICE, retention per cycle of the run's cycling program(s), summarised block
+    by block as the records arrive (CycleChunks), so a 1,000-cycle run needs no more memory than
+    a 10-cycle one."""
+
+    name = "cycling"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collector = StreamCollector(self.role, on_page=self._on_page)
+        self.chunks: CycleChunks | None = None
+        self._current = None
+
+    def attach(self, stream, protocol) -> None:
+        super().attach(stream, protocol)
+        self.chunks = CycleChunks(self.summary)
+        self._current = None
+
+    def _on_page(self, entry: dict, data: dict) -> None:
+        if entry["metadata"].get("phase") != "program":
+            return
+        if self._current not in (None, entry["name"]):
+            self.chunks.end_program()
+        self._current = entry["name"]
+        self.chunks.add(data)
+
     def compute(self) -> dict | None:
-        df = self.program_records()
-        if df is None:
+        from analysis.cycling import cycle_statistics
+        self.chunks.end_program()
+        if not self.chunks.cycles:
             return None
-        result = self.summary(df)
+        result = cycle_statistics(self.chunks.cycles, warnings=self.chunks.warnings)
         cell = self.protocol.cell
         if cell.kind == "full" and cell.cathode_loading_mg_per_cm2:
             # PAPER.md protocol 8: what this loading means at the level of a stacked cell.
@@ -226,7 +316,7 @@ class CyclingAnalyzer(Analyzer):
         return result
 
 
-class SymmetricAnalyzer(CyclingAnalyzer):
+class SymmetricAnalyzer(RecordsAnalyzer):
     """Overpotential per half cycle of a symmetric cell."""
 
     name = "symmetric"
@@ -237,7 +327,7 @@ class SymmetricAnalyzer(CyclingAnalyzer):
         return None if df is None else symmetric_overpotential(df)
 
 
-class ColdDischargeAnalyzer(CyclingAnalyzer):
+class ColdDischargeAnalyzer(RecordsAnalyzer):
     """The cycling summary of the whole run, the capacity of each cold discharge, and the cell's
     ohmic and polarization resistance at each temperature."""
 
@@ -256,8 +346,13 @@ class ColdDischargeAnalyzer(CyclingAnalyzer):
         self.eis.detach()
 
     def compute(self) -> dict | None:
+        """The cycling summary of formation and cold discharges together (cycles numbered on across
+        programs), the cold-discharge table (each row naming its discharge by stream and the cycle
+        number within it, and the CE of its cycle), CE and retention per discharge temperature, and
+        the cell EIS. The run-wide mean CE and retention would average over discharge temperatures:
+        they are None, with a warning, when the run discharged at more than one temperature."""
         import pandas as pd
-        from analysis.cold_discharge import cold_discharge_table
+        from analysis.cold_discharge import cold_discharge_table, per_temperature_summary
         formation, cold = self.program_records("program"), self.program_records("cold_discharge")
         if formation is None and cold is None:
             return None
@@ -266,20 +361,45 @@ class ColdDischargeAnalyzer(CyclingAnalyzer):
                                time_s=cold["time_s"] + float(formation["time_s"].iloc[-1]))
         result = self.summary(pd.concat([p for p in (formation, cold) if p is not None],
                                         ignore_index=True))
-        temperatures = next((e["metadata"]["temperatures_c"] for e in self.collector.streams.values()
-                             if e["metadata"].get("phase") == "cold_discharge"), [])
-        cold_cycles = [] if cold is None else sorted(set(cold["cycle"].tolist()))
         by_cycle = {c["cycle"]: c for c in result["cycles"]}
-        discharges = [{"temperature_c": t, "cycle": c,
-                       "discharge_mah": by_cycle.get(c, {}).get("discharge_mah"),
-                       "avg_discharge_voltage_v": by_cycle.get(c, {}).get("avg_discharge_voltage_v")}
-                      for t, c in zip(temperatures, cold_cycles)]
-        discharges = [d for d in discharges if d["discharge_mah"] is not None]  # an aborted run
+        discharged_at: dict[int, float] = {}
+        discharges = []
+        # The same numbering as program_records: formation streams first, each continuing the last.
+        offset = 0
+        for phase in ("program", "cold_discharge"):
+            for name, entry in self.collector.streams.items():
+                cycles = self.collector.columns(name).get("cycle")
+                if entry["metadata"].get("phase") != phase or cycles is None or not len(cycles):
+                    continue
+                numbers = sorted({int(c) for c in cycles})
+                if phase == "program":
+                    temperatures = [entry["metadata"].get("temperature_c")] * len(numbers)
+                else:  # one cold discharge per cycle, in the order of the step's temperatures
+                    temperatures = entry["metadata"]["temperatures_c"]
+                for stream_cycle, temperature in zip(numbers, temperatures):
+                    cycle = by_cycle.get(stream_cycle + offset)
+                    if temperature is None or cycle is None or cycle["discharge_mah"] is None:
+                        continue  # an aborted run, or a formation program without its temperature
+                    discharged_at[cycle["cycle"]] = float(temperature)
+                    if phase == "cold_discharge":
+                        discharges.append({"temperature_c": temperature, "discharge_mah": cycle["discharge_mah"],
+                                           "avg_discharge_voltage_v": cycle["avg_discharge_voltage_v"],
+                                           "cycle": cycle["cycle"], "stream": name,
+                                           "stream_cycle": stream_cycle, "ce_pct": cycle["ce_pct"]})
+                offset += max(numbers)
         area = self.protocol.cell.area_cm2
         table = cold_discharge_table(discharges, area) if discharges else []
         for row, entry in zip(table, discharges):
-            row["cycle"] = entry["cycle"]  # so a report can draw each row's discharge curve
+            # so that a report draws each row's own discharge curve
+            row.update({key: entry[key] for key in ("cycle", "stream", "stream_cycle", "ce_pct")})
         result["cold_discharge"] = table
+        result["per_temperature"] = per_temperature_summary(result["cycles"], discharged_at)
+        result["warnings"] = []
+        if len(result["per_temperature"]) > 1:
+            result["mean_ce_pct"] = result["retention_pct"] = None
+            result["warnings"].append(
+                "mean CE and retention over the whole run would mix discharge temperatures: they are "
+                "given per temperature (per_temperature) instead")
         result["cell_eis"] = self.cell_eis(area)
         return result
 

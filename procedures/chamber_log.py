@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 import numpy as np
 
@@ -13,18 +14,28 @@ COLUMNS = {"time_s": "s", "temperature_c": "degC", "setpoint_c": "degC"}
 class ChamberLogger:
     """Reads the chamber every ``interval_s`` as a clock task, into the run's ``chamber`` stream.
 
+    It keeps only the last ``RECENT`` readings for ``mean_between`` (a measurement asks about its
+    own minutes); the whole log is in storage, so memory stays flat however long the run.
+
     A failed reading is logged and recorded as NaN rather than ending the run: the log is
     context, and the step that needs the chamber will see the fault itself.
     """
+
+    RECENT = 10_000
+    SIMULATED_PAGE_ROWS = 50
 
     def __init__(self, ctx, interval_s: float) -> None:
         self.ctx = ctx
         self.interval_s = interval_s
         self.t0 = ctx.run_t0
-        self.times: list[float] = []
-        self.temperatures: list[float] = []
+        self.times: deque[float] = deque(maxlen=self.RECENT)
+        self.temperatures: deque[float] = deque(maxlen=self.RECENT)
         self._cancel = None
         self._writer = None
+        # A real reading is emitted at once (a crash must not lose it); simulated ones, which
+        # come thousands a second, are emitted in pages.
+        self._page_rows = self.SIMULATED_PAGE_ROWS if ctx.clock.virtual else 1
+        self._pending: list[tuple[float, float, float]] = []
 
     def start(self) -> None:
         self._writer = self.ctx.new_stream("chamber", COLUMNS, metadata={"role": "chamber_log"},
@@ -35,10 +46,13 @@ class ChamberLogger:
         if self._cancel is not None:
             self._cancel()
             self._cancel = None
+        self._emit_pending()
 
     def read_now(self) -> float:
         """Take one reading now (also logged); returns the temperature in °C."""
-        return self._read(self.ctx.clock.now())
+        temperature = self._read(self.ctx.clock.now())
+        self._emit_pending()
+        return temperature
 
     def _read(self, now: float) -> float:
         chamber = self.ctx.station.chamber
@@ -50,8 +64,16 @@ class ChamberLogger:
             temperature = setpoint = float("nan")
         self.times.append(now)
         self.temperatures.append(temperature)
-        self._writer.write_row(time_s=now - self.t0, temperature_c=temperature, setpoint_c=setpoint)
+        self._pending.append((now - self.t0, temperature, setpoint))
+        if len(self._pending) >= self._page_rows:
+            self._emit_pending()
         return temperature
+
+    def _emit_pending(self) -> None:
+        if self._pending:
+            time_s, temperature, setpoint = zip(*self._pending)
+            self._pending = []
+            self._writer.write({"time_s": time_s, "temperature_c": temperature, "setpoint_c": setpoint})
 
     def mean_between(self, t_start: float, t_end: float) -> float | None:
         """Mean of the readings taken in [t_start, t_end], or None if there are none."""

@@ -17,10 +17,23 @@ class StepContext:
     streams: dict = field(default_factory=dict)
     run_t0: float = 0.0
     chamber_logger: "object" = None
+    progress: "object" = None
+    control: "object" = None
 
     @property
     def clock(self):
         return self.station.clock
+
+    def checkpoint(self) -> None:
+        """A safe point inside a step whose kind allows pausing there (between measurements)."""
+        if self.control is not None:
+            self.control.checkpoint(
+                on_hold=lambda: self.report_progress(state="paused", message="paused inside the step"),
+                on_release=lambda: self.report_progress(message="resumed"))
+
+    def report_progress(self, **fields) -> None:
+        if self.progress is not None:
+            self.progress.report(**fields)
 
     @property
     def sample(self):

@@ -1,21 +1,8 @@
-"""The document stream: what acquisition emits and what storage, plots and analysis consume.
+"""The emitting side of the document stream: the dispatcher and the stream writer.
 
-Documents are plain dicts so that subscribers (storage, gui, analysis) never import acquisition
-code; this module only defines their shape and the dispatcher. Each document travels as a
-``(name, doc)`` pair, as in Bluesky's event model:
-
-``start``       run_uid, time (wall-clock epoch s), protocol_name, protocol (validated dict),
-                sample (dict), station (snapshot dict), simulated (bool)
-``descriptor``  run_uid, descriptor_uid, stream (unique name within the run), step_index (int or
-                None), columns ({name: {"unit": str, "dtype": "float" | "int" | "str"}}),
-                metadata (dict, e.g. {"setpoint_c": 30.0})
-``event_page``  descriptor_uid, seq_start (int, 0-based sequence of the first row), data
-                ({column: sequence}, every column of the descriptor, equal lengths)
-``step_start``  run_uid, step_index, kind, name, params (dict), time
-``step_stop``   run_uid, step_index, status ("completed" | "failed" | "aborted"), time, summary (dict)
-``analysis``    run_uid, name (e.g. "eis"), step_index (int or None), result (JSON-able dict)
-``stop``        run_uid, time, status ("completed" | "failed" | "aborted"), reason (str),
-                traceback (str or None)
+The documents' shapes, names, run statuses and stream roles are defined once, in
+config/documents.py, where every subscriber (storage, GUI, analysis) reads them without
+importing acquisition code.
 """
 from __future__ import annotations
 
@@ -25,9 +12,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from config.documents import DOCUMENT_NAMES
 
-DOCUMENT_NAMES = ("start", "descriptor", "event_page", "step_start", "step_stop", "analysis", "stop")
+log = logging.getLogger(__name__)
 
 Subscriber = Callable[[str, dict], None]
 

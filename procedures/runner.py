@@ -1,25 +1,28 @@
 """The runner: executes a validated protocol on a station and emits the run's documents.
 
 It owns the run's life cycle, not the data: steps emit streams, subscribers store and plot them.
-However a run ends (completed, Ctrl+C, an instrument error), the instruments are put in their
-safe state, the analysis runs on whatever was measured, and the ``stop`` document carries the
-status, the reason and any traceback, so storage marks the run ``completed``, ``aborted`` or
-``failed`` with its data kept.
+However a run ends (completed, an abort from any front end or signal, an instrument error), the
+instruments are put in their safe state, the analysis runs on whatever was measured, and the
+``stop`` document carries the status, the reason and any traceback. A safe state that fails makes
+the run ``unsafe``, whatever else happened: someone has to look at the station.
+
+Control from any thread: ``abort()`` stops at the next clock wait; ``pause()`` stops at the next
+safe point (between steps, or inside a step kind that allows it) until ``resume()``.
 """
 from __future__ import annotations
 
 import logging
-import signal
 import threading
+import time
 import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from config.documents import RunStatus
 from instruments.clock import Aborted
+from procedures.chamber_log import ChamberLogger
 from procedures.context import StepContext
 from procedures.documents import DocumentStream, new_uid
-from procedures.executors import execute_step, expand_steps, uses_chamber
-from procedures.chamber_log import ChamberLogger
+from procedures.steps import execute_step, expand_steps, plan_steps, uses_chamber
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +30,109 @@ log = logging.getLogger(__name__)
 @dataclass
 class RunOutcome:
     run_uid: str
-    status: str
+    status: RunStatus
     reason: str = ""
     traceback: str | None = None
     analysis: dict = field(default_factory=dict)
+    duration_s: float = 0.0  # clock time from start to stop (instrument time in simulation)
+
+
+class RunControl:
+    """Pause, resume and abort requests for one station's runs (thread-safe)."""
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+        self._released = threading.Event()
+        self._released.set()
+
+    @property
+    def pause_requested(self) -> bool:
+        return not self._released.is_set()
+
+    def pause(self) -> None:
+        self._released.clear()
+
+    def resume(self) -> None:
+        self._released.set()
+
+    def abort(self, reason: str = "abort requested") -> None:
+        self.clock.abort(reason)
+
+    def checkpoint(self, on_hold=None, on_release=None) -> None:
+        """A safe point: wait here while a pause is requested (abortably)."""
+        self.clock.check_abort()
+        if self._released.is_set():
+            return
+        if on_hold is not None:
+            on_hold()
+        self.clock.hold(self._released)
+        if on_release is not None:
+            on_release()
+
+
+class ProgressTracker:
+    """Turns the runner's position into ``progress`` documents: step i of n, cycle k of N, elapsed
+    and remaining time. Remaining time starts from the plan's estimates and is refined by what the
+    running step reports of itself (a cycling step knows its cycle durations)."""
+
+    def __init__(self, emit, run_uid: str, clock, planned) -> None:
+        self.emit = emit
+        self.run_uid = run_uid
+        self.clock = clock
+        self.planned = planned
+        self.t0 = clock.now()
+        self.wall_t0 = time.monotonic()
+        self.step_index = 0
+        self.step_t0 = self.t0
+
+    def step_started(self, index: int) -> None:
+        self.step_index = index
+        self.step_t0 = self.clock.now()
+        self.report()
+
+    def later_steps_s(self) -> float:
+        return sum(p.estimate.duration_s for p in self.planned[self.step_index + 1:])
+
+    def report(self, *, cycle: int | None = None, n_cycles: int | None = None,
+               step_remaining_s: float | None = None, state: str = "running", message: str = "") -> None:
+        now = self.clock.now()
+        planned = self.planned[self.step_index] if self.step_index < len(self.planned) else None
+        if step_remaining_s is None and planned is not None:
+            step_remaining_s = max(planned.estimate.duration_s - (now - self.step_t0), 0.0)
+        remaining = (step_remaining_s or 0.0) + self.later_steps_s()
+        self.emit("progress", {
+            "run_uid": self.run_uid, "time": now, "elapsed_s": now - self.t0,
+            "wall_elapsed_s": time.monotonic() - self.wall_t0, "step_index": self.step_index,
+            "n_steps": len(self.planned), "step_name": planned.name if planned else "",
+            "cycle": cycle, "n_cycles": n_cycles if n_cycles is not None else (
+                planned.estimate.cycles if planned else None),
+            "remaining_s": remaining, "state": state, "message": message})
 
 
 class Runner:
-    """Runs protocols on one station; ``abort()`` may be called from any thread."""
+    """Runs protocols on one station; ``abort()``, ``pause()`` and ``resume()`` may be called from
+    any thread."""
 
     def __init__(self, station, stream: DocumentStream | None = None, analyzers=()) -> None:
         self.station = station
         self.stream = stream or DocumentStream()
         self.analyzers = list(analyzers)
+        self.control = RunControl(station.clock)
 
     def abort(self, reason: str = "abort requested") -> None:
-        self.station.clock.abort(reason)
+        self.control.abort(reason)
+
+    def pause(self) -> None:
+        self.control.pause()
+
+    def resume(self) -> None:
+        self.control.resume()
 
     def run(self, protocol, protocol_source: str = "") -> RunOutcome:
         clock = self.station.clock
-        clock.clear_abort()
         run_uid = new_uid()
         emit = self.stream.emit
+        planned = plan_steps(protocol, self.station.config)
         for analyzer in self.analyzers:
             analyzer.attach(self.stream, protocol)
         emit("start", {
@@ -56,24 +140,32 @@ class Runner:
             "protocol": protocol.model_dump(mode="json"), "protocol_source": protocol_source,
             "sample": protocol.sample.model_dump(mode="json"),
             "station": self.station.snapshot(), "simulated": self.station.simulated,
+            "plan": {"steps": [{"name": p.name, "kind": p.kind,
+                                "expected_duration_s": p.estimate.duration_s,
+                                "basis": p.estimate.basis} for p in planned],
+                     "expected_duration_s": sum(p.estimate.duration_s for p in planned)},
         })
+        progress = ProgressTracker(emit, run_uid, clock, planned)
         ctx = StepContext(station=self.station, protocol=protocol, run_uid=run_uid, emit=emit,
-                          run_t0=clock.now())
-        outcome = RunOutcome(run_uid=run_uid, status="completed")
+                          run_t0=clock.now(), progress=progress, control=self.control)
+        outcome = RunOutcome(run_uid=run_uid, status=RunStatus.COMPLETED)
         logger = None
         try:
-            with _ctrl_c_aborts(clock):
-                self.station.prepare(protocol)
-                if uses_chamber(protocol):
-                    logger = ChamberLogger(ctx, protocol.protocol.chamber_log_interval_s)
-                    logger.start()
-                    ctx.chamber_logger = logger
-                for index, step in enumerate(expand_steps(protocol)):
-                    self._run_step(ctx, index, step)
+            clock.check_abort()
+            self.station.prepare(protocol)
+            if uses_chamber(protocol):
+                logger = ChamberLogger(ctx, protocol.protocol.chamber_log_interval_s)
+                logger.start()
+                ctx.chamber_logger = logger
+            for index, step in enumerate(expand_steps(protocol)):
+                self.control.checkpoint(
+                    on_hold=lambda: progress.report(state="paused", message="paused between steps"),
+                    on_release=lambda: progress.report(message="resumed"))
+                self._run_step(ctx, index, step)
         except Aborted as exc:
-            outcome.status, outcome.reason = "aborted", str(exc) or "aborted"
+            outcome.status, outcome.reason = RunStatus.ABORTED, str(exc) or "aborted"
         except Exception as exc:  # an instrument or step failure: the run fails, cleanly
-            outcome.status = "failed"
+            outcome.status = RunStatus.FAILED
             outcome.reason = f"{type(exc).__name__}: {exc}"
             outcome.traceback = traceback.format_exc()
             log.error("run failed: %s", outcome.reason)
@@ -81,8 +173,10 @@ class Runner:
             if logger is not None:
                 logger.stop()
             clock.clear_abort()
+            self.control.resume()
             problems = self.station.safe_state()
             if problems:
+                outcome.status = RunStatus.UNSAFE
                 outcome.reason = "; ".join(filter(None, [outcome.reason, *problems]))
             for analyzer in self.analyzers:
                 try:
@@ -92,7 +186,8 @@ class Runner:
                 except Exception as exc:
                     log.exception("analysis %s failed", analyzer.name)
                     outcome.analysis[analyzer.name] = {"error": f"{type(exc).__name__}: {exc}"}
-            emit("stop", {"run_uid": run_uid, "time": clock.now(), "status": outcome.status,
+            outcome.duration_s = clock.now() - ctx.run_t0
+            emit("stop", {"run_uid": run_uid, "time": clock.now(), "status": outcome.status.value,
                           "reason": outcome.reason, "traceback": outcome.traceback})
         return outcome
 
@@ -102,6 +197,7 @@ class Runner:
         emit("step_start", {"run_uid": ctx.run_uid, "step_index": index, "kind": step.kind,
                             "name": step.name, "params": step.model_dump(mode="json"),
                             "time": ctx.clock.now()})
+        ctx.progress.step_started(index)
         status, summary = "failed", {}
         try:
             summary = execute_step(ctx, step) or {}
@@ -112,25 +208,3 @@ class Runner:
         finally:
             emit("step_stop", {"run_uid": ctx.run_uid, "step_index": index, "status": status,
                                "time": ctx.clock.now(), "summary": summary})
-
-
-@contextmanager
-def _ctrl_c_aborts(clock):
-    """First Ctrl+C aborts at the next clock wait (instruments are then made safe); a second one
-    interrupts at once. Only the main thread can own signal handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    presses = []
-
-    def handler(signum, frame):
-        presses.append(signum)
-        if len(presses) > 1:
-            raise KeyboardInterrupt
-        clock.abort("interrupted by Ctrl+C")
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -1,138 +1,72 @@
-"""The station a run drives: instruments opened on demand from the station file.
+"""The station a run drives: the instruments from the factory, the operator, and the station-level
+actions every step kind shares (chamber set point, safe state).
 
-With ``simulate`` every instrument is its simulator bound to one SimLab on a virtual clock;
-otherwise the same drivers open the real transports named in the station file. Procedures only
-see this object, so they run unchanged on either.
+Procedures only see this object, so they run unchanged on real or simulated instruments: which of
+the two is decided once, by ``instruments.station.open_instruments`` from the station file.
 """
 from __future__ import annotations
 
 import logging
-import sys
-import tempfile
-from pathlib import Path
 
-from config.errors import ConfigError
-from instruments.clock import WallClock
+from instruments.station import open_instruments
+from procedures.operator import Operator, UnattendedOperator
 
 log = logging.getLogger(__name__)
 
 
-def _lsv_direction(composite: str, end_voltage_v: float) -> str:
-    """Which simulated composite the sample is: carbon for oxidation, steel for reduction."""
-    text = composite.lower()
-    if "carbon" in text or "vgcf" in text:
-        return "oxidation"
-    if "steel" in text or "ss" in text.split():
-        return "reduction"
-    return "oxidation" if end_voltage_v > 2.0 else "reduction"
-
-
-def console_prompt(message: str) -> None:
-    """Tell the operator what to do; wait for Enter when someone is at the terminal."""
-    print(f"\n>>> OPERATOR: {message}", file=sys.stderr, flush=True)
-    if sys.stdin is not None and sys.stdin.isatty():
-        input(">>> press Enter when done ")
-
-
 class Station:
-    def __init__(self, config) -> None:
-        self.config = config
-        self.simulated = bool(config.simulate)
-        if self.simulated:
-            from instruments.sim.clock import VirtualClock
-            from instruments.sim.lab import SimLab
-            self.clock = VirtualClock()
-            self.lab = SimLab(self.clock, config.sim.model_dump())
-        else:
-            self.clock = WallClock()
-            self.lab = None
-        self._chamber = None
-        self._potentiostat = None
-        self._cycler = None
-        self._sim_dir = None
-        self._chamber_server = None
-        self.identities: dict[str, str] = {}
-        self.operator_prompt = console_prompt
+    """``config``: the validated station file; ``operator``: who answers requests (default: nobody,
+    so a step that needs a person fails clearly); ``instruments``: a prebuilt instrument set
+    (default: built from ``config`` by the factory)."""
 
-    # --- instruments, opened on first use ------------------------------------------------------
+    def __init__(self, config, operator: Operator | None = None, instruments=None) -> None:
+        self.config = config
+        self.instruments = instruments if instruments is not None else open_instruments(config)
+        self.operator = operator or UnattendedOperator()
+
+    @property
+    def clock(self):
+        return self.instruments.clock
+
+    @property
+    def simulated(self) -> bool:
+        return self.instruments.simulated
+
+    @property
+    def identities(self) -> dict:
+        return self.instruments.identities
+
     @property
     def chamber(self):
-        if self._chamber is None:
-            from instruments.espec.adapters import open_chamber
-            simulator = None
-            if self.simulated:
-                from instruments.espec.simulator import EspecSimulator
-                cfg = self.config.chamber
-                simulator = EspecSimulator(self.lab, self.clock,
-                                           min_temperature_c=cfg.min_temperature_c,
-                                           max_temperature_c=cfg.max_temperature_c,
-                                           faults=self.lab.faults.get("chamber", {}))
-            if simulator is not None and self.config.sim.chamber_over_tcp:
-                from instruments.espec.simulator import serve_tcp
-                self._chamber_server = serve_tcp(simulator)
-                self._chamber = open_chamber(self.config.chamber.model_dump(), self.clock,
-                                             visa_library="@py", transport="tcp",
-                                             address=self._chamber_server.resource_name)
-            else:
-                self._chamber = open_chamber(self.config.chamber.model_dump(), self.clock,
-                                             simulator=simulator)
-            self.identities["chamber"] = str(self._chamber.rom)
-        return self._chamber
+        return self.instruments.chamber
 
     @property
     def potentiostat(self):
-        if self._potentiostat is None:
-            from instruments.biologic.driver import open_potentiostat
-            cfg = self.config.potentiostat.model_dump()
-            if self.simulated:
-                cfg["poll_interval_s"] = self.config.sim.potentiostat_poll_interval_s
-            pot = open_potentiostat(cfg, self.clock, lab=self.lab)
-            device = pot.connect()
-            self._potentiostat = pot
-            self.identities["potentiostat"] = (f"{device.model}, firmware {device.firmware_version}, "
-                                               f"library {device.library_version}")
-        return self._potentiostat
+        return self.instruments.potentiostat
 
     @property
     def cycler(self):
-        if self._cycler is None:
-            if self.simulated:
-                from instruments.landt.simulator import SimulatedLandt
-                if self.lab.cell is None:
-                    raise RuntimeError("simulated lab: no cell mounted (the protocol has no [cell])")
-                self._sim_dir = tempfile.TemporaryDirectory(prefix="cellbench-landt-")
-                export = Path(self._sim_dir.name) / f"channel{self.config.cycler.channel}.txt"
-                self._cycler = SimulatedLandt(self.lab, self.lab.cell, export, self.clock,
-                                              channel=self.config.cycler.channel)
-            else:
-                from instruments.landt.driver import LandtCycler
-                cfg = self.config.cycler
-                if not cfg.export_path:
-                    raise ConfigError("station", ["cycler.export_path: required to follow a real Landt "
-                                                  "channel (the live text export its software writes)"])
-                self._cycler = LandtCycler(cfg.export_path, self.clock, channel=cfg.channel,
-                                           poll_interval_s=cfg.poll_interval_s,
-                                           start_timeout_s=cfg.start_timeout_s)
-            self.identities["cycler"] = self._cycler.name
-        return self._cycler
+        return self.instruments.cycler
 
     @property
     def cycler_poll_interval_s(self) -> float:
-        return (self.config.sim.cycler_poll_interval_s if self.simulated
-                else self.config.cycler.poll_interval_s)
+        return self.instruments.cycler_poll_interval_s
+
+    def ask_operator(self, message: str, kind: str = "confirm") -> None:
+        """Ask the operator, abortably (the run's abort ends the wait)."""
+        self.operator.request(message, kind=kind, clock=self.clock)
 
     def cell_on_potentiostat(self) -> bool:
-        """Whether the potentiostat can reach the cycler's cell now: in the simulated lab it is
-        wired to both; a real station asks the operator to move the leads (or has no cell EIS)."""
-        if self.simulated:
-            return self.lab.cell is not None
-        if self.config.cycler.cell_eis == "none":
-            return False
-        self.operator_prompt("Connect the cell's leads to the potentiostat channel "
-                             f"{self.config.potentiostat.channel} for EIS (the cycler is resting).")
-        return True
+        """Whether the potentiostat can reach the cycler's cell now: wired (simulated lab), never
+        (``cell_eis = "none"``), or once the operator has moved the leads."""
+        reachable = self.instruments.cell_reachable_by_potentiostat()
+        if reachable is None:
+            self.ask_operator("Connect the cell's leads to the potentiostat channel "
+                              f"{self.config.potentiostat.channel} for EIS (the cycler is resting).",
+                              kind="move_leads")
+            return True
+        return reachable
 
-    # --- helpers used by steps -----------------------------------------------------------------
     def set_chamber(self, setpoint_c: float) -> None:
         """Set point with the alarm limits at the chamber's range, then CONSTANT mode."""
         cfg = self.config.chamber
@@ -141,19 +75,10 @@ class Station:
         self.chamber.mode = "CONSTANT"
 
     def prepare(self, protocol) -> None:
-        """Mount the protocol's sample in the simulated lab (a real station has it mounted)."""
-        if self.lab is None:
-            return
-        sample = protocol.sample
-        lsv = [s for s in protocol.steps if s.kind == "lsv"]
-        if protocol.cell is not None:
-            self.lab.mount_cell(protocol.cell.model_dump())
-        elif lsv:
-            self.lab.mount_lsv_cell(_lsv_direction(sample.composite, lsv[0].end_voltage_v),
-                                    area_cm2=sample.area_cm2,
-                                    loading_mg_per_cm2=sample.loading_mg_per_cm2 or 8.9)
-        elif sample.thickness_um and sample.diameter_mm:
-            self.lab.mount_pellet(sample.thickness_um, sample.diameter_mm)
+        """Tell the instruments what is mounted (the simulated lab builds its models from it)."""
+        sample = {**protocol.sample.model_dump(), "area_cm2": protocol.sample.area_cm2}
+        cell = protocol.cell.model_dump() if protocol.cell is not None else None
+        self.instruments.mount(sample, cell)
 
     def snapshot(self) -> dict:
         return {"config": self.config.model_dump(mode="json"), "simulated": self.simulated,
@@ -166,44 +91,21 @@ class Station:
         run that is already failing still records why and what could not be made safe.
         """
         problems = []
-        if self._potentiostat is not None:
+        opened = self.instruments.opened()
+        for name, action in (("potentiostat", lambda p: p.stop()), ("cycler", lambda c: c.stop()),
+                             ("chamber", lambda c: c.safe_state(self.config.chamber.safe_temperature_c))):
+            if name not in opened:
+                continue
             try:
-                self._potentiostat.stop()
-            except Exception as exc:  # noqa: BLE001
-                problems.append(f"potentiostat not stopped: {exc}")
-        if self._cycler is not None:
-            try:
-                self._cycler.stop()
-            except Exception as exc:  # noqa: BLE001
-                problems.append(f"cycler not stopped: {exc}")
-        if self._chamber is not None:
-            try:
-                self._chamber.safe_state(self.config.chamber.safe_temperature_c)
-            except Exception as exc:  # noqa: BLE001
-                problems.append(f"chamber not made safe: {exc}")
+                action(opened[name])
+            except Exception as exc:  # noqa: BLE001 - every instrument gets its chance
+                problems.append(f"{name} not made safe: {type(exc).__name__}: {exc}")
         for p in problems:
             log.error(p)
         return problems
 
     def close(self) -> None:
-        for name in ("_potentiostat", "_cycler", "_chamber"):
-            inst = getattr(self, name)
-            if inst is None:
-                continue
-            try:
-                if hasattr(inst, "disconnect"):
-                    inst.disconnect()
-                else:
-                    inst.close()
-            except Exception as exc:  # noqa: BLE001
-                log.warning("closing %s failed: %s", name.strip("_"), exc)
-            setattr(self, name, None)
-        if self._chamber_server is not None:
-            self._chamber_server.close()
-            self._chamber_server = None
-        if self._sim_dir is not None:
-            self._sim_dir.cleanup()
-            self._sim_dir = None
+        self.instruments.close()
 
     def __enter__(self):
         return self

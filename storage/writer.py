@@ -29,11 +29,12 @@ import numpy as np
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from config.documents import FINAL_STATUSES
 from storage.engine import describe, engine_for
 from storage.schema import (EXTRA_SLOT, MAX_EXACT_INT, analysis_results, plan_layout, points,
                             runs, steps, streams, utc_from_epoch)
 
-RUN_STATUSES = ("completed", "failed", "aborted")
+RUN_STATUSES = FINAL_STATUSES
 SQLITE_MAX_PARAMETERS = 999
 """Bound parameters per statement: the limit of SQLite builds before 3.32, safe everywhere."""
 
@@ -119,6 +120,7 @@ class StorageWriter:
             "start": self._on_start, "descriptor": self._on_descriptor,
             "event_page": self._on_event_page, "step_start": self._on_step_start,
             "step_stop": self._on_step_stop, "analysis": self._on_analysis, "stop": self._on_stop,
+            "progress": lambda doc: None,  # derived from what is stored; nothing to keep
         }
 
     # --- subscriber -----------------------------------------------------------------------

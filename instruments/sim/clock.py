@@ -6,6 +6,7 @@ periodic tasks due inside it (chamber logging), not 3,600 loop turns.
 """
 from __future__ import annotations
 
+import threading
 import time
 
 from instruments.clock import Clock
@@ -26,3 +27,9 @@ class VirtualClock(Clock):
     def _advance_to(self, t: float) -> None:
         if t > self._t:
             self._t = t
+
+    def hold(self, released: threading.Event) -> None:
+        """A paused simulated run waits in wall time with its virtual time frozen: nothing in the
+        simulated lab moves while nobody drives it."""
+        while not released.wait(0.05):
+            self.check_abort()

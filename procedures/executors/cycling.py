@@ -1,10 +1,13 @@
 """Cycling on the cycler channel, and the cold-discharge protocol that couples it to the chamber."""
 from __future__ import annotations
 
-from config.cycling import CCCV, ConstantCurrent, CyclingProgram, Rest, Safety
+import numpy as np
+
+from config.cycling import CyclingProgram
 from instruments.cycler import CANONICAL_COLUMNS, CyclerError, CyclerState
 from instruments.espec.stability import wait_until_stable
 from instruments.landt.steptable import render_step_table
+from procedures.estimates import program_estimate
 from procedures.executors.eis import measure_spectrum
 
 RECORD_COLUMNS = {"record": ("", "int"), "cycle": ("", "int"), "step": ("", "int"),
@@ -34,8 +37,10 @@ def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dic
     station = ctx.station
     cycler = station.cycler
     cell = ctx.protocol.cell
-    cycler.start(program, cell, ctx.sample.id, on_prompt=station.operator_prompt)
+    cycler.start(program, cell, ctx.sample.id,
+                 on_prompt=lambda text: station.ask_operator(text, kind="cycler"))
     poll = station.cycler_poll_interval_s
+    pace = CyclePace(program_estimate(program, cell)[1])
     rows = 0
     last_record = None
     while True:
@@ -46,6 +51,9 @@ def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dic
             stream.write({name: frame[name].to_numpy() for name in CANONICAL_COLUMNS})
             rows += len(frame)
             last_record = frame.iloc[-1]
+            pace.update(frame["cycle"].to_numpy(), frame["test_time_s"].to_numpy())
+            ctx.report_progress(cycle=pace.cycle, n_cycles=pace.n_cycles,
+                                step_remaining_s=pace.remaining_s())
             if on_records is not None:
                 on_records(frame)
         if state == CyclerState.FAULT:
@@ -58,33 +66,48 @@ def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dic
     return summary
 
 
+class CyclePace:
+    """How far a cycling program has come and how long the rest will take, from its records: the
+    remaining cycles are assumed to last as long as the last few complete ones (capacity fades
+    slowly, so recent cycles predict the next ones better than the nominal capacity does)."""
+
+    RECENT = 5
+
+    def __init__(self, n_cycles: int) -> None:
+        self.n_cycles = n_cycles
+        self.starts: dict[int, float] = {}
+        self.last_time_s = 0.0
+
+    @property
+    def cycle(self) -> int | None:
+        return max(self.starts) if self.starts else None
+
+    def update(self, cycles: np.ndarray, test_time_s: np.ndarray) -> None:
+        new = np.flatnonzero(np.r_[True, cycles[1:] != cycles[:-1]])
+        for i in new:
+            self.starts.setdefault(int(cycles[i]), float(test_time_s[i]))
+        self.last_time_s = float(test_time_s[-1])
+
+    def remaining_s(self) -> float | None:
+        """Remaining time of the program, s, or None until one cycle is complete."""
+        ordered = sorted(self.starts)
+        complete = [c for c in ordered[:-1] if c >= 1]
+        if not complete:
+            return None
+        recent = complete[-self.RECENT:]
+        durations = [self.starts[ordered[ordered.index(c) + 1]] - self.starts[c] for c in recent]
+        per_cycle = float(np.mean(durations))
+        current = ordered[-1]
+        in_current = self.last_time_s - self.starts[current]
+        return max(per_cycle - in_current, 0.0) + max(self.n_cycles - current, 0) * per_cycle
+
+
 def run_cycling(ctx, step) -> dict:
     if step.temperature_c is not None:
         settle_chamber(ctx, step.temperature_c, step.stabilization, step.soak_s)
     stream = ctx.new_stream("cycling", RECORD_COLUMNS, metadata={
         "role": "cycling", "phase": "program", "temperature_c": step.temperature_c})
     return {"stream": stream.stream, **follow_program(ctx, step.program, stream)}
-
-
-def cold_discharge_program(step, cell) -> tuple[CyclingProgram, list[tuple[str, int]]]:
-    """The whole protocol as one cycler program with rests for the chamber, and, per program
-    step index, what happens there: ('charge_rest' | 'discharge_rest' | 'discharge', k)."""
-    steps, roles = [], []
-    for k, _ in enumerate(step.temperatures_c):
-        steps += [Rest(kind="rest", duration_s=step.rest_before_charge_s),
-                  CCCV(kind="cccv", rate_c=step.charge_rate_c, voltage_v=cell.upper_cutoff_v,
-                       until_rate_c=step.cv_until_rate_c),
-                  Rest(kind="rest", duration_s=step.rest_before_discharge_s),
-                  ConstantCurrent(kind="cc", direction="discharge", rate_c=step.discharge_rate_c,
-                                  until_voltage_v=cell.lower_cutoff_v)]
-        roles += [("charge_rest", k), ("charge", k), ("discharge_rest", k), ("discharge", k)]
-    current_max = 2.0 * cell.current_for_rate(max(step.charge_rate_c, step.discharge_rate_c))
-    program = CyclingProgram(steps=steps, record_interval_s=step.record_interval_s,
-                             record_dv_v=step.record_dv_v,
-                             safety=Safety(voltage_min_v=cell.lower_cutoff_v - 0.5,
-                                           voltage_max_v=cell.upper_cutoff_v + 0.2,
-                                           current_max_a=current_max))
-    return program, roles
 
 
 def run_cold_discharge(ctx, step) -> dict:
@@ -97,7 +120,7 @@ def run_cold_discharge(ctx, step) -> dict:
     then, the run fails with RestTooShort rather than discharging at the wrong temperature.
     """
     cell = ctx.protocol.cell
-    program, roles = cold_discharge_program(step, cell)
+    program, roles = step.program_for(cell)
     table = render_step_table(program, cell)
     step_roles = {table.numbers[i]: role for i, role in enumerate(roles)}
     stream = ctx.new_stream("cold_discharge", RECORD_COLUMNS, metadata={

@@ -71,6 +71,8 @@ def run_dc_polarization(ctx, step) -> dict:
                                       "drift_window_s": step.drift_window_s})
     steps = []
     for k, voltage in enumerate(step.voltages_v):
+        if k:
+            ctx.checkpoint()  # between voltage steps the pellet may rest: a safe point to pause
         times, currents = [], []
         state = {"last_check": None, "converged": False, "ended": False, "drift": None}
 

@@ -121,3 +121,32 @@ def test_missing_values_in_a_dataframe_are_handled_per_field():
 def test_more_bad_input_names_entry_and_field(entries, area, tolerance, message):
     with pytest.raises(ColdDischargeInputError, match=message):
         cold_discharge_table(entries, area, reference_tolerance_c=tolerance)
+
+
+def test_per_temperature_summary_compares_only_cycles_at_one_temperature():
+    from analysis.cold_discharge import per_temperature_summary
+
+    cycles = [{"cycle": 1, "discharge_mah": 1.8, "ce_pct": 80.0},   # formation, 25 °C
+              {"cycle": 2, "discharge_mah": 1.7, "ce_pct": 99.0},   # 25 °C
+              {"cycle": 3, "discharge_mah": 1.2, "ce_pct": 90.0},   # -10 °C
+              {"cycle": 4, "discharge_mah": 1.5, "ce_pct": 97.0},   # 25.4 °C: the 25 °C group
+              {"cycle": 5, "discharge_mah": 0.9, "ce_pct": 70.0}]   # not listed: left out
+    summary = per_temperature_summary(cycles, {1: 25.0, 2: 25.0, 3: -10.0, 4: 25.4})
+    assert [g["temperature_c"] for g in summary] == [25.0, -10.0]
+    warm, cold = summary
+    assert warm["cycles"] == [1, 2, 4]
+    assert warm["mean_ce_pct"] == pytest.approx(98.0)  # cycles 2 and 4: cycle 1's CE is the ICE
+    assert warm["retention_pct"] == pytest.approx(1.5 / 1.8 * 100)
+    assert cold == {"temperature_c": -10.0, "cycles": [3], "mean_ce_pct": 90.0, "retention_pct": None}
+    assert per_temperature_summary(cycles, {1: 25.0})[0]["mean_ce_pct"] is None
+
+
+def test_per_temperature_summary_names_bad_input():
+    from analysis.cold_discharge import per_temperature_summary
+
+    with pytest.raises(ColdDischargeInputError, match="cycle 7 has a discharge temperature but no cycle entry"):
+        per_temperature_summary([{"cycle": 1, "discharge_mah": 1.0, "ce_pct": 90.0}], {7: 25.0})
+    with pytest.raises(ColdDischargeInputError, match="entry 0 has no 'cycle'"):
+        per_temperature_summary([{"discharge_mah": 1.0}], {1: 25.0})
+    with pytest.raises(ColdDischargeInputError, match="tolerance_c must be >= 0"):
+        per_temperature_summary([], {}, tolerance_c=-1.0)

@@ -1,4 +1,8 @@
-"""summarize_cycles against Ah-counting truth of synthetic CCCV records."""
+"""summarize_cycles against Ah-counting truth of synthetic CCCV records.
+
+Each record's current is the mean current since the previous record, as a cycler logs it (EC-Lab's
+<I>); the first record of a step, logged at the instant the step starts, carries its start current.
+"""
 
 import math
 import time
@@ -30,6 +34,13 @@ def _step(kind, duration_s, n_inner, rng):
     """Sample times of one step: both ends plus n_inner random (irregular) instants."""
     inner = np.sort(rng.uniform(0.0, duration_s, n_inner))
     return kind, duration_s, np.concatenate(([0.0], inner, [duration_s]))
+
+
+def _mean_since_previous(charge_at, t):
+    """Mean current over each interval of ``t`` from the accumulated charge ``charge_at(t)`` (A·s)."""
+    q = charge_at(t)
+    dt = np.diff(t)
+    return np.concatenate(([np.diff(charge_at(np.array([0.0, 1e-9])))[0] / 1e-9], np.diff(q) / dt))
 
 
 def build_record(n_cycles, seed=0, initial_discharge=True, stop_after_cv_of_last=False):
@@ -70,7 +81,7 @@ def build_record(n_cycles, seed=0, initial_discharge=True, stop_after_cv_of_last
             voltage = V_CC_START + (V_LIMIT - V_CC_START) * t / duration
             step_type = "CC charge"
         elif kind == "cv":
-            current = I_CHARGE_A * np.exp(-t / CV_TAU_S)
+            current = _mean_since_previous(lambda tt: -CV_TAU_S * I_CHARGE_A * np.exp(-tt / CV_TAU_S), t)
             voltage = V_LIMIT + rng.normal(0.0, 3e-4, n)
             step_type = "CV charge"
         elif kind == "dis":
@@ -201,27 +212,56 @@ def test_unknown_values_are_none_never_nan():
             assert value is None or (isinstance(value, (int, float)) and math.isfinite(value))
 
 
-def test_step_time_places_a_step_change_between_sparse_records():
-    # Logged every 60 s; records of a new step start 20 s into it. Exact only if the interval that spans
-    # the step change is split by step_time_s: 1 mA for 1200 s, rest, then -1 mA for 600 s.
-    t_charge = np.arange(0.0, 1201.0, 60.0)
-    t_rest = 1200.0 + np.arange(20.0, 600.0, 60.0)
-    t_dis = 1800.0 + np.append(np.arange(20.0, 600.0, 60.0), 600.0)
+def _sparse_record():
+    """1 mA charge logged every 60 s to 1200 s; the discharge (-1 mA) starts at 1240 s, inside the
+    logging interval that ends at 1260 s, whose record holds the interval's mean current."""
+    t = np.arange(0.0, 1801.0, 60.0)
+    step_start = np.where(t <= 1200.0, 0.0, 1240.0)
+    charge = t <= 1200.0
+    current = np.where(charge, 1e-3, -1e-3)
+    current[t == 1260.0] = (1e-3 * 40.0 - 1e-3 * 20.0) / 60.0
+    return pd.DataFrame({
+        "test_time_s": t, "step_time_s": t - step_start, "step": np.where(charge, 1, 2),
+        "step_type": np.where(charge, "CC charge", "CC discharge"),
+        "voltage_v": np.where(charge, 3.0 + t / 1200.0, 4.0 - (t - 1240.0) / 1200.0),
+        "current_a": current,
+    })
+
+
+def test_step_time_splits_an_interval_that_holds_a_step_change():
+    entry = summarize_cycles(_sparse_record())["cycles"][0]
+    assert entry["charge_mah"] == pytest.approx(1240 / 3600, rel=1e-12)
+    assert entry["discharge_mah"] == pytest.approx(560 / 3600, rel=1e-12)
+
+
+def test_without_step_time_the_straddling_interval_belongs_to_its_record():
+    # The record's mean current (+1/3 mA over 60 s) nets against the discharge it is labelled with.
+    entry = summarize_cycles(_sparse_record().drop(columns="step_time_s"))["cycles"][0]
+    assert entry["charge_mah"] == pytest.approx(1200 / 3600, rel=1e-12)
+    assert entry["discharge_mah"] == pytest.approx((560 - 40) / 3600, rel=1e-12)
+
+
+@pytest.mark.parametrize("bad_step_time", [-5.0, 75.0])
+def test_invalid_step_time_leaves_the_interval_to_the_new_record(bad_step_time):
+    df = _sparse_record()
+    df.loc[df["test_time_s"] == 1260.0, "step_time_s"] = bad_step_time
+    entry = summarize_cycles(df)["cycles"][0]
+    assert entry["charge_mah"] == pytest.approx(1200 / 3600, rel=1e-12)
+    assert entry["discharge_mah"] == pytest.approx(520 / 3600, rel=1e-12)
+
+
+def test_rectangles_not_trapezoids_on_sparse_records():
+    # Three records per half cycle; each current is the mean since the previous record. The trapezoid
+    # would lend half of the 600 s interval after the charge's last record to the discharge.
     df = pd.DataFrame({
-        "test_time_s": np.concatenate([t_charge, t_rest, t_dis]),
-        "step_time_s": np.concatenate([t_charge, t_rest - 1200.0, t_dis - 1800.0]),
-        "voltage_v": 3.0,
-        "current_a": np.concatenate([np.full(t_charge.size, 1e-3), np.zeros(t_rest.size),
-                                     np.full(t_dis.size, -1e-3)]),
+        "time_s": [0.0, 600.0, 1200.0, 1800.0, 2400.0],
+        "voltage_v": [3.0, 3.2, 3.4, 3.1, 2.9],
+        "current_a": [0.0, 2e-3, 2e-3, -1e-3, -1e-3],
     })
     entry = summarize_cycles(df)["cycles"][0]
-    assert entry["charge_mah"] == pytest.approx(1200 / 3600, rel=1e-9)
-    assert entry["discharge_mah"] == pytest.approx(600 / 3600, rel=1e-9)
-    # Without step_time_s each interval spanning a step change is halved: the charge gains half of the
-    # 20 s gap before the rest, the discharge half of the 60 s gap before its first record.
-    halved = summarize_cycles(df.drop(columns="step_time_s"))["cycles"][0]
-    assert halved["charge_mah"] == pytest.approx(1210 / 3600, rel=1e-9)
-    assert halved["discharge_mah"] == pytest.approx(610 / 3600, rel=1e-9)
+    assert entry["charge_mah"] == pytest.approx(2400 / 3600, rel=1e-12)
+    assert entry["discharge_mah"] == pytest.approx(1200 / 3600, rel=1e-12)
+    assert entry["ce_pct"] == pytest.approx(50.0, rel=1e-12)
 
 
 def test_rest_noise_does_not_start_cycles():
@@ -255,7 +295,7 @@ def test_prepare_record_attributes_every_interval_once():
     df, _ = build_record(2, seed=11)
     record = prepare_record(df)
     t, i = df["test_time_s"].to_numpy(), df["current_a"].to_numpy()
-    assert record.charge_ah.sum() == pytest.approx(np.trapezoid(i, t) / 3600, rel=1e-9, abs=1e-12)
+    assert record.charge_ah.sum() == pytest.approx(np.sum(i[1:] * np.diff(t)) / 3600, rel=1e-12)
 
 
 def test_hundred_cycles_summarise_well_under_a_second():
@@ -271,3 +311,168 @@ def test_hundred_cycles_summarise_well_under_a_second():
     expected = 100 * truth[100]["discharge"] / truth[1]["discharge"]
     assert result["retention_pct"] == pytest.approx(expected, abs=0.3)
     assert best < 0.5, f"summarize_cycles took {best:.3f} s for {len(df)} rows"
+
+
+# --- issue 13: behaviour the earlier tests left unchecked ---------------------------------------------
+
+def _varying_ce_record(labels=False):
+    """Four CC cycles whose CE differs from cycle to cycle (80, 96, 99, 99.9 %), one rest between halves,
+    records every 60 s (each current the mean since the previous record; a step's first record, at the
+    instant it starts, none); with ``labels`` a step_type column."""
+    ce = {1: 0.80, 2: 0.96, 3: 0.99, 4: 0.999}
+    rows, t = [], 0.0
+    for cycle in range(1, 5):
+        for label, current, seconds, v0, v1 in (("CC_Chg", 1e-3, 3600.0, 3.0, 3.5),
+                                                ("Rest", 0.0, 600.0, 3.4, 3.4),
+                                                ("CC_DChg", -1e-3, 3600.0 * ce[cycle], 3.3, 2.5),
+                                                ("Rest", 0.0, 600.0, 2.6, 2.6)):
+            times = np.linspace(0.0, seconds, 11)
+            for k, tt in enumerate(times):
+                rows.append((t + tt, v0 + (v1 - v0) * tt / seconds, current if k else 0.0, label))
+            t += seconds
+    df = pd.DataFrame(rows, columns=["time_s", "voltage_v", "current_a", "step_type"])
+    return (df if labels else df.drop(columns="step_type")), ce
+
+
+def test_mean_ce_averages_cycles_two_and_up_only():
+    df, ce = _varying_ce_record()
+    result = summarize_cycles(df)
+    by_cycle = _by_cycle(result)
+    assert [by_cycle[c]["ce_pct"] for c in (1, 2, 3, 4)] == pytest.approx([100 * ce[c] for c in (1, 2, 3, 4)],
+                                                                         rel=1e-9)
+    assert result["mean_ce_pct"] == pytest.approx(100 * (0.96 + 0.99 + 0.999) / 3, rel=1e-12)
+    assert result["ice_pct"] == pytest.approx(80.0, rel=1e-12)
+    assert result["retention_pct"] == pytest.approx(99.9 / 80.0 * 100, rel=1e-12)
+
+
+def test_mass_and_area_normalisation_is_exact():
+    df, _ = _varying_ce_record()
+    entry = _by_cycle(summarize_cycles(df, mass_mg=12.5, area_cm2=0.5))[2]
+    assert entry["charge_mah_per_g"] == pytest.approx(entry["charge_mah"] / 0.0125, rel=1e-12)
+    assert entry["discharge_mah_per_g"] == pytest.approx(entry["discharge_mah"] / 0.0125, rel=1e-12)
+    assert entry["discharge_mah_per_cm2"] == pytest.approx(entry["discharge_mah"] / 0.5, rel=1e-12)
+
+
+def test_rest_current_threshold_is_passed_through():
+    df, _ = _varying_ce_record()
+    trickle = df.assign(current_a=np.where(df["current_a"] == 0.0, 5e-6, df["current_a"]))
+    default = _by_cycle(summarize_cycles(trickle))
+    assert default[1]["charge_mah"] > 1.0 + 1e-4  # 5 µA in the rests counts as charge by default
+    explicit = _by_cycle(summarize_cycles(trickle, rest_current_a=1e-5))
+    assert explicit[1]["charge_mah"] == pytest.approx(1.0, rel=1e-12)
+    assert explicit[1]["discharge_mah"] == pytest.approx(0.8, rel=1e-12)
+
+
+def test_cv_voltage_tolerance_is_passed_through():
+    df, truth = build_record(2, seed=3)
+    df = minimal(df)
+    share = _by_cycle(summarize_cycles(df))[1]["cv_charge_share_pct"]
+    assert share == pytest.approx(truth[1]["cv_share"], abs=0.2)
+    narrow = _by_cycle(summarize_cycles(df, cv_voltage_tolerance_v=1e-5))[1]["cv_charge_share_pct"]
+    assert narrow < share - 10.0  # the hold's 0.3 mV noise leaves the 10 µV window
+
+
+def test_a_state_change_inside_one_step_number_is_a_run_boundary():
+    # One step number for the whole record: the charge/discharge labels alone mark the boundary that
+    # step_time_s splits.
+    df = _sparse_record().assign(step=1)
+    entry = summarize_cycles(df)["cycles"][0]
+    assert entry["charge_mah"] == pytest.approx(1240 / 3600, rel=1e-12)
+    assert entry["discharge_mah"] == pytest.approx(560 / 3600, rel=1e-12)
+
+
+def test_non_integer_cycle_label_is_refused():
+    df, _ = build_record(1)
+    df["cycle"] = df["cycle"].astype(float)
+    df.loc[50, "cycle"] = 1.5
+    with pytest.raises(CyclingDataError, match="not an integer at row 50"):
+        summarize_cycles(df)
+
+
+# --- sign convention and cycle convention --------------------------------------------------------------
+
+def test_discharge_positive_record_without_labels_is_refused():
+    df, _ = _varying_ce_record()
+    with pytest.raises(CyclingDataError, match="discharge-positive"):
+        summarize_cycles(df.assign(current_a=-df["current_a"]))
+
+
+def test_unsigned_current_takes_its_sign_from_step_labels():
+    signed, _ = _varying_ce_record(labels=True)
+    expected = summarize_cycles(signed)
+    unsigned = summarize_cycles(signed.assign(current_a=signed["current_a"].abs()))
+    assert [c["ce_pct"] for c in unsigned["cycles"]] == pytest.approx([c["ce_pct"] for c in expected["cycles"]])
+    assert any("no sign" in w for w in unsigned["warnings"])
+    assert not expected["warnings"]
+
+
+def test_discharge_positive_current_with_labels_is_reversed_with_a_warning():
+    signed, _ = _varying_ce_record(labels=True)
+    flipped = summarize_cycles(signed.assign(current_a=-signed["current_a"]))
+    assert flipped["ice_pct"] == pytest.approx(80.0, rel=1e-12)
+    assert any("discharge-positive" in w for w in flipped["warnings"])
+
+
+def test_current_contradicting_labels_on_some_rows_is_refused():
+    signed, _ = _varying_ce_record(labels=True)
+    signed.loc[signed["step_type"] == "CC_DChg", "current_a"] = 1e-3  # discharges now read positive...
+    signed.loc[30:35, "current_a"] = -1e-3                           # ...and part of a charge negative
+    with pytest.raises(CyclingDataError, match="contradicts step_type"):
+        summarize_cycles(signed)
+
+
+def test_zero_based_cycle_labels_are_refused_not_shifted():
+    df, _ = build_record(2, initial_discharge=False)
+    with pytest.raises(CyclingDataError, match="EC-Lab's 'cycle number' must be mapped"):
+        summarize_cycles(df.assign(cycle=df["cycle"] - 1))
+
+
+def test_discharge_then_charge_cycle_labels_are_refused():
+    # A vendor whose cycle is 'discharge, then charge' labels the first charge with the discharge
+    # before it: cycle 1 would open with a discharge.
+    df, _ = build_record(2, initial_discharge=True)
+    relabelled = df.assign(cycle=np.where(df["step_type"] == "CC discharge", df["cycle"] + 1, df["cycle"]))
+    with pytest.raises(CyclingDataError, match="cycle 2 opens with a discharge"):
+        summarize_cycles(relabelled)
+
+
+def test_implausible_ce_warns_by_cycle():
+    longer, _ = _varying_ce_record()
+    in_cycle_2_discharge = (longer["time_s"] > 11880.0) & (longer["time_s"] <= 15336.0)
+    longer.loc[in_cycle_2_discharge, "current_a"] *= 1.2
+    result = summarize_cycles(longer)
+    assert _by_cycle(result)[2]["ce_pct"] > 105.0
+    assert [w.split(":")[0] for w in result["warnings"]] == ["cycle 2"]
+
+
+def _with_landt_capacity(df):
+    """The record with Landt's per-step capacity: the exact charge since the step began (Ah, magnitude)."""
+    capacity = np.zeros(len(df))
+    for _, rows in df.groupby("step", sort=False):
+        t = rows["test_time_s"].to_numpy() - rows["test_time_s"].iloc[0]
+        if rows["step_type"].iloc[0] == "CV charge":
+            capacity[rows.index] = I_CHARGE_A * CV_TAU_S * (1 - np.exp(-t / CV_TAU_S)) / 3600
+        elif rows["step_type"].iloc[0] != "Rest":
+            capacity[rows.index] = np.abs(rows["current_a"].iloc[-1]) * t / 3600
+    return df.assign(capacity_ah=capacity)
+
+
+def test_landt_per_step_capacity_is_the_counter():
+    df, truth = build_record(3, seed=2)
+    # Logged as instantaneous samples (not interval means): current × time misses the CV decay...
+    instantaneous = df.assign(current_a=np.where(df["step_type"] == "CV charge",
+                                                 I_CHARGE_A * np.exp(-df["step_time_s"] / CV_TAU_S),
+                                                 df["current_a"]))
+    rectangles = _by_cycle(summarize_cycles(instantaneous))
+    assert abs(rectangles[2]["charge_mah"] / truth[2]["charge"] - 1) > 2e-3
+    # ...which the instrument's own per-step capacity does not.
+    counted = summarize_cycles(_with_landt_capacity(instantaneous))
+    assert _by_cycle(counted)[2]["charge_mah"] == pytest.approx(truth[2]["charge"], rel=1e-9)
+    assert any(w.startswith("cycle 2 charge") and "counter is reported" in w for w in counted["warnings"])
+
+
+def test_a_capacity_that_falls_inside_a_step_is_not_a_counter():
+    df, truth = build_record(2, seed=4)
+    broken = _with_landt_capacity(df)
+    broken.loc[broken["step_type"] == "CC charge", "capacity_ah"] *= -1.0
+    _assert_matches_truth(summarize_cycles(broken), truth)

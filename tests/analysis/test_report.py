@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from analysis import figures, figures_eis
 from analysis.cold_discharge import cold_discharge_table
 from analysis.cycling import summarize_cycles
 from analysis.dcpol import analyze_dcpol
@@ -83,6 +84,12 @@ def dcpol_record(conductance_s=2e-8, steps_v=(0.1, 0.2, 0.3, 0.4), step_s=7200.0
     return pd.concat(parts, ignore_index=True)
 
 
+def _cv_mean_current_a(t, tau_s):
+    """1 mA decaying with ``tau_s``, logged as cyclers log it: the mean since the previous record."""
+    charge = -1e-3 * tau_s * np.exp(-t / tau_s)
+    return np.concatenate(([1e-3], np.diff(charge) / np.diff(t)))
+
+
 def cycling_record(n_cycles, points_per_half=200, charge_mah=1.0, ice=0.9, ce=0.99, fade=0.002):
     """CC charge (1 mA, Q = charge_mah), CV hold, rest, CC discharge, rest per cycle, canonical columns.
 
@@ -101,7 +108,7 @@ def cycling_record(n_cycles, points_per_half=200, charge_mah=1.0, ice=0.9, ce=0.
         dis_s = q_discharge * 3600.0
         for step, (kind, seconds, current, v0, v1) in enumerate((
                 ("CC_Chg", cc_s, lambda t: np.full(t.size, 1e-3), 2.9, 3.4),
-                ("CV_Chg", cv_s, lambda t: 1e-3 * np.exp(-t / cv_tau_s), 3.4, 3.4),
+                ("CV_Chg", cv_s, lambda t: _cv_mean_current_a(t, cv_tau_s), 3.4, 3.4),
                 ("Rest", 600.0, lambda t: np.zeros(t.size), 3.35, 3.3),
                 ("CC_DChg", dis_s, lambda t: np.full(t.size, -1e-3), 3.3, 2.0),
                 ("Rest", 600.0, lambda t: np.zeros(t.size), 2.4, 2.5)), start=1):
@@ -406,4 +413,320 @@ def test_report_of_a_run_read_back_from_storage(tmp_path):
     assert with_error(result["sigma_e_s_per_cm"], result["sigma_e_stderr_s_per_cm"], "S/cm") in text
     assert "| dcpol_0 | dc_polarization | 0 | 2880 | time_s, ewe_v, i_a |" in text
     assert {p.name for p in linked_pngs(path)} == {"dcpol_current_dcpol_0.png", "dcpol_iv.png"}
+    assert_valid_pngs(linked_pngs(path))
+
+
+# --------------------------------------------------------------------------- report fidelity (issue 8)
+
+
+class CapturedFigures:
+    """Figures handed to a figure module's _save, kept for inspection (the module's _save clears a
+    figure once printed, so this one prints it without clearing)."""
+
+    def __init__(self, monkeypatch, module):
+        self.figures = []
+
+        def save(figure, path):
+            self.figures.append(figure)
+            figure.captured_axes = list(figure.axes)
+            figure.savefig(path, format="png")
+            return Path(path)
+
+        monkeypatch.setattr(module, "_save", save)
+
+
+def cold_cycling_frames():
+    """A formation cycle at 25 °C (its own stream) and five cold discharges after 20 °C recharges
+    (another stream, cycles numbered from 1 again, as the cycler numbers each program), each
+    discharge a different capacity so that a curve shows which discharge it is."""
+    def halves(cycles, start_s=0.0):
+        parts = []
+        for cycle, (charge_mah, discharge_mah, v_top) in enumerate(cycles, start=1):
+            for current, q_mah, v0, v1, kind in ((1e-3, charge_mah, 2.9, 3.4, "cc_charge"),
+                                                 (-1e-3, discharge_mah, v_top, 1.5, "cc_discharge")):
+                seconds = q_mah * 3600.0
+                t = np.linspace(0.0, seconds, 120)
+                parts.append(pd.DataFrame({"cycle": cycle, "step": len(parts), "step_type": kind,
+                                           "test_time_s": start_s + t, "step_time_s": t,
+                                           "voltage_v": np.linspace(v0, v1, t.size), "current_a": current}))
+                start_s += seconds
+        return pd.concat(parts, ignore_index=True)
+
+    formation = halves([(2.0, 1.6, 3.3)])
+    cold_discharges = [1.55, 1.45, 1.40, 1.25, 0.75]
+    recharges = [1.6] + cold_discharges[:-1]  # the recharge puts back what the last discharge took
+    cold = halves([(q_charge, q, 3.3 - 0.2 * k) for k, (q_charge, q)
+                   in enumerate(zip(recharges, cold_discharges))])
+    return formation, cold, cold_discharges
+
+
+COLD_TEMPERATURES = [25.0, 0.0, -5.0, -10.0, -15.0]
+
+
+def cold_analysis(formation, cold, cell_eis=()):
+    """The ColdDischargeAnalyzer's result for these streams, fed as the run's documents."""
+    from types import SimpleNamespace
+
+    from procedures.analyzers import ColdDischargeAnalyzer
+
+    analyzer = ColdDischargeAnalyzer()
+    analyzer.protocol = SimpleNamespace(cell=SimpleNamespace(active_mass_mg=None, area_cm2=AREA_CM2,
+                                                             kind="full", cathode_loading_mg_per_cm2=None))
+    for uid, (name, frame, metadata) in enumerate((
+            ("cycling", formation, {"role": "cycling", "phase": "program", "temperature_c": 25.0}),
+            ("cold", cold, {"role": "cycling", "phase": "cold_discharge",
+                            "temperatures_c": COLD_TEMPERATURES}))):
+        analyzer.collector("descriptor", {"metadata": metadata, "stream": name, "step_index": uid,
+                                          "descriptor_uid": str(uid)})
+        analyzer.collector("event_page", {"descriptor_uid": str(uid),
+                                          "data": {c: frame[c].to_numpy() for c in frame.columns}})
+    result = analyzer.compute()
+    result["cell_eis"] = list(cell_eis)
+    return result
+
+
+def cell_spectrum(r_ohmic, r_pol, n=50):
+    frequency = np.logspace(5, -1, n)
+    omega = 2 * np.pi * frequency
+    z = r_ohmic + r_pol / (1 + r_pol * 1e-5 * (1j * omega) ** 0.9) + 1 / (0.05 * (1j * omega) ** 0.5)
+    return pd.DataFrame({"frequency_hz": frequency, "z_real_ohm": z.real, "z_imag_ohm": z.imag})
+
+
+def cold_run(result):
+    streams = [("cycling", "cycling", 0), ("cold", "cycling", 1)]
+    streams += [(e["stream"], "cell_eis", 1) for e in result["cell_eis"]]
+    return make_run("cold_discharge", analysis=[("cold_discharge", None, result)], streams=streams)
+
+
+def test_cold_rows_name_their_own_discharge_and_ce_retention_stay_within_one_temperature():
+    formation, cold, capacities = cold_cycling_frames()
+    result = cold_analysis(formation, cold)
+    rows = result["cold_discharge"]
+    assert [r["temperature_c"] for r in rows] == COLD_TEMPERATURES
+    assert [(r["stream"], r["stream_cycle"], r["cycle"]) for r in rows] == \
+        [("cold", k, k + 1) for k in range(1, 6)]
+    assert [r["discharge_mah"] for r in rows] == pytest.approx(capacities, rel=1e-3)
+    assert rows[-1]["ce_pct"] == pytest.approx(0.75 / 1.25 * 100, rel=1e-3)
+    groups = {g["temperature_c"]: g for g in result["per_temperature"]}
+    assert groups[25.0]["cycles"] == [1, 2]  # formation and the 25 °C cold discharge
+    assert groups[25.0]["retention_pct"] == pytest.approx(1.55 / 1.6 * 100, rel=1e-3)
+    assert groups[25.0]["mean_ce_pct"] == pytest.approx(1.55 / 1.6 * 100, rel=1e-3)  # cycle 2 only
+    assert groups[-15.0]["cycles"] == [6] and groups[-15.0]["retention_pct"] is None
+    # The run-wide numbers would average over temperatures: withheld, and said why.
+    assert result["mean_ce_pct"] is None and result["retention_pct"] is None
+    assert any("mix discharge temperatures" in w for w in result["warnings"])
+
+
+def test_cold_report_curves_are_labelled_by_the_temperature_they_were_measured_at(tmp_path, monkeypatch):
+    from analysis import report as report_module
+
+    formation, cold, capacities = cold_cycling_frames()
+    result = cold_analysis(formation, cold)
+    frames = {"cycling": formation, "cold": cold}
+    context = report_module._Report(cold_run(result), frames, tmp_path)
+    rows = report_module.Fields(result, "cold").entries("cold_discharge")
+    curves, unit = report_module._cold_discharge_curves(context, rows)
+    assert unit == "mAh/cm²"
+    assert [t for t, _, _ in curves] == COLD_TEMPERATURES  # −15 °C included
+    for (temperature, capacity, _), q in zip(curves, capacities):
+        assert capacity[-1] == pytest.approx(q / AREA_CM2, rel=1e-3), f"curve labelled {temperature} °C"
+    captured = CapturedFigures(monkeypatch, figures)
+    text = render_report(cold_run(result), frames, tmp_path / "report").read_text(encoding="utf-8")
+    legend = [t.get_text() for t in captured.figures[1].captured_axes[0].get_legend().get_texts()]
+    assert legend == ["25.0 °C", "0.0 °C", "-5.0 °C", "-10.0 °C", "-15.0 °C"]
+    lines = captured.figures[1].captured_axes[0].get_lines()
+    assert [line.get_xdata()[-1] for line in lines] == pytest.approx([q / AREA_CM2 for q in capacities], rel=1e-3)
+    assert "discharge curves found for" not in text
+    assert "### Cycles at the same temperature" in text
+    assert "| 25.0 °C | 1, 2 | 96.88 % | 96.9 % |" in text
+    assert "mean ce" not in text and "retention |" not in text
+    assert "mix discharge temperatures" in text
+
+
+def test_cold_report_plots_the_cell_eis_at_each_temperature_with_resistances_marked(tmp_path, monkeypatch):
+    formation, cold, _ = cold_cycling_frames()
+    resistances = {25.0: (20.0, 200.0), 0.0: (110.0, 870.0), -15.0: (360.0, 2400.0)}
+    eis = [{"stream": f"eis_cell_{i}", "temperature_c": t, "r_ohmic_ohm": ro, "r_polarization_ohm": rp,
+            "r_total_ohm": ro + rp} for i, (t, (ro, rp)) in enumerate(resistances.items())]
+    result = cold_analysis(formation, cold, eis)
+    frames = {"cycling": formation, "cold": cold}
+    frames.update({e["stream"]: cell_spectrum(e["r_ohmic_ohm"], e["r_polarization_ohm"]) for e in eis})
+    captured = CapturedFigures(monkeypatch, figures_eis)
+    path = render_report(cold_run(result), frames, tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert "cell_eis_nyquist.png" in {p.name for p in linked_pngs(path)}
+    assert_valid_pngs(linked_pngs(path))
+    assert "| -15.0 °C | 1.50 mAh/cm² | 0.750 mAh |" in text and "| 360 Ω | 2400 Ω |" in text
+    (figure,) = captured.figures
+    panels = figure.captured_axes
+    assert len(panels) == 3
+    for axes, (temperature, (ohmic, polarization)) in zip(panels, resistances.items()):
+        assert f"{temperature:g} °C" in axes.get_title()
+        marked = sorted(line.get_xdata()[0] for line in axes.get_lines() if line.get_linestyle() == "--")
+        assert marked == pytest.approx([ohmic, ohmic + polarization])
+        assert any(f"R_pol {polarization:.4g} Ω" == t.get_text() for t in axes.texts)
+
+
+def test_nyquist_has_a_panel_zoomed_on_each_spectrum_where_r_total_is_read(tmp_path, monkeypatch):
+    r_totals = {-10.0: 2000.0, 30.0: 150.0, 50.0: 50.0}
+    items = []
+    for temperature, r_total in r_totals.items():
+        frame = spectrum_frame(r_total)
+        items.append({"label": f"{temperature:g}", "temperature_c": temperature, "r_total_ohm": r_total,
+                      **{c: frame[c].to_numpy() for c in frame.columns}})
+    captured = CapturedFigures(monkeypatch, figures_eis)
+    figures_eis.nyquist_overlay(items, tmp_path / "nyquist.png")
+    (figure,) = captured.figures
+    panels = [a for a in figure.captured_axes if a.get_label() != "<colorbar>"]
+    overview, zooms = panels[0], panels[1:]
+    assert len(zooms) == 3
+    assert overview.get_xlim()[1] >= max(r_totals.values())
+    for axes, item, r_total in zip(zooms, items, r_totals.values()):
+        low, high = axes.get_xlim()
+        assert low <= item["z_real_ohm"].min()  # from the highest frequency measured
+        # The spike rises at R_total; the zoom shows its foot, not how far it climbs.
+        assert low < r_total < high < 1.7 * r_total
+        marked = [line.get_xdata()[0] for line in axes.get_lines() if line.get_linestyle() == "--"]
+        assert marked == pytest.approx([r_total])
+    # The warmest spectrum's arc is 40× smaller than the coldest's: in the overview it is a dot,
+    # in its own panel it fills the frame.
+    assert zooms[2].get_xlim()[1] - zooms[2].get_xlim()[0] < 0.05 * (overview.get_xlim()[1] - overview.get_xlim()[0])
+
+
+def symmetric_record(n_cycles=12, half_s=3600.0, growth_v=0.0005):
+    parts, start, step = [], 0.0, 0
+    for cycle in range(1, n_cycles + 1):
+        for sign in (1, -1):
+            t = np.linspace(0.0, half_s, 60)
+            level = 0.018 + growth_v * (cycle - 1)
+            voltage = sign * level * (1 - 0.3 * np.exp(-t / 300.0))
+            parts.append(pd.DataFrame({"cycle": cycle, "step": step, "test_time_s": start + t,
+                                       "voltage_v": voltage, "current_a": sign * 1e-4}))
+            start, step = start + half_s, step + 1
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_symmetric_report_is_a_table_and_a_figure_not_json(tmp_path, monkeypatch):
+    from analysis.symmetric import symmetric_overpotential
+
+    frame = symmetric_record()
+    result = symmetric_overpotential(frame)
+    run = make_run("symmetric_na9sn4", analysis=[("symmetric", 0, result)], streams=[("cycling", "cycling", 0)])
+    captured = CapturedFigures(monkeypatch, figures)
+    path = render_report(run, {"cycling": frame}, tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert "```json" not in text and "## Symmetric cell (step 0)" in text
+    first, last = result["cycles"][0], result["cycles"][-1]
+    assert f"first mean overpotential (cycle 1) | {first['overpotential_mean_v'] * 1e3:.2f} mV" in text
+    assert f"last mean overpotential (cycle 12) | {last['overpotential_mean_v'] * 1e3:.2f} mV" in text
+    assert "(first 5 and last 5 of 12)" in text
+    assert {p.name for p in linked_pngs(path)} == {"symmetric_overpotential.png", "symmetric_voltage.png"}
+    assert_valid_pngs(linked_pngs(path))
+    assert "have no analysis result" not in text  # the cycling stream is the symmetric result's data
+    overpotential = captured.figures[0].captured_axes[0]
+    mean_line = [line for line in overpotential.get_lines() if line.get_label() == "mean"][0]
+    assert mean_line.get_ydata() == pytest.approx([c["overpotential_mean_v"] * 1e3 for c in result["cycles"]])
+    # The voltage trace breaks at every half cycle instead of drawing the reversal as a line.
+    voltage_panels = captured.figures[1].captured_axes
+    for axes in voltage_panels:
+        y = axes.get_lines()[0].get_ydata()
+        assert np.isnan(y).sum() == 3  # two cycles: four halves, three breaks
+        for piece in np.split(y, np.flatnonzero(np.isnan(y))):
+            piece = piece[np.isfinite(piece)]
+            assert np.all(np.sign(piece) == np.sign(piece[0]))  # no line crosses a reversal
+
+
+def test_dcpol_lines_end_within_their_own_step(tmp_path, monkeypatch):
+    """The instrument logs a step's last sample and the next step's first at the same instant; the
+    next step's charging spike must not be drawn as the end of this step."""
+    parts, start = [], 0.0
+    for index, level in enumerate((0.1, 0.2, 0.3)):
+        t = np.arange(0.0, 7200.0 + 1, 10.0)
+        current = level * 2e-8 + 5e-7 * level * np.exp(-t / 300.0)
+        current[0] = 2e-3  # the charging spike at the step's first sample
+        parts.append(pd.DataFrame({"time_s": start + t, "ewe_v": level, "i_a": current,
+                                   "setpoint_v": level, "step": index}))
+        start += t[-1]  # the next step's first sample shares this step's last time
+    frame = pd.concat(parts, ignore_index=True)
+    result = analyze_dcpol(frame["time_s"], frame["setpoint_v"], frame["i_a"], 1000.0, 10.0, window_s=1800.0,
+                           step=frame["step"])
+    captured = CapturedFigures(monkeypatch, figures)
+    figures.dcpol_current_figure(frame, result["steps"], tmp_path / "dcpol.png")
+    axes = captured.figures[0].captured_axes[0]
+    lines = [line for line in axes.get_lines() if line.get_label().endswith(" V")]
+    assert len(lines) == 3
+    for line, step in zip(lines, result["steps"]):
+        tail = line.get_ydata()[-20:] * 1e-9  # nA → A
+        assert tail.max() < 1.5 * step["steady_current_a"], line.get_label()
+    # Without the analysis the whole record is one line, broken at each step boundary.
+    captured.figures.clear()
+    figures.dcpol_current_figure(frame, [], tmp_path / "record.png")
+    record = captured.figures[0].captured_axes[0].get_lines()[0].get_ydata()
+    assert np.isnan(record).sum() == 2
+
+
+def test_broken_line_puts_a_gap_at_each_label_change():
+    x = np.arange(6.0)
+    t, y = figures.broken_line(x, x * 10, np.array([0, 0, 1, 1, 1, 2]))
+    assert np.isnan(t).sum() == 2 and np.flatnonzero(np.isnan(y)).tolist() == [2, 6]
+    t, _ = figures.broken_line(x, x, np.array([0, 0, 1, 1, 1, 2]), keep=np.array([0, 1, 3, 4]))
+    assert np.flatnonzero(np.isnan(t)).tolist() == [2]  # only kept samples on both sides count
+
+
+def test_a_missing_result_field_fails_loudly_but_an_unknown_value_prints_a_dash(tmp_path):
+    from analysis.report import ReportFieldError
+
+    result = eis_result()
+    result["spectra"][1]["sigma_total_s_per_cm"] = None  # genuinely unknown
+    text = render_report(make_run("onbh_conductivity", analysis=[("eis", None, result)]), {}, tmp_path / "a") \
+        .read_text(encoding="utf-8")
+    assert re.search(r"^\| peis_1 \| 30\.0 °C \| L-R-CPEel \| [^|]+ \| — \|", text, re.M)
+    del result["spectra"][1]["r_total_ohm"]  # a renamed field: not an unknown value
+    with pytest.raises(ReportFieldError, match=r"analysis 'eis' spectra\[1\] has no field 'r_total_ohm'") as error:
+        render_report(make_run("onbh_conductivity", analysis=[("eis", None, result)]), {}, tmp_path / "b")
+    assert isinstance(error.value, KeyError)
+    assert str(error.value) == "analysis 'eis' spectra[1] has no field 'r_total_ohm'"
+
+    cycling = summarize_cycles(cycling_record(3)[0], area_cm2=AREA_CM2)
+    del cycling["mean_ce_pct"]
+    with pytest.raises(ReportFieldError, match="analysis 'cycling' of step 1 has no field 'mean_ce_pct'"):
+        render_report(make_run("c", analysis=[("cycling", 1, cycling)]), {}, tmp_path / "c")
+    frame = dcpol_record()
+    dcpol = analyze_dcpol(frame["time_s"], frame["ewe_v"], frame["i_a"], 1000.0, 10.0, window_s=1800.0)
+    del dcpol["steps"][2]["drift_per_h"]
+    with pytest.raises(ReportFieldError, match=r"steps\[2\] has no field 'drift_per_h'"):
+        render_report(make_run("d", analysis=[("dcpol", 0, dcpol)]), {}, tmp_path / "d")
+
+
+def test_text_from_files_is_escaped_not_rendered(tmp_path):
+    run = make_run("cold <b>run</b>", sample={"id": "S-1", "notes": "pressed | 2 t & <script>x()</script>",
+                                             "diameter_mm": 10.0})
+    run["protocol"]["protocol"]["description"] = "# Heading? *bold* [click](http://evil) <img src=x onerror=y>"
+    run["reason"] = "`code` and <!-- comment -->"
+    run["steps"][0]["name"] = "to <i>30</i> °C"
+    text = render_report(run, {}, tmp_path).read_text(encoding="utf-8")
+    for raw in ("<b>", "<script>", "<img", "<!--", "<i>", "](http://evil)", "*bold*"):
+        assert not re.search(r"(?<!\\)" + re.escape(raw), text), raw
+    assert "\\# Heading? \\*bold\\* \\[click\\](http://evil) \\<img src=x onerror=y\\>" in text
+    assert "pressed \\| 2 t &amp; \\<script\\>x()\\</script\\>" in text
+    notes = next(line for line in text.splitlines() if line.startswith("| notes |"))
+    assert len(re.findall(r"(?<!\\)\|", notes)) == 3  # the note's own bar does not split the cell
+    assert text.startswith("# cold \\<b\\>run\\</b\\>: run 7")
+
+
+def test_lsv_result_of_several_sweeps_shows_each_sweep_with_its_own_data(tmp_path):
+    area = math.pi * 1.0**2 / 4
+    oxidation = lsv_record(area)
+    reduction = oxidation.assign(ewe_v=4.5 - oxidation["ewe_v"], i_a=-oxidation["i_a"])
+    sweeps = [{"stream": name, **analyze_lsv(frame["ewe_v"], frame["i_a"], area, 10e-6, frame["time_s"])}
+              for name, frame in (("lsv_ox", oxidation), ("lsv_red", reduction))]
+    run = make_run("lsv", analysis=[("lsv", None, {"sweeps": sweeps})],
+                   streams=[("lsv_ox", "lsv", 0), ("lsv_red", "lsv", 1)])
+    path = render_report(run, {"lsv_ox": oxidation, "lsv_red": reduction}, tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert "### Sweep lsv_ox" in text and "### Sweep lsv_red" in text
+    assert "| direction | oxidation |" in text and "| direction | reduction |" in text
+    for sweep in sweeps:
+        assert f"{sweep['onset_threshold_v']:.3f} V vs Na9Sn4" in text
+    assert [p.name for p in linked_pngs(path)] == ["lsv_lsv_ox.png", "lsv_lsv_red.png"]
     assert_valid_pngs(linked_pngs(path))

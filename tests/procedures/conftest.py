@@ -1,4 +1,4 @@
-"""Shared helper: run a protocol on the simulated station with storage, as the CLI does."""
+"""Shared helper: run a protocol on the simulated station through the run service, as the CLI does."""
 from __future__ import annotations
 
 import time
@@ -7,7 +7,7 @@ import pytest
 
 from config.protocol import load_protocol
 from config.station import load_station
-from main import record_run
+from procedures.service import RunService
 
 
 @pytest.fixture
@@ -16,9 +16,9 @@ def run_simulated():
         station_cfg = station_cfg or load_station(simulate=True)
         protocol = load_protocol(name, station_cfg)
         t0 = time.perf_counter()
-        outcome, run_id = record_run(protocol, station_cfg, db, subscribers=subscribers,
-                                     on_runner=on_runner)
-        return outcome, run_id, time.perf_counter() - t0, station_cfg
+        result = RunService(station_cfg, db, subscribers=subscribers, report_dir=False,
+                            on_runner=on_runner).run(protocol)
+        return result, result.run_id, time.perf_counter() - t0, station_cfg
     return run
 
 
@@ -43,6 +43,6 @@ def run_protocol_object():
     def run(protocol, db, station_cfg=None, on_runner=None):
         station_cfg = station_cfg or load_station(simulate=True)
         t0 = time.perf_counter()
-        outcome, run_id = record_run(protocol, station_cfg, db, on_runner=on_runner)
-        return outcome, run_id, time.perf_counter() - t0
+        result = RunService(station_cfg, db, report_dir=False, on_runner=on_runner).run(protocol)
+        return result, result.run_id, time.perf_counter() - t0
     return run

@@ -13,15 +13,15 @@ from storage.readers import get_run, list_streams, read_stream
 def conductivity_run(tmp_path_factory):
     from config.protocol import load_protocol
     from config.station import load_station
-    from main import record_run
+    from procedures.service import RunService
     import time
     db = f"sqlite:///{tmp_path_factory.mktemp('db') / 'run.sqlite'}"
     cfg = load_station(simulate=True)
     stations = []
     t0 = time.perf_counter()
-    outcome, run_id = record_run(load_protocol("onbh_conductivity", cfg), cfg, db,
-                                 on_runner=lambda r: stations.append(r.station))
-    return outcome, run_id, db, time.perf_counter() - t0, stations[0]
+    service = RunService(cfg, db, report_dir=False, on_runner=lambda r: stations.append(r.station))
+    result = service.run(load_protocol("onbh_conductivity", cfg))
+    return result, result.run_id, db, time.perf_counter() - t0, stations[0]
 
 
 def test_conductivity_matches_the_paper(conductivity_run):
@@ -49,7 +49,7 @@ def test_whole_protocol_is_fast_and_fully_stored(conductivity_run):
     assert len(chamber) > 7 * 360
     assert chamber["time_s"].diff().dropna().max() <= 10.0 + 1e-6
     # After the run the simulated chamber is in STANDBY: no longer controlling the air.
-    assert station.lab.thermal.controlled is False
+    assert station.instruments.lab.thermal.controlled is False
 
 
 def test_ctrl_c_aborts_safely_and_keeps_data(tmp_path, run_simulated):
@@ -69,8 +69,8 @@ def test_ctrl_c_aborts_safely_and_keeps_data(tmp_path, run_simulated):
 
     outcome, run_id, _, _ = run_simulated("onbh_conductivity", db, on_runner=press_ctrl_c_after_3_hours)
     assert outcome.status == "aborted"
-    assert outcome.reason == "interrupted by Ctrl+C"
-    assert stations[0].lab.thermal.controlled is False
+    assert outcome.reason == "interrupted by Ctrl+C (SIGINT)"
+    assert stations[0].instruments.lab.thermal.controlled is False
     run = get_run(db, run_id)
     assert run["status"] == "aborted"
     assert len(read_stream(db, run_id, "chamber")) > 1000

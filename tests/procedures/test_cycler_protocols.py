@@ -74,5 +74,5 @@ def test_abort_during_cycling_stops_the_cycler(tmp_path, shortened_protocol, run
                                              f"sqlite:///{tmp_path / 'abort.sqlite'}",
                                              on_runner=abort_after_a_day)
     assert outcome.status == "aborted"
-    assert stations[0].lab.thermal.controlled is False
+    assert stations[0].instruments.lab.thermal.controlled is False
     assert "cycler not stopped" not in outcome.reason

@@ -24,7 +24,7 @@ def test_potentiostat_error_code_fails_the_run_and_keeps_the_chamber_log(tmp_pat
     assert run["status"] == "failed"
     assert "BiologicError" in run["traceback"]
     assert len(read_stream(db, run_id, "chamber")) > 100      # measured before the fault: kept
-    assert stations[0].lab.thermal.controlled is False       # chamber back in standby
+    assert stations[0].instruments.lab.thermal.controlled is False       # chamber back in standby
 
 
 def test_chamber_refusing_its_set_point_fails_the_run_with_the_command_named(tmp_path, run_simulated):

@@ -1,0 +1,216 @@
+"""The vocabulary shared by acquisition, storage, plots, analysis and reports.
+
+Acquisition (procedures/) emits documents; storage, the GUI, progress displays and the analysis
+subscribe to them. None of the subscribers imports acquisition code, so what they have in common
+lives here, once: the document shapes (typed dicts, as in Bluesky's event model), the router base
+that dispatches them, the run statuses and the stream roles.
+
+Documents travel as ``(name, doc)`` pairs; ``doc`` is a plain dict of the shape below, so that
+any subscriber (a storage writer in another process, a Qt signal) can take it as it is.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+
+class RunStatus(str, enum.Enum):
+    """How a run stands. ``UNSAFE``: the run ended and an instrument could not be put in its safe
+    state (a channel left running, a chamber not in standby): someone must look at the station."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    INTERRUPTED = "interrupted"
+    UNSAFE = "unsafe"
+
+    @property
+    def finished(self) -> bool:
+        return self is not RunStatus.RUNNING
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINAL_STATUSES = tuple(s.value for s in RunStatus if s not in (RunStatus.RUNNING, RunStatus.INTERRUPTED))
+"""What a ``stop`` document may say."""
+
+STEP_STATUSES = ("completed", "failed", "aborted")
+
+
+# --- stream roles -------------------------------------------------------------------------------
+class StreamRole(str, enum.Enum):
+    """What a stream holds, stated in its descriptor's ``metadata["role"]``."""
+
+    EIS_SPECTRUM = "eis_spectrum"
+    CELL_EIS = "cell_eis"
+    CHAMBER_LOG = "chamber_log"
+    LSV = "lsv"
+    DC_POLARIZATION = "dc_polarization"
+    CYCLING = "cycling"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class RoleInfo:
+    """How a role's streams are read: the columns they must have, the x–y view that suits them
+    (``y_sign`` −1 plots −Z'' upwards), whether time restarts at 0 in each stream (so a live
+    plot offsets them to avoid overlap), and a human title."""
+
+    title: str
+    required_columns: tuple[str, ...]
+    x: str
+    y: str
+    y_sign: float = 1.0
+    x_label: str = ""
+    y_label: str = ""
+    equal_axes: bool = False
+
+
+STREAM_ROLES: dict[StreamRole, RoleInfo] = {
+    StreamRole.EIS_SPECTRUM: RoleInfo("Nyquist (pellet)", ("frequency_hz", "z_real_ohm", "z_imag_ohm"),
+                                      "z_real_ohm", "z_imag_ohm", -1.0, "Z' / Ω", "−Z'' / Ω", True),
+    StreamRole.CELL_EIS: RoleInfo("Nyquist (cell)", ("frequency_hz", "z_real_ohm", "z_imag_ohm"),
+                                  "z_real_ohm", "z_imag_ohm", -1.0, "Z' / Ω", "−Z'' / Ω", True),
+    StreamRole.CHAMBER_LOG: RoleInfo("Chamber", ("time_s", "temperature_c", "setpoint_c"),
+                                     "time_s", "temperature_c", 1.0, "time / s", "T / °C"),
+    StreamRole.LSV: RoleInfo("LSV", ("time_s", "ewe_v", "i_a"), "ewe_v", "i_a", 1.0,
+                             "E / V", "I / A"),
+    StreamRole.DC_POLARIZATION: RoleInfo("DC polarization", ("time_s", "setpoint_v", "i_a", "step"),
+                                         "time_s", "i_a", 1.0, "time / s", "I / A"),
+    StreamRole.CYCLING: RoleInfo("Cycling", ("test_time_s", "voltage_v", "current_a", "cycle", "step"),
+                                 "test_time_s", "voltage_v", 1.0, "time / s", "U / V"),
+}
+
+
+def role_of(descriptor: dict) -> StreamRole | None:
+    """The role a descriptor declares, or None for a stream no consumer interprets."""
+    try:
+        return StreamRole((descriptor.get("metadata") or {}).get("role"))
+    except ValueError:
+        return None
+
+
+# --- documents ----------------------------------------------------------------------------------
+class ColumnSpec(TypedDict):
+    unit: str
+    dtype: str  # "float" | "int" | "str"
+
+
+class StartDoc(TypedDict, total=False):
+    run_uid: str
+    time: float  # clock time (virtual in simulation), s since the epoch
+    protocol_name: str
+    protocol: dict
+    protocol_source: str
+    sample: dict
+    station: dict
+    simulated: bool
+    plan: dict  # the run's estimate: steps with expected durations
+
+
+class DescriptorDoc(TypedDict):
+    run_uid: str
+    descriptor_uid: str
+    stream: str
+    step_index: int | None
+    columns: dict[str, ColumnSpec]
+    metadata: dict
+
+
+class EventPageDoc(TypedDict):
+    descriptor_uid: str
+    seq_start: int
+    data: dict[str, Any]
+
+
+class StepStartDoc(TypedDict):
+    run_uid: str
+    step_index: int
+    kind: str
+    name: str
+    params: dict
+    time: float
+
+
+class StepStopDoc(TypedDict):
+    run_uid: str
+    step_index: int
+    status: str
+    time: float
+    summary: dict
+
+
+class ProgressDoc(TypedDict, total=False):
+    run_uid: str
+    time: float  # clock time
+    wall_elapsed_s: float
+    elapsed_s: float  # clock time since the run started
+    step_index: int
+    n_steps: int
+    step_name: str
+    cycle: int | None
+    n_cycles: int | None
+    remaining_s: float | None  # estimate for the whole run
+    state: str  # "running" | "paused" | "waiting for operator"
+    message: str
+
+
+class AnalysisDoc(TypedDict):
+    run_uid: str
+    name: str
+    step_index: int | None
+    result: dict
+
+
+class StopDoc(TypedDict):
+    run_uid: str
+    time: float
+    status: str
+    reason: str
+    traceback: str | None
+
+
+DOCUMENT_NAMES = ("start", "descriptor", "event_page", "step_start", "step_stop", "progress",
+                  "analysis", "stop")
+
+
+class DocumentRouter:
+    """Base of every subscriber: ``router(name, doc)`` calls the method of that name.
+
+    Subclasses override the documents they care about; the others are ignored. An unknown name
+    is an error, so a typo in an emitter cannot pass unseen.
+    """
+
+    def __call__(self, name: str, doc: dict) -> None:
+        if name not in DOCUMENT_NAMES:
+            raise ValueError(f"unknown document name {name!r}; expected one of {DOCUMENT_NAMES}")
+        getattr(self, name)(doc)
+
+    def start(self, doc: StartDoc) -> None:
+        pass
+
+    def descriptor(self, doc: DescriptorDoc) -> None:
+        pass
+
+    def event_page(self, doc: EventPageDoc) -> None:
+        pass
+
+    def step_start(self, doc: StepStartDoc) -> None:
+        pass
+
+    def step_stop(self, doc: StepStopDoc) -> None:
+        pass
+
+    def progress(self, doc: ProgressDoc) -> None:
+        pass
+
+    def analysis(self, doc: AnalysisDoc) -> None:
+        pass
+
+    def stop(self, doc: StopDoc) -> None:
+        pass

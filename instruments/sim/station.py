@@ -1,0 +1,91 @@
+"""The simulated station: every instrument is its simulator, bound to one SimLab on a virtual clock.
+
+The drivers are the real ones: the chamber driver talks the ESPEC protocol to the chamber
+simulator (in process, or over loopback TCP through pyvisa-py), the BioLogic driver calls a fake
+EClib with the DLL's calling convention, and the Landt follower reads the text export that the
+simulated Landt writes.
+
+What the lab mounts is stated by the protocol, never guessed from its text: a ``[cell]`` section
+puts that cell on the cycler (and on the potentiostat for its EIS); otherwise ``[sample.sim]``
+says ``load = "pellet"`` (the default, from the sample's thickness and diameter) or
+``load = "lsv_composite"`` with its ``direction``.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from instruments.sim.clock import VirtualClock
+from instruments.sim.lab import SimLab
+from instruments.station import Instruments, InstrumentConfigError
+
+
+class SimulatedInstruments(Instruments):
+    simulated = True
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.clock = VirtualClock()
+        self.lab = SimLab(self.clock, config.sim.model_dump())
+        self._sim_dir = None
+        self._chamber_server = None
+
+    @property
+    def cycler_poll_interval_s(self) -> float:
+        return self.config.sim.cycler_poll_interval_s
+
+    def cell_reachable_by_potentiostat(self) -> bool:
+        return self.lab.cell is not None
+
+    def mount(self, sample: dict, cell: dict | None) -> None:
+        if cell is not None:
+            self.lab.mount_cell(cell)
+            return
+        sim = sample.get("sim") or {}
+        load = sim.get("load", "pellet")
+        if load == "lsv_composite":
+            self.lab.mount_lsv_cell(sim["direction"], area_cm2=sample["area_cm2"],
+                                    loading_mg_per_cm2=sample.get("loading_mg_per_cm2") or 8.9)
+        elif load == "pellet":
+            if sample.get("thickness_um") and sample.get("diameter_mm"):
+                self.lab.mount_pellet(sample["thickness_um"], sample["diameter_mm"])
+        else:
+            raise InstrumentConfigError(f"sample.sim.load: unknown simulated load {load!r}; "
+                                        "expected 'pellet' or 'lsv_composite'")
+
+    def _open_chamber(self):
+        from instruments.espec.adapters import open_chamber
+        from instruments.espec.simulator import EspecSimulator, serve_tcp
+        cfg = self.config.chamber
+        simulator = EspecSimulator(self.lab, self.clock, min_temperature_c=cfg.min_temperature_c,
+                                   max_temperature_c=cfg.max_temperature_c,
+                                   faults=self.lab.faults.get("chamber", {}))
+        if self.config.sim.chamber_over_tcp:
+            self._chamber_server = serve_tcp(simulator)
+            return open_chamber(cfg.model_dump(), self.clock, visa_library="@py", transport="tcp",
+                                address=self._chamber_server.resource_name)
+        return open_chamber(cfg.model_dump(), self.clock, simulator=simulator)
+
+    def _open_potentiostat(self):
+        from instruments.biologic.driver import open_potentiostat
+        cfg = self.config.potentiostat.model_dump()
+        cfg["poll_interval_s"] = self.config.sim.potentiostat_poll_interval_s
+        return open_potentiostat(cfg, self.clock, lab=self.lab)
+
+    def _open_cycler(self):
+        from instruments.landt.simulator import SimulatedLandt
+        if self.lab.cell is None:
+            raise InstrumentConfigError("simulated lab: no cell mounted (the protocol has no [cell])")
+        self._sim_dir = tempfile.TemporaryDirectory(prefix="cellbench-landt-")
+        export = Path(self._sim_dir.name) / f"channel{self.config.cycler.channel}.txt"
+        return SimulatedLandt(self.lab, self.lab.cell, export, self.clock,
+                              channel=self.config.cycler.channel)
+
+    def close(self) -> None:
+        super().close()
+        if self._chamber_server is not None:
+            self._chamber_server.close()
+            self._chamber_server = None
+        if self._sim_dir is not None:
+            self._sim_dir.cleanup()
+            self._sim_dir = None

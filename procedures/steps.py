@@ -1,0 +1,95 @@
+"""The step-kind registry: for each ``kind`` of protocol step, its model, how it expands into
+primitive steps, its executor, its station checks, whether it needs the chamber, and how long it
+is expected to take.
+
+Adding a step kind means writing its model (config/protocol.py, with its own ``station_problems``)
+and one entry here; the runner, ``plan``, validation and progress read everything from this table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from config.protocol import (ChamberStep, ColdDischargeStep, CyclingStep, DcPolarizationStep,
+                             HoldStep, LsvStep, PeisStep, TemperatureEisSeries)
+from procedures import estimates as est
+from procedures.executors.cycling import run_cold_discharge, run_cycling
+from procedures.executors.dc import run_dc_polarization, run_lsv
+from procedures.executors.eis import run_peis
+from procedures.executors.temperature import run_chamber, run_hold
+
+
+@dataclass(frozen=True)
+class StepKind:
+    kind: str
+    model: type
+    execute: Callable | None
+    estimate: Callable[["est.PlanState", object], est.Estimate] | None
+    expand: Callable[[object], Iterable] | None = None
+    uses_chamber: Callable[[object], bool] = lambda step: False
+    pausable_inside: bool = False
+
+
+# --- expansion ------------------------------------------------------------------------------------
+def _expand_series(step: TemperatureEisSeries):
+    label = f"{step.name}: " if step.name else ""
+    for t in step.temperatures_c:
+        yield ChamberStep(kind="chamber", name=f"{label}chamber to {t:g} °C", setpoint_c=t,
+                          soak_s=step.soak_s, stabilization=step.stabilization)
+        yield PeisStep(kind="peis", name=f"{label}PEIS at {t:g} °C", peis=step.peis)
+
+
+STEP_KINDS: dict[str, StepKind] = {k.kind: k for k in (
+    StepKind("chamber", ChamberStep, run_chamber, est.estimate_chamber, uses_chamber=lambda s: True),
+    StepKind("peis", PeisStep, run_peis, est.estimate_peis),
+    StepKind("temperature_eis_series", TemperatureEisSeries, None, None, expand=_expand_series,
+             uses_chamber=lambda s: True),
+    StepKind("hold", HoldStep, run_hold, est.estimate_hold, uses_chamber=lambda s: s.setpoint_c is not None),
+    StepKind("lsv", LsvStep, run_lsv, est.estimate_lsv),
+    StepKind("dc_polarization", DcPolarizationStep, run_dc_polarization, est.estimate_dcpol,
+             pausable_inside=True),
+    StepKind("cycling", CyclingStep, run_cycling, est.estimate_cycling,
+             uses_chamber=lambda s: s.temperature_c is not None),
+    StepKind("cold_discharge", ColdDischargeStep, run_cold_discharge, est.estimate_cold_discharge,
+             uses_chamber=lambda s: True),
+)}
+
+
+def kind_of(step) -> StepKind:
+    try:
+        return STEP_KINDS[step.kind]
+    except KeyError:
+        raise ValueError(f"no step kind {step.kind!r}; known: {sorted(STEP_KINDS)}") from None
+
+
+def expand_steps(protocol):
+    """The primitive steps of a protocol, compound ones expanded, in order."""
+    for step in protocol.steps:
+        kind = kind_of(step)
+        if kind.expand is None:
+            yield step
+        else:
+            yield from kind.expand(step)
+
+
+def uses_chamber(protocol) -> bool:
+    return any(kind_of(step).uses_chamber(step) for step in protocol.steps)
+
+
+def execute_step(ctx, step) -> dict:
+    return kind_of(step).execute(ctx, step)
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    index: int
+    name: str
+    kind: str
+    estimate: est.Estimate
+
+
+def plan_steps(protocol, station_cfg) -> list[PlannedStep]:
+    """Every primitive step with its expected duration, in run order."""
+    state = est.PlanState(protocol, station_cfg)
+    return [PlannedStep(i, step.name or step.kind, step.kind, kind_of(step).estimate(state, step))
+            for i, step in enumerate(expand_steps(protocol))]
