@@ -150,3 +150,22 @@ def test_per_temperature_summary_names_bad_input():
         per_temperature_summary([{"discharge_mah": 1.0}], {1: 25.0})
     with pytest.raises(ColdDischargeInputError, match="tolerance_c must be >= 0"):
         per_temperature_summary([], {}, tolerance_c=-1.0)
+
+
+def test_per_temperature_summary_at_its_edges():
+    from analysis.cold_discharge import per_temperature_summary
+
+    # Sub-mAh discharges; an empty discharge first in its group leaves nothing to retain from.
+    cycles = [{"cycle": 1, "discharge_mah": 0.5, "ce_pct": 80.0}, {"cycle": 2, "discharge_mah": 0.0, "ce_pct": 0.0},
+              {"cycle": 3, "discharge_mah": 0.0, "ce_pct": 50.0}, {"cycle": 4, "discharge_mah": 0.4, "ce_pct": 95.0}]
+    warm, cold = per_temperature_summary(cycles, {1: 25.0, 2: 24.0, 3: -20.0, 4: -20.0})
+    assert warm["cycles"] == [1, 2]  # 1 °C apart: one group, the tolerance is inclusive
+    assert warm["retention_pct"] == 0.0  # two discharges suffice; the second delivered nothing
+    assert warm["mean_ce_pct"] == 0.0
+    assert cold["cycles"] == [3, 4] and cold["retention_pct"] is None
+    assert cold["mean_ce_pct"] == pytest.approx(72.5)
+    exact = per_temperature_summary(cycles, {1: 25.0, 2: 24.9}, tolerance_c=0.0)
+    assert [g["cycles"] for g in exact] == [[1], [2]]
+    half = per_temperature_summary(cycles, {1: 25.0, 2: 24.6, 4: 24.4}, tolerance_c=0.5)
+    assert [g["cycles"] for g in half] == [[1, 2], [4]]
+    assert half[0]["retention_pct"] == 0.0
