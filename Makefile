@@ -27,8 +27,9 @@ bench: $(STAMP)
 	for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 # Mutation score of analysis/, module by module against each module's own tests (not part of `test`;
-# minutes per module). MODULES="lsv dcpol" restricts it; survivors are explained in tests/MUTANTS.md.
-MODULES ?=
+# 2-20 min per module on 2 cores). The default is the modules whose survivors tests/MUTANTS.md explains;
+# MODULES="eis kramers_kronig ..." runs others (tests/mutation/run_mutation.py lists them; eis takes hours).
+MODULES ?= arrhenius cold_discharge dcpol lsv physics inputs cycling
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[mutation]"
 	nice $(BIN)/python tests/mutation/run_mutation.py $(MODULES)

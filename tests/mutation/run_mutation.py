@@ -46,6 +46,8 @@ TESTS_BY_MODULE = {
     "cell_eis": ["tests/analysis/test_cell_eis.py"],
     "dqdv": ["tests/analysis/test_dqdv.py"],
     "records": ["tests/analysis/test_records.py"],
+    "biologic_files": ["tests/analysis/test_biologic_files.py"],
+    "report": ["tests/analysis/test_report.py"],
     "symmetric": ["tests/analysis/test_symmetric.py"],
     "kramers_kronig": ["tests/analysis/test_kramers_kronig.py"],
     "eis": ["tests/analysis/test_eis.py"],
