@@ -409,3 +409,33 @@ def test_bad_parameters_are_named(change, message):
     args.update(change)
     with pytest.raises(DcpolInputError, match=message):
         analyze_dcpol(**args)
+
+
+def test_three_steps_have_a_standard_error():
+    # n - 2 = 1 degree of freedom is enough for a scatter.
+    time, voltage, current, _ = record(levels_v=(0.1, 0.2, 0.3), seed=14)
+    result = analyze_dcpol(time, voltage, current, THICKNESS_UM, DIAMETER_MM)
+    line = linregress([s["voltage_v"] for s in result["steps"]], [s["steady_current_a"] for s in result["steps"]])
+    assert result["n_steps_used"] == 3
+    assert result["sigma_e_stderr_s_per_cm"] == pytest.approx(line.stderr * L_CM / A_CM2, rel=1e-9)
+
+
+def test_a_short_settling_piece_at_the_start_joins_the_first_step():
+    # The set voltage needs 4 samples to settle at the start of the record: one step, from t = 0.
+    time, voltage, current, labels = record(seed=15)
+    keep = labels == 1
+    time, voltage, current = time[keep], voltage[keep].copy(), current[keep]
+    voltage[:4] += 0.06
+    result = analyze_dcpol(time, voltage, current, THICKNESS_UM, DIAMETER_MM)
+    assert len(result["steps"]) == 1 and result["ignored_segments"] == []
+    assert result["steps"][0]["start_s"] == 0.0 and result["steps"][0]["n_points"] == 4320
+
+
+def test_a_step_exactly_one_window_long_is_judged_on_all_of_it():
+    rng = np.random.default_rng(16)
+    time, voltage, current = flat_steps(rng, noise_a=0.0)
+    result = analyze_dcpol(time, voltage, current, THICKNESS_UM, DIAMETER_MM, window_s=1190.0)
+    assert [s["duration_s"] for s in result["steps"]] == [1190.0] * 6
+    assert [s["tail_s"] for s in result["steps"]] == [1190.0] * 6
+    assert all(s["converged"] for s in result["steps"])
+    assert result["sigma_e_s_per_cm"] == pytest.approx(SIGMA_E, rel=1e-9)
