@@ -439,3 +439,15 @@ def test_a_step_exactly_one_window_long_is_judged_on_all_of_it():
     assert [s["tail_s"] for s in result["steps"]] == [1190.0] * 6
     assert all(s["converged"] for s in result["steps"])
     assert result["sigma_e_s_per_cm"] == pytest.approx(SIGMA_E, rel=1e-9)
+
+
+def test_defaults_are_reported():
+    time, voltage, current, _ = record(step_s=900.0, seed=17)
+    result = analyze_dcpol(time, voltage, current, THICKNESS_UM, DIAMETER_MM)
+    assert result["window_s"] == 3600.0 and result["drift_criterion_per_h"] == 0.01
+
+
+def test_three_samples_within_half_a_second_are_a_record():
+    result = analyze_dcpol([0.0, 0.2, 0.4], [0.2] * 3, [steady_current(0.2)] * 3, THICKNESS_UM, DIAMETER_MM)
+    assert result["method"] == "ratio" and result["steps"][0]["n_points"] == 3
+    assert result["sigma_e_s_per_cm"] == pytest.approx(SIGMA_E, rel=1e-9)
