@@ -41,6 +41,8 @@ class ChamberConfig(_Strict):
     max_temperature_c: float = 150.0
     safe_temperature_c: float | None = Field(
         default=None, description="Set point after a run ends or aborts; None = STANDBY")
+    power_off_when_safe: bool = Field(
+        default=False, description="After STANDBY in the safe state, switch control power off")
 
     @model_validator(mode="after")
     def _check(self):
@@ -64,7 +66,7 @@ class PotentiostatConfig(_Strict):
     channel: int = Field(default=1, ge=1, le=16, description="1-based channel number")
     dll_path: str = Field(default="", description="Path to EClib64.dll (or EClib.dll)")
     firmware_dir: str = Field(default="", description="Folder with kernel*.bin, *.xlx, *.ecc")
-    board: Literal["essential", "premium"] = "premium"
+    board: Literal["essential", "premium", "digicore"] = "premium"
     model: str = "SP-200"
     max_eis_frequency_hz: float = Field(default=7e6, gt=0)
     connect_timeout_s: int = Field(default=5, ge=1, le=60)

@@ -70,9 +70,8 @@ class Station:
     def set_chamber(self, setpoint_c: float) -> None:
         """Set point with the alarm limits at the chamber's range, then CONSTANT mode."""
         cfg = self.config.chamber
-        self.chamber.set_temperature(setpoint_c, upper_c=cfg.max_temperature_c,
-                                     lower_c=cfg.min_temperature_c)
-        self.chamber.mode = "CONSTANT"
+        self.chamber.hold_temperature(setpoint_c, upper_c=cfg.max_temperature_c,
+                                      lower_c=cfg.min_temperature_c)
 
     def prepare(self, protocol) -> None:
         """Tell the instruments what is mounted (the simulated lab builds its models from it)."""

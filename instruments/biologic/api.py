@@ -100,6 +100,14 @@ class TEccParam(Structure):
     ]
 
 
+class THardwareConf(Structure):
+    """BL_GetHardConf/BL_SetHardConf (SP-300 series): Conn 0 standard, 1 CE to ground, 2 WE to
+    ground, 3 high voltage; Ground 0 grounded, 1 floating."""
+
+    _pack_ = 4
+    _fields_ = [("Conn", c_int32), ("Ground", c_int32)]
+
+
 class TEccParams(Structure):
     _pack_ = 4
     _fields_ = [("len", c_int32), ("pParams", POINTER(TEccParam))]
@@ -130,10 +138,19 @@ FUNCTIONS: dict[str, tuple[type, list]] = {
                              POINTER(TCurrentValues)]),
     "BL_UpdateParameters": (c_int32, [c_int32, c_uint8, c_int32, TEccParams, c_char_p]),
     "BL_ConvertNumericIntoSingle": (c_int32, [c_uint32, POINTER(c_float)]),
+    "BL_ConvertChannelNumericIntoSingle": (c_int32, [c_uint32, POINTER(c_float), c_uint32]),
+    "BL_GetMessage": (c_int32, [c_int32, c_uint8, POINTER(c_char), POINTER(c_uint32)]),
+    "BL_GetHardConf": (c_int32, [c_int32, c_uint8, POINTER(THardwareConf)]),
+    "BL_SetHardConf": (c_int32, [c_int32, c_uint8, THardwareConf]),
 }
 
 # Functions absent from older library versions; the driver copes without them.
-OPTIONAL_FUNCTIONS = frozenset({"BL_GetChannelBoardType"})
+OPTIONAL_FUNCTIONS = frozenset({"BL_GetChannelBoardType", "BL_ConvertChannelNumericIntoSingle",
+                                "BL_GetHardConf", "BL_SetHardConf"})
+
+# TCurrentValues.OptErr: option errors are positive (manual §5.4); 0 = none.
+OPTION_ERRORS = {1: "options changed", 2: "open-in", 100: "4 A amplifier", 200: "48 V amplifier",
+                 300: "10 A / 5 V amplifier", 600: "1 A 48 V amplifier"}
 
 # Error codes of the package manual: code -> (name, meaning).
 ERRORS: dict[int, tuple[str, str]] = {

@@ -15,6 +15,7 @@ clock time). Closing the iterator early (break, abort) stops the channel.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 from ctypes import byref
 from dataclasses import dataclass, field
@@ -26,9 +27,25 @@ from instruments.biologic import api, layouts
 from instruments.biologic import techniques as tq
 from instruments.biologic.api import BiologicError
 
-FPGA_FILES = {"essential": "Vmp_ii_0437_a6.xlx", "premium": "vmp_iv_0395_aa.xlx"}
-KERNEL_FILES = {"essential": "kernel.bin", "premium": "kernel4.bin"}
+log = logging.getLogger(__name__)
+
+# Firmware per board family (manual §7.1): DIGICORE boards take kernel5.bin and no FPGA file.
+# Without firmware_dir both names are passed as NULL, which the manual defines as "the default
+# files of the library's folder" (BL_LoadFirmware); the kernel*/xlx names then never matter.
+FPGA_FILES = {"essential": "Vmp_ii_0437_a6.xlx", "premium": "vmp_iv_0395_aa.xlx", "digicore": None}
+KERNEL_FILES = {"essential": "kernel.bin", "premium": "kernel4.bin", "digicore": "kernel5.bin"}
+BOARD_TYPE_OF = {name: code for code, name in api.BOARD_TYPE_CODES.items()}
 IEEE_PROBES = {0x3F800000: 1.0, 0xC0490FDB: -3.1415927410125732, 0x2EDBE6FF: 1e-10}
+
+
+class ChannelOptionError(RuntimeError):
+    """The channel reports an option error (TCurrentValues.OptErr, e.g. an amplifier fault)."""
+
+
+def option_error_text(code: int) -> str:
+    """Words for a TCurrentValues.OptErr code (100-103: 4 A amplifier, 200-203: 48 V, ...)."""
+    base = code - code % 100 if code >= 100 else code
+    return f"{code} ({api.OPTION_ERRORS.get(base, 'unknown option error')})"
 
 
 class BiologicConfigError(ValueError):
@@ -69,6 +86,9 @@ class RecordChunk:
     loop: int
     columns: dict = field(default_factory=dict)
     irq_skipped: int = 0
+    saturated: bool = False     # TCurrentValues.Saturation: the control amplifier saturated
+    i_overflow: bool = False    # TCurrentValues.Ioverflow: the current exceeded its range
+    e_overflow: bool = False    # TCurrentValues.Eoverflow: the potential exceeded its range
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
@@ -129,6 +149,9 @@ class BiologicPotentiostat:
         self.device: DeviceInfo | None = None
         self.started_at: float | None = None
         self.points_lost = 0
+        self.overflow_chunks = 0
+        self.firmware_loaded = False  # whether connect() had to load the kernel firmware
+        self.messages: list[str] = []
         self._id: int | None = None
         self._chain: list[tq.Technique] | None = None
         self._to_float: Callable[[np.ndarray], np.ndarray] = layouts.ieee_words_to_float
@@ -167,6 +190,7 @@ class BiologicPotentiostat:
             self._check_channel()
             self._ensure_firmware(force_firmware)
             self._probe_float_format()
+            self.read_messages()
         except BaseException:
             self.disconnect()
             raise
@@ -195,16 +219,25 @@ class BiologicPotentiostat:
                     f"board; fix station.toml (it selects the .ecc files and record layouts)")
 
     def _ensure_firmware(self, force: bool) -> None:
-        info = self.channel_info()
-        if info.firmware_code == api.FIRMWARE_KERNEL and not force:
+        # Before the kernel is loaded BL_GetChannelInfos answers -308 and "part of the info is
+        # still valid" (BioLogic's own example); -309 is a kernel of another package version,
+        # which cannot run this library's techniques, so it is replaced like a missing one.
+        code, info = self._read_channel_info()
+        if code == 0 and info.firmware_code == api.FIRMWARE_KERNEL and not force:
             return
+        if code not in (0, -308, -309):
+            raise BiologicError("BL_GetChannelInfos", code, f"channel {self.channel}",
+                                instrument=f"BioLogic {self.model} at {self.address}")
         chans = (ctypes.c_uint8 * 16)()
         results = (ctypes.c_int32 * 16)()
         chans[self._ch] = 1
         kernel = xlx = None
         if self.firmware_dir:
             kernel = os.path.join(self.firmware_dir, KERNEL_FILES[self.board]).encode()
-            xlx = os.path.join(self.firmware_dir, FPGA_FILES[self.board]).encode()
+            if FPGA_FILES[self.board] is not None:
+                xlx = os.path.join(self.firmware_dir, FPGA_FILES[self.board]).encode()
+        # Only our own kernel is replaced unasked: EC-Lab's firmware still needs force (-9).
+        force = force or (code == -309 and info.firmware_code == api.FIRMWARE_KERNEL)
         self._call("BL_LoadFirmware", self._id, chans, results, 16, False, force, kernel, xlx)
         if results[self._ch] != 0:
             hint = (" (EC-Lab's firmware is on the channel: close EC-Lab, or connect with force_firmware=True)"
@@ -212,12 +245,21 @@ class BiologicPotentiostat:
             raise BiologicError("BL_LoadFirmware", results[self._ch], f"channel {self.channel}{hint}")
         if self.channel_info().firmware_code != api.FIRMWARE_KERNEL:
             raise BiologicError("BL_LoadFirmware", -308, f"channel {self.channel} still has no kernel firmware")
+        self.firmware_loaded = True
+
+    def _convert_word(self, word: int, out: ctypes.c_float) -> None:
+        # Newer libraries convert per board type (some boards send TI-DSP floats); the old
+        # board-blind function is the fallback of libraries without it.
+        if self.dll.has("BL_ConvertChannelNumericIntoSingle"):
+            self._call("BL_ConvertChannelNumericIntoSingle", word, byref(out), BOARD_TYPE_OF[self.board])
+        else:
+            self._call("BL_ConvertNumericIntoSingle", word, byref(out))
 
     def _probe_float_format(self) -> None:
         """Use the numpy IEEE view only if the library converts known words the same way."""
         out = ctypes.c_float()
         for word, value in IEEE_PROBES.items():
-            self._call("BL_ConvertNumericIntoSingle", word, byref(out))
+            self._convert_word(word, out)
             if out.value != np.float32(value):
                 self._to_float = self._convert_with_dll
                 return
@@ -226,21 +268,70 @@ class BiologicPotentiostat:
     def _convert_with_dll(self, words: np.ndarray) -> np.ndarray:
         out, value = np.empty(len(words)), ctypes.c_float()
         for k, word in enumerate(np.asarray(words, np.uint32)):
-            self._call("BL_ConvertNumericIntoSingle", int(word), byref(value))
+            self._convert_word(int(word), value)
             out[k] = value.value
         return out
 
-    def channel_info(self) -> ChannelInfo:
+    def read_messages(self) -> list[str]:
+        """Drain the channel's message queue (BL_GetMessage until empty); the messages are
+        also kept in ``messages``. A queue nobody reads fills up in the library."""
         self._require_connected()
+        buf, new = ctypes.create_string_buffer(1024), []
+        while True:
+            size = ctypes.c_uint32(len(buf))
+            self._call("BL_GetMessage", self._id, self._ch, buf, byref(size), detail=f"channel {self.channel}")
+            if size.value == 0:
+                break
+            new.append(buf.value.decode("ascii", "replace"))
+        for text in new:
+            log.info("BioLogic %s channel %d: %s", self.model, self.channel, text)
+        self.messages.extend(new)
+        return new
+
+    def hardware_config(self) -> dict:
+        """Cell connection and grounding of an SP-300-series channel (BL_GetHardConf):
+        ``{"connection": 0 standard | 1 CE to ground | 2 WE to ground | 3 HV, "floating": bool}``."""
+        self._require_hard_conf()
+        conf = api.THardwareConf()
+        self._call("BL_GetHardConf", self._id, self._ch, byref(conf), detail=f"channel {self.channel}")
+        return {"connection": conf.Conn, "floating": bool(conf.Ground)}
+
+    def set_hardware_config(self, connection: int = 0, floating: bool = False) -> None:
+        """Set the cell connection (0-3, see hardware_config) and floating ground of an
+        SP-300-series channel (BL_SetHardConf); not while a technique runs."""
+        self._require_hard_conf()
+        if connection not in (0, 1, 2, 3):
+            raise ValueError(f"hardware connection must be 0, 1, 2 or 3, not {connection!r}")
+        self._call("BL_SetHardConf", self._id, self._ch, api.THardwareConf(connection, int(bool(floating))),
+                   detail=f"channel {self.channel}: connection {connection}, floating {bool(floating)}")
+
+    def _require_hard_conf(self) -> None:
+        self._require_connected()
+        if self.board == "essential" or not self.dll.has("BL_GetHardConf"):
+            raise BiologicConfigError(f"{self!r}: the hardware configuration (floating ground, CE/WE to "
+                                      "ground) is set through BL_SetHardConf on SP-300-series channels "
+                                      "only; VMP3-family channels set it with technique parameters")
+
+    def _read_channel_info(self) -> tuple[int, ChannelInfo]:
         info = api.TChannelInfos()
-        self._call("BL_GetChannelInfos", self._id, self._ch, byref(info), detail=f"channel {self.channel}")
+        code = self.dll.BL_GetChannelInfos(self._id, self._ch, byref(info))
         board = None
         if self.dll.has("BL_GetChannelBoardType"):
-            code = ctypes.c_uint32()
-            self._call("BL_GetChannelBoardType", self._id, self._ch, byref(code))
-            board = api.BOARD_TYPE_CODES.get(code.value)
-        return ChannelInfo(self.channel, info.FirmwareCode, info.FirmwareVersion, board, info.State,
-                           info.MemFilled, info.MinIRange, info.MaxIRange, info.MaxBandwidth, bool(info.Zboard))
+            board_code = ctypes.c_uint32()
+            self._call("BL_GetChannelBoardType", self._id, self._ch, byref(board_code))
+            board = api.BOARD_TYPE_CODES.get(board_code.value)
+        return code, ChannelInfo(self.channel, info.FirmwareCode, info.FirmwareVersion, board, info.State,
+                                 info.MemFilled, info.MinIRange, info.MaxIRange, info.MaxBandwidth,
+                                 bool(info.Zboard))
+
+    def channel_info(self) -> ChannelInfo:
+        """The channel's description (BL_GetChannelInfos); BiologicError without firmware (-308)."""
+        self._require_connected()
+        code, info = self._read_channel_info()
+        if code != 0:
+            raise BiologicError("BL_GetChannelInfos", code, f"channel {self.channel}",
+                                instrument=f"BioLogic {self.model} at {self.address}")
+        return info
 
     def current_values(self) -> dict:
         """Instantaneous state (0 stop, 1 run, 2 pause), ewe_v, i_a, elapsed_s, frequency_hz, i_range."""
@@ -313,6 +404,9 @@ class BiologicPotentiostat:
             while True:
                 self._call("BL_GetData", self._id, self._ch, byref(buf), byref(infos), byref(cv),
                            detail=f"channel {self.channel}")
+                if cv.OptErr != 0:
+                    raise ChannelOptionError(f"{self!r}: option error {option_error_text(cv.OptErr)} at "
+                                             f"option position {cv.OptPos}; the run is stopped")
                 if infos.NbRows > 0:
                     active = True
                     chunk = self._decode(chain, words, infos, cv)
@@ -324,6 +418,7 @@ class BiologicPotentiostat:
                     active = True
                 elif cv.MemFilled == 0 and (active or self.clock.now() - self.started_at >= self.start_timeout_s):
                     finished = True
+                    self.read_messages()
                     return
                 self.clock.sleep(self.poll_interval_s)
         finally:
@@ -340,7 +435,17 @@ class BiologicPotentiostat:
         columns = layouts.decode(words, infos.NbRows, infos.NbCols, layout, infos.StartTime, cv.TimeBase,
                                  self._to_float)
         self.points_lost += max(infos.IRQskipped, 0)
-        return RecordChunk(index, chain[index].name, infos.ProcessIndex, infos.loop, columns, infos.IRQskipped)
+        chunk = RecordChunk(index, chain[index].name, infos.ProcessIndex, infos.loop, columns, infos.IRQskipped,
+                            saturated=bool(cv.Saturation), i_overflow=bool(cv.Ioverflow),
+                            e_overflow=bool(cv.Eoverflow))
+        if chunk.saturated or chunk.i_overflow or chunk.e_overflow:
+            # The rows are kept (they are what the instrument measured) but flagged: an
+            # overflowing current is clipped at its range's full scale.
+            self.overflow_chunks += 1
+            log.warning("%r: %s %d rows read with %s", self, chunk.technique, len(chunk),
+                        ", ".join(n for n, f in (("saturation", chunk.saturated), ("I overflow", chunk.i_overflow),
+                                                 ("E overflow", chunk.e_overflow)) if f))
+        return chunk
 
     def stop(self) -> None:
         """Stop the channel now (rows already measured can still be drained by the iterator)."""
@@ -392,7 +497,7 @@ class BiologicPotentiostat:
 CONFIG_KEYS = {"driver", "address", "channel", "dll_path", "firmware_dir", "board", "model",
                "max_eis_frequency_hz", "connect_timeout_s", "poll_interval_s"}
 FAKE_OPTIONS = {"fail_on", "start_race_polls", "firmware", "current_offset_a", "current_noise_fraction",
-                "ewe_noise_v", "n_channels"}
+                "ewe_noise_v", "n_channels", "option_error"}
 
 
 def open_potentiostat(config, clock, lab=None) -> BiologicPotentiostat:

@@ -37,7 +37,9 @@ from instruments.biologic import api, layouts
 from instruments.biologic import techniques as tq
 
 MODEL_DEVICE_CODES = {name.upper(): code for code, name in api.DEVICE_MODELS.items()}
-FIRMWARE_FILES = {"essential": "kernel.bin", "premium": "kernel4.bin"}
+FIRMWARE_FILES = {"essential": "kernel.bin", "premium": "kernel4.bin", "digicore": "kernel5.bin"}
+BOARD_TYPES = {"essential": 1, "premium": 2, "digicore": 3}
+E_RANGE_V = 10.0  # the ±10 V potential range of the simulated channels
 PEIS_OVERHEAD_S = 0.05
 PEIS_MIN_POINT_S = 0.1
 MAX_UPDATE_PARAMS = 10
@@ -74,6 +76,8 @@ class _Block:
     start_time_s: float
     timebase_s: float
     words: np.ndarray  # (rows, cols) uint32
+    i_overflow: bool = False
+    saturation: bool = False
 
 
 @dataclass
@@ -87,6 +91,9 @@ class _Instrument:
 
     def __init__(self, fake: "FakeEClib") -> None:
         self.fake = fake
+        # Set by the readings since the last block was built, then moved into that block.
+        self.i_overflow = False
+        self.saturation = False
 
     def current(self, i_true: np.ndarray, i_range: int) -> tuple[np.ndarray, np.ndarray]:
         """(measured current A, range code per row) for a range code (AUTO picks per row)."""
@@ -100,11 +107,15 @@ class _Instrument:
         for code, fs in ((13, 1e-11), (14, 1e-12)):
             full_scale[codes == code] = fs
         clipped = np.clip(i_true, -full_scale, full_scale)
+        self.i_overflow |= bool(np.any(np.abs(i_true) > full_scale))
         noise = self.fake.rng.standard_normal(i_true.shape) * self.fake.current_noise_fraction * full_scale
         return clipped + self.fake.current_offset_a + noise, codes
 
     def potential(self, e_true: np.ndarray) -> np.ndarray:
         e_true = np.asarray(e_true, float)
+        # A load that needs more than the potential range saturates the control amplifier.
+        self.saturation |= bool(np.any(np.abs(e_true) > E_RANGE_V))
+        e_true = np.clip(e_true, -E_RANGE_V, E_RANGE_V)
         return e_true + self.fake.rng.standard_normal(e_true.shape) * self.fake.ewe_noise_v
 
 
@@ -131,7 +142,7 @@ class _Generator:
         self.fake, self.lab = fake, fake.lab
         self.spec, self.params, self.index = loaded.spec, loaded.params, index
         self.t0_abs = t0_abs
-        self.timebase_s = float(np.float32(loaded.spec.timebase_s[fake.board]))
+        self.timebase_s = float(np.float32(loaded.spec.timebase_s[layouts.record_family(fake.board)]))
         self.finished = False
         self.stop_run = False
         self.end_rel = 0.0
@@ -143,8 +154,11 @@ class _Generator:
     def block(self, process: int, columns: dict, t_rel: np.ndarray | None) -> _Block:
         layout = layouts.layout_for(self.spec.technique_id, self.fake.board, process)
         ticks = None if t_rel is None else self.ticks(t_rel)
-        return _Block(self.index, self.spec.technique_id, process, 0.0, self.timebase_s,
-                      _encode(layout, columns, ticks))
+        inst = self.fake.instrument
+        block = _Block(self.index, self.spec.technique_id, process, 0.0, self.timebase_s,
+                       _encode(layout, columns, ticks), inst.i_overflow, inst.saturation)
+        inst.i_overflow = inst.saturation = False
+        return block
 
     def advance(self, t_rel_now: float) -> list[_Block]:
         raise NotImplementedError
@@ -359,14 +373,17 @@ class _Run:
 
 
 class _Channel:
-    def __init__(self, number: int, firmware_code: int) -> None:
+    def __init__(self, number: int, firmware_code: int, stale: bool = False) -> None:
         self.number = number
         self.firmware_code = firmware_code
+        self.stale_firmware = stale  # a kernel of another package version (-309)
+        self.messages: deque[str] = deque()
         self.chain: list[_Loaded] = []
         self.chain_complete = False
         self.run: _Run | None = None
         self.buffer: deque[_Block] = deque()
         self.start_race_left = 0
+        self.hard_conf = (0, 0)  # (Conn, Ground): standard connection, grounded
 
     @property
     def running(self) -> bool:
@@ -379,22 +396,30 @@ class _Channel:
 class FakeEClib:
     """Simulated EClib bound to ``lab`` (its clock, rng and load).
 
-    board: 'essential' (VMP3 family, ``x.ecc``) or 'premium' (VMP-300 family, ``x4.ecc``).
-    max_eis_frequency_hz: the model's EIS limit; PEIS above it is refused with -4.
-    firmware: what the channels hold at power-up: 'kernel', 'none' or 'eclab'.
+    board: 'essential' (VMP3 family, ``x.ecc``, board type 1), 'premium' (VMP-300 family,
+    ``x4.ecc``, type 2) or 'digicore' (VMP-300-P, ``x5.ecc``, ``kernel5.bin`` and no FPGA file,
+    type 3). max_eis_frequency_hz: the model's EIS limit; PEIS above it is refused with -4.
+    firmware: what the channels hold at power-up: 'none' (the default: a channel keeps its
+    firmware in RAM only, so a freshly powered instrument has none), 'kernel', 'eclab' or 'stale' (a kernel
+    of another package version: -309 until reloaded). Until the kernel is loaded
+    BL_GetChannelInfos fills what it knows and returns -308, as the real library does.
+    option_error: a TCurrentValues.OptErr code reported while a technique runs (0 = none).
+    Ioverflow is reported for rows whose current exceeded the I range (clipped at full scale),
+    Saturation for rows whose potential exceeded ±10 V (clipped).
     current_offset_a (A), current_noise_fraction (of the I range full scale), ewe_noise_v (V):
     instrument effects added to every reading. start_race_polls: BL_GetData calls after a start
     that still read STOP with no rows. fail_on: export name -> error code returned instead.
     """
 
     def __init__(self, lab, *, board: str = "premium", model: str = "SP-200",
-                 max_eis_frequency_hz: float = 7e6, n_channels: int = 2, firmware: str = "kernel",
+                 max_eis_frequency_hz: float = 7e6, n_channels: int = 2, firmware: str = "none",
                  addresses=("USB0",), current_offset_a: float = 20e-12, current_noise_fraction: float = 5e-4,
                  ewe_noise_v: float = 10e-6, start_race_polls: int = 1, fail_on: dict | None = None,
-                 lib_version: str = "6.04 (simulated)") -> None:
+                 lib_version: str = "6.04 (simulated)", option_error: int = 0) -> None:
         if board not in tq.BOARDS:
             raise ValueError(f"FakeEClib board must be one of {tq.BOARDS}, not {board!r}")
-        codes = {"kernel": api.FIRMWARE_KERNEL, "none": api.FIRMWARE_NONE, "eclab": api.FIRMWARE_INTERPRETER}
+        codes = {"kernel": api.FIRMWARE_KERNEL, "none": api.FIRMWARE_NONE, "eclab": api.FIRMWARE_INTERPRETER,
+                 "stale": api.FIRMWARE_KERNEL}
         if firmware not in codes:
             raise ValueError(f"FakeEClib firmware must be one of {sorted(codes)}, not {firmware!r}")
         self.lab, self.clock, self.rng = lab, lab.clock, lab.rng
@@ -407,8 +432,9 @@ class FakeEClib:
         self.start_race_polls = int(start_race_polls)
         self.fail_on = dict(fail_on or {})
         self.lib_version = lib_version
-        self.min_i_range = 0 if board == "premium" else 1
-        self.channels = [_Channel(i, codes[firmware]) for i in range(n_channels)]
+        self.option_error = int(option_error)
+        self.min_i_range = 1 if board == "essential" else 0
+        self.channels = [_Channel(i, codes[firmware], firmware == "stale") for i in range(n_channels)]
         self.instrument = _Instrument(self)
         self.connection_id: int | None = None
         self._next_id = 1
@@ -476,6 +502,44 @@ class FakeEClib:
         out.contents.value = _bits_float(ctypes.c_int32(word).value)
         return 0
 
+    def _BL_ConvertChannelNumericIntoSingle(self, word, out, board_type):
+        if board_type not in BOARD_TYPES.values():
+            return -4
+        return self._BL_ConvertNumericIntoSingle(word, out)  # every simulated board sends IEEE floats
+
+    def _BL_GetMessage(self, conn_id, ch, buf, size_ptr):
+        channel = self._channel(conn_id, ch)
+        if isinstance(channel, int):
+            return channel
+        if not channel.messages:
+            size_ptr.contents.value = 0
+            return 0
+        return self._write_text(channel.messages.popleft(), buf, size_ptr)
+
+    def _hard_conf_channel(self, conn_id, ch):
+        channel = self._channel(conn_id, ch)
+        if isinstance(channel, int):
+            return channel
+        return -14 if self.board == "essential" else channel  # SP-300 series only
+
+    def _BL_GetHardConf(self, conn_id, ch, conf_ptr):
+        channel = self._hard_conf_channel(conn_id, ch)
+        if isinstance(channel, int):
+            return channel
+        conf_ptr.contents.Conn, conf_ptr.contents.Ground = channel.hard_conf
+        return 0
+
+    def _BL_SetHardConf(self, conn_id, ch, conf):
+        channel = self._hard_conf_channel(conn_id, ch)
+        if isinstance(channel, int):
+            return channel
+        if channel.running:
+            return -13
+        if conf.Conn not in (0, 1, 2, 3) or conf.Ground not in (0, 1):
+            return -4
+        channel.hard_conf = (conf.Conn, conf.Ground)
+        return 0
+
     # --- communication -------------------------------------------------------------------------
     def _BL_Connect(self, address, timeout_s, id_ptr, info_ptr):
         if (address or b"").decode("ascii", "replace") not in self.addresses:
@@ -521,7 +585,7 @@ class FakeEClib:
         self._advance(channel)
         info = info_ptr.contents
         ctypes.memset(ctypes.addressof(info), 0, ctypes.sizeof(info))
-        premium = self.board == "premium"
+        premium = self.board != "essential"
         info.Channel = ch
         info.BoardVersion = 4 if premium else 3
         info.BoardSerialNumber = 1000 + ch
@@ -536,13 +600,15 @@ class FakeEClib:
         info.MaxBandwidth = 9 if premium else 7
         info.NbOfTechniques = len(channel.chain)
         info.FloatFormat = 1
-        return 0
+        if channel.firmware_code != api.FIRMWARE_KERNEL:
+            return -308
+        return -309 if channel.stale_firmware else 0
 
     def _BL_GetChannelBoardType(self, conn_id, ch, out):
         channel = self._channel(conn_id, ch)
         if isinstance(channel, int):
             return channel
-        out.contents.value = 2 if self.board == "premium" else 1
+        out.contents.value = BOARD_TYPES[self.board]
         return 0
 
     def _BL_LoadFirmware(self, conn_id, chans, results, length, show_gauge, force, bin_file, xlx_file):
@@ -559,12 +625,18 @@ class FakeEClib:
             channel = self.channels[i]
             if bin_file and bin_file.decode().replace("\\", "/").rsplit("/", 1)[-1].lower() != wanted:
                 results[i] = -302
+            elif xlx_file and self.board == "digicore":
+                results[i] = -306  # DIGICORE boards have no FPGA file
             elif channel.running:
                 results[i] = -13
             elif channel.firmware_code == api.FIRMWARE_INTERPRETER and not force:
                 results[i] = -9
+            elif channel.stale_firmware and not force:
+                results[i] = -309
             else:
                 channel.firmware_code = api.FIRMWARE_KERNEL
+                channel.stale_firmware = False
+                channel.messages.append(f"channel {i + 1}: kernel firmware {wanted} loaded")
                 results[i] = 0
         return 0
 
@@ -642,7 +714,7 @@ class FakeEClib:
             return -4
         if spec is tq.PEIS and max(values["Initial_frequency"], values["Final_frequency"]) > self.max_eis_frequency_hz:
             return -4
-        if values.get("I_Range") in tq.PREMIUM_ONLY_I_RANGES and self.board != "premium":
+        if values.get("I_Range") in tq.PREMIUM_ONLY_I_RANGES and self.board == "essential":
             return -4
         return 0
 
@@ -651,7 +723,7 @@ class FakeEClib:
             return -9
         if channel.firmware_code != api.FIRMWARE_KERNEL:
             return -308
-        return 0
+        return -309 if channel.stale_firmware else 0
 
     def _idle_channel(self, conn_id, ch):
         """The channel, ready for a new technique, or the error code the DLL returns instead."""
@@ -715,6 +787,7 @@ class FakeEClib:
         channel.run = _Run(self.clock.now(), [], loaded)
         channel.start_race_left = self.start_race_polls
         self._start_generator(channel, 0.0)
+        channel.messages.append(f"channel {ch + 1}: started {' + '.join(t.spec.name for t in loaded)}")
         return 0
 
     def _start_generator(self, channel: _Channel, start_rel: float) -> None:
@@ -767,6 +840,10 @@ class FakeEClib:
         cv.IRange = gen.last["i_range"]
         cv.Freq = gen.last["frequency_hz"]
         cv.ElapsedTime = self.clock.now() - run.t0_abs
+        if channel.running:
+            cv.OptErr = self.option_error
+        if block is not None:
+            cv.Ioverflow, cv.Saturation = int(block.i_overflow), int(block.saturation)
 
     def _BL_GetCurrentValues(self, conn_id, ch, cv_ptr):
         channel = self._channel(conn_id, ch)

@@ -13,6 +13,16 @@ Word kinds:
   int            a signed 32-bit integer (cycle counters)
   ftime          a float holding seconds since the technique start (EIS process 1)
   skip           an unused word
+
+Where the references disagree, the manual (v6.04) decides:
+  * PEIS process-1 time: the manual gives word 13 as ``t`` in s, a float counted like the tick
+    times from the technique's start, and defines a record's time as ``StartTime`` plus that
+    (§5.1 TDataInfos: StartTime is the technique's start within the chain). So StartTime is
+    added here as for t_high/t_low; readers that drop it put every linked technique's spectrum
+    at 0 s. StartTime can be NaN on a first technique: read as 0.
+  * Phase: radians (§3.5 units), as helao and the EIS examples read it (battery-tester converts
+    it from degrees, which shrinks every phase by 180/π).
+  * DIGICORE (board type 3): read with the premium layouts (``record_family``).
 """
 from __future__ import annotations
 
@@ -88,9 +98,17 @@ _register(PEIS_ID, "essential", 1, _EIS_FREQ + (("i_range", "float"),), _add_imp
 _register(PEIS_ID, "premium", 1, _EIS_FREQ, _add_impedance)
 
 
+def record_family(board: str) -> str:
+    """The board family whose time bases and record layouts a board uses. The v6.04 manual
+    documents VMP3 (essential) and SP-300 (premium) layouts only; DIGICORE boards (VMP-300-P)
+    follow the SP-300-series generation, so they are read with the premium layouts
+    (unverified: check one record of each technique on first connection, docs/instruments.md)."""
+    return "essential" if board == "essential" else "premium"
+
+
 def layout_for(technique_id: int, board: str, process: int) -> Layout:
     try:
-        return LAYOUTS[(technique_id, board, process)]
+        return LAYOUTS[(technique_id, record_family(board), process)]
     except KeyError:
         raise LayoutError(f"no record layout for technique ID {technique_id}, {board} board, "
                           f"process {process}") from None

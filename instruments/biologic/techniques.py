@@ -18,7 +18,10 @@ from typing import Callable, Sequence
 
 from instruments.biologic import api
 
-BOARDS = ("essential", "premium")
+BOARDS = ("essential", "premium", "digicore")
+# Technique-file suffix per board family (manual §7.1: name.ecc, name4.ecc; DIGICORE name5.ecc).
+ECC_SUFFIX = {"essential": "", "premium": "4", "digicore": "5"}
+
 
 # I range enum: full scale in A; 0 (100 pA) and the gain ranges 13/14 exist on premium boards only.
 I_RANGE_CODES = {"100pA": 0, "1nA": 1, "10nA": 2, "100nA": 3, "1uA": 4, "10uA": 5, "100uA": 6,
@@ -86,7 +89,7 @@ class TechniqueSpec:
     def ecc_file(self, board: str) -> str:
         if board not in BOARDS:
             raise ValueError(f"board must be one of {BOARDS}, not {board!r}")
-        return f"{self.stem}{'4' if board == 'premium' else ''}.ecc"
+        return f"{self.stem}{ECC_SUFFIX[board]}.ecc"
 
     def param(self, label: str) -> Param | None:
         return self._by_label().get(label)
@@ -197,7 +200,9 @@ CP = TechniqueSpec("CP", "cp", 102, {"essential": 21e-6, "premium": 21e-6}, (
 VSCAN = TechniqueSpec("VSCAN", "vscan", 124, {"essential": 40e-6, "premium": 50e-6}, (
     _volt("Voltage_step", 100), Param("vs_initial", "bool", steps=100),
     Param("Scan_Rate", "single", 0.0, 100.0, 100, unit="V/s"), Param("Scan_number", "int", 0, 98),
-    _nonneg("Record_every_dE", "V"), Param("Average_over_dE", "bool"), Param("N_Cycles", "int", 0, 2 ** 31 - 1),
+    # No Average_over_dE: the manual lists that label for CV, CVA, LP, GC, CPP and PDP only, its
+    # VSCAN example omits it, and an unlisted label makes BL_LoadTechnique fail (§7.1).
+    _nonneg("Record_every_dE", "V"), Param("N_Cycles", "int", 0, 2 ** 31 - 1),
     Param("Begin_measuring_I", "single", 0.0, 1.0), Param("End_measuring_I", "single", 0.0, 1.0),
 ) + _hardware(), _vscan_check)
 
@@ -331,10 +336,10 @@ def _check_scalar(param: Param, value, limits: Limits) -> list:
         lo = "-inf" if param.minimum is None else f"{param.minimum:g}"
         hi = "inf" if param.maximum is None else f"{param.maximum:g}"
         return [f"{value!r} {param.unit} is outside {lo}..{hi} {param.unit}".replace("  ", " ")]
-    if limits.board != "premium" and (
+    if limits.board == "essential" and (
             (param.label == "I_Range" and value in PREMIUM_ONLY_I_RANGES)
             or (param.label == "Bandwidth" and value in PREMIUM_ONLY_BANDWIDTHS)):
-        return [f"{value} is available on premium (VMP-300 family) boards only"]
+        return [f"{value} is not available on essential (VMP3 family) boards"]
     return []
 
 
@@ -397,7 +402,7 @@ def cp(currents_a: Sequence[float], durations_s: Sequence[float], i_range, vs_in
 
 
 def vscan(vertices_v: Sequence[float], scan_rates_v_per_s: Sequence[float], record_every_de_v: float,
-          vs_initial=False, n_cycles: int = 0, average_over_de: bool = False,
+          vs_initial=False, n_cycles: int = 0,
           begin_measuring_i: float = 0.5, end_measuring_i: float = 1.0,
           i_range="auto", e_range=None, bandwidth=None) -> Technique:
     """Linear sweeps through ``vertices_v``; ``scan_rates_v_per_s[k]`` (V/s) reaches vertex k
@@ -406,7 +411,7 @@ def vscan(vertices_v: Sequence[float], scan_rates_v_per_s: Sequence[float], reco
     return Technique(VSCAN, _hw({
         "Voltage_step": [float(v) for v in vertices_v], "vs_initial": _per_step(vs_initial, n),
         "Scan_Rate": [float(r) for r in scan_rates_v_per_s], "Scan_number": n - 2,
-        "Record_every_dE": float(record_every_de_v), "Average_over_dE": bool(average_over_de),
+        "Record_every_dE": float(record_every_de_v),
         "N_Cycles": int(n_cycles), "Begin_measuring_I": float(begin_measuring_i),
         "End_measuring_I": float(end_measuring_i)}, i_range, e_range, bandwidth))
 

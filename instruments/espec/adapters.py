@@ -18,7 +18,7 @@ from instruments.espec.simulator import TERMINATOR, EspecSimulator
 ESPEC_TCP_PORT = 57732
 CHAMBER_FIELDS = ("driver", "transport", "address", "rs485_address", "baud_rate", "timeout_s",
                   "command_interval_s", "min_temperature_c", "max_temperature_c",
-                  "safe_temperature_c")
+                  "safe_temperature_c", "power_off_when_safe")
 TRANSPORTS = ("serial", "rs485", "tcp")
 
 
@@ -61,7 +61,7 @@ def chamber_settings(config: Mapping | None = None, **fields) -> dict:
     settings = {"driver": "espec", "transport": "serial", "address": "", "rs485_address": None,
                 "baud_rate": 9600, "timeout_s": 3.0, "command_interval_s": 0.3,
                 "min_temperature_c": -40.0, "max_temperature_c": 150.0,
-                "safe_temperature_c": None}
+                "safe_temperature_c": None, "power_off_when_safe": False}
     given = {**dict(config or {}), **fields}
     unknown = sorted(set(given) - set(CHAMBER_FIELDS))
     if unknown:
@@ -124,4 +124,5 @@ def open_chamber(config: Mapping | None = None, clock: Clock | None = None,
         command_interval_s=settings["command_interval_s"],
         rs485_address=settings["rs485_address"] if settings["transport"] == "rs485" else None,
         safe_temperature_c=settings["safe_temperature_c"],
+        power_off_when_safe=settings["power_off_when_safe"],
         timeout_s=settings["timeout_s"], baud_rate=settings["baud_rate"], **connection)

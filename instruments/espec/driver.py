@@ -2,10 +2,18 @@
 
 The protocol (research/landt_espec.md §1): lines end in CR LF both ways; queries end in ``?`` and
 answer comma-separated fields; settings (``TEMP, S25.0``) answer ``OK:<echo>`` or
-``NA:<reason>``. Every setting is therefore sent as a query and its reply read and checked: an
-unread ``OK:`` would answer the next query one reply late. Replies are parsed by splitting on
-commas and ``float()`` (negative temperatures; the empty humidity field of temperature-only
-chambers), never by regular expressions that assume a sign.
+``NA:<reason>``; over RS-485 the manual's setting reply is ``OK:<address>,<echo>`` (EHS-211M/411M
+communication manual, "OK : address, setting command"), and some controllers echo the address in
+front instead (``1,OK:...``): both are accepted. Every setting is therefore sent as a query and its
+reply read and checked: an unread ``OK:`` would answer the next query one reply late. Replies are
+parsed by splitting on commas and ``float()`` (negative temperatures; the empty humidity field of
+temperature-only chambers), never by regular expressions that assume a sign.
+
+Control power and humidity: a chamber whose mode reads ``OFF`` has its control power off and may
+refuse ``MODE, CONSTANT`` (``NA:CHB NOT READY``), so ``hold_temperature`` sends ``POWER, ON``
+first; on a humidity chamber the last RH set point would stay under control (condensation on a
+cold cell), so it switches humidity control off (``HUMI, SOFF``, as espec_pr3j does) for
+temperature-only work.
 
 The chamber needs a pause between commands (0.2–0.5 s); the driver waits it through the injected
 Clock, so simulated runs do not sleep. Periodic clock tasks may run during that pause, before a
@@ -57,6 +65,36 @@ class TemperatureStatus(NamedTuple):
     lower_limit_c: float
 
 
+class HumidityStatus(NamedTuple):
+    """``HUMI?``: present value %rh, set point %rh (None while humidity control is OFF), upper
+    and lower alarm limits %rh."""
+
+    humidity_pct: float
+    setpoint_pct: float | None
+    upper_limit_pct: float
+    lower_limit_pct: float
+
+
+class ConstantSetting(NamedTuple):
+    """``CONSTANT SET?, TEMP`` (or ``HUMI``): the constant-mode set point and whether that
+    loop is controlled (ON/OFF)."""
+
+    setpoint: float | None
+    enabled: bool
+
+
+class ProgramMonitor(NamedTuple):
+    """``PRGM MON?``: running step, its temperature °C and humidity %rh (None without), the
+    step's remaining time (s) and the two repeat counters."""
+
+    step: int
+    temperature_c: float
+    humidity_pct: float | None
+    remaining_s: float
+    counter_a: int
+    counter_b: int
+
+
 class Alarms(NamedTuple):
     """``ALARM?``: number of active alarms and their codes (2/3: absolute high/low temperature)."""
 
@@ -106,6 +144,34 @@ def parse_mode(fields: list[str]) -> str:
     return _mode_word(_fields(fields, 1, "MODE?")[0].strip())
 
 
+def _on_off(text: str, what: str) -> bool:
+    word = text.strip().upper()
+    if word not in ("ON", "OFF"):
+        raise ValueError(f"{what}: {text!r} is neither ON nor OFF")
+    return word == "ON"
+
+
+def parse_humidity_status(fields: list[str]) -> HumidityStatus:
+    pv, sp, upper, lower = _fields(fields, 4, "HUMI?")
+    setpoint = None if sp.strip().upper() == "OFF" else float(sp)
+    return HumidityStatus(float(pv), setpoint, float(upper), float(lower))
+
+
+def parse_constant_setting(fields: list[str]) -> ConstantSetting:
+    value, enabled = _fields(fields, 2, "CONSTANT SET?")
+    return ConstantSetting(float(value) if value.strip() else None, _on_off(enabled, "CONSTANT SET?"))
+
+
+def parse_program_monitor(fields: list[str]) -> ProgramMonitor:
+    step, temperature, humidity, remaining, count_a, count_b = _fields(fields, 6, "PRGM MON?")
+    hours, colon, minutes = remaining.partition(":")
+    if not colon:
+        raise ValueError(f"PRGM MON?: remaining time {remaining!r} is not HH:MM")
+    return ProgramMonitor(int(step), float(temperature),
+                          float(humidity) if humidity.strip() else None,
+                          int(hours) * 3600.0 + int(minutes) * 60.0, int(count_a), int(count_b))
+
+
 def parse_alarms(fields: list[str]) -> Alarms:
     count = int(fields[0])
     codes = tuple(int(f) for f in fields[1:])
@@ -121,7 +187,11 @@ _QUERY_PARSERS = {
     "MON?": parse_monitor,
     "TEMP?": parse_temperature_status,
     "MODE?": parse_mode,
+    "MODE?, DETAIL": parse_mode,
     "ALARM?": parse_alarms,
+    "HUMI?": parse_humidity_status,
+    "CONSTANT SET?, TEMP": parse_constant_setting,
+    "PRGM MON?": parse_program_monitor,
 }
 
 
@@ -168,6 +238,8 @@ class EspecChamber(Instrument):
     :param command_interval_s: least time between commands, s (default 0.3).
     :param rs485_address: prefix ``n,`` on every command (1–16), None on RS-232C and TCP.
     :param safe_temperature_c: set point of the safe state on shutdown, °C; None = STANDBY.
+    :param power_off_when_safe: after STANDBY in the safe state, also switch control power off
+        (``POWER, OFF``), for labs that leave an idle chamber off.
     :param timeout_s: reply timeout, s; baud_rate: serial speed (8N1, CR LF framing).
     """
 
@@ -175,8 +247,8 @@ class EspecChamber(Instrument):
                  min_temperature_c: float = DEFAULT_MIN_TEMPERATURE_C,
                  max_temperature_c: float = DEFAULT_MAX_TEMPERATURE_C,
                  command_interval_s: float = 0.3, rs485_address: int | None = None,
-                 safe_temperature_c: float | None = None, timeout_s: float = 3.0,
-                 baud_rate: int = 9600, **kwargs) -> None:
+                 safe_temperature_c: float | None = None, power_off_when_safe: bool = False,
+                 timeout_s: float = 3.0, baud_rate: int = 9600, **kwargs) -> None:
         if not min_temperature_c < max_temperature_c:
             raise ValueError(f"{name}: min_temperature_c ({min_temperature_c}) must be below "
                              f"max_temperature_c ({max_temperature_c})")
@@ -193,6 +265,7 @@ class EspecChamber(Instrument):
                          asrl={"baud_rate": baud_rate, "data_bits": 8, "parity": Parity.none,
                                "stop_bits": StopBits.one},
                          **kwargs)
+        self._reserved_names = frozenset(self._special_names)
         self.clock = clock or WallClock()
         self.temperature_limits_c = limits
         self.setpoint_values = limits
@@ -201,9 +274,29 @@ class EspecChamber(Instrument):
         self.command_interval_s = float(command_interval_s)
         self.rs485_address = None if rs485_address is None else int(rs485_address)
         self.safe_temperature_c = safe_temperature_c
+        self.power_off_when_safe = bool(power_off_when_safe)
+        self._humidity: bool | None = None  # probed once by has_humidity()
         self._next_command_at = -math.inf
         self._last_command: str | None = None
         self._rs485_echo: bool | None = None  # learned from the first unambiguous reply
+
+    def __getattribute__(self, name: str):
+        # pymeasure's CommonBase checks every attribute read against a list of ~50 reserved
+        # names of the dynamic properties, through two nested attribute reads; a chamber poll
+        # reads ~60 attributes, so that check was most of a reading's cost. Same check, one set.
+        reserved = object.__getattribute__(self, "__dict__").get("_reserved_names")
+        if reserved is not None and name in reserved:
+            raise AttributeError(f"{name} is a reserved variable name and it cannot be read")
+        return object.__getattribute__(self, name)
+
+    def __setattr__(self, name: str, value) -> None:
+        # The same list is scanned on every attribute write (three per command); only a reserved
+        # name needs pymeasure's renaming.
+        reserved = object.__getattribute__(self, "__dict__").get("_reserved_names")
+        if reserved is None or name in reserved:
+            super().__setattr__(name, value)
+        else:
+            object.__setattr__(self, name, value)
 
     # --- properties --------------------------------------------------------------------------
     rom = Instrument.measurement(
@@ -264,6 +357,38 @@ class EspecChamber(Instrument):
         validator=strict_discrete_set, values=MODES, check_set_errors=True,
         cast=str, maxsplit=0)
 
+    mode_detail = Instrument.measurement(
+        "MODE?, DETAIL", """Get the operation mode with its detail (str), e.g. ``RUN PAUSE`` or
+        ``RMT RUN END HOLD`` (not on SCP-220/ES102 controllers: they answer NA).""",
+        cast=str, maxsplit=0)
+
+    power = Instrument.setting(
+        "POWER, %s", """Set the control power (str ON or OFF). OFF is the ``OFF`` mode; ON
+        brings the chamber to STANDBY, from which CONSTANT can be set.""",
+        validator=strict_discrete_set, values=("ON", "OFF"), check_set_errors=True)
+
+    humidity_status = Instrument.measurement(
+        "HUMI?", """Get the humidity present value, set point (None while humidity control is
+        off) and alarm limits, all in %rh (HumidityStatus). Temperature-only chambers refuse it
+        (EspecRefused); use has_humidity() to ask first.""",
+        cast=str, get_process_list=parse_humidity_status)
+
+    constant_temperature = Instrument.measurement(
+        "CONSTANT SET?, TEMP", """Get the constant-mode temperature set point in °C and whether
+        temperature control is on (ConstantSetting); on P300 controllers this is the value
+        CONSTANT mode will hold, which can differ from TEMP? while a program runs.""",
+        cast=str, get_process_list=parse_constant_setting)
+
+    program_monitor = Instrument.measurement(
+        "PRGM MON?", """Get the running program's step, its temperature °C and humidity %rh,
+        remaining step time in s and counters (ProgramMonitor); NA when no program runs.""",
+        cast=str, get_process_list=parse_program_monitor)
+
+    key_protect = Instrument.setting(
+        "KEYPROTECT, %s", """Set the front-panel key lock (str ON or OFF), so nobody changes
+        the chamber by hand during a run (the chamber refuses it while its power is off).""",
+        validator=strict_discrete_set, values=("ON", "OFF"), check_set_errors=True)
+
     alarms = Instrument.measurement(
         "ALARM?", """Get the active alarms (Alarms: count and codes; 2 and 3 are the absolute
         high and low temperature limits).""",
@@ -293,13 +418,50 @@ class EspecChamber(Instrument):
             parts.append(f"L{format_temperature(lower_c)}")
         self.send_setting("TEMP, " + " ".join(parts))
 
+    def has_humidity(self) -> bool:
+        """Whether the chamber controls humidity: a wet-bulb sensor in ``TYPE?`` and a ``HUMI?``
+        it answers (temperature-only chambers answer NA). Probed once, then remembered."""
+        if self._humidity is None:
+            humidity = self.chamber_type.wet_bulb is not None
+            if humidity:
+                try:
+                    self.humidity_status
+                except EspecRefused:
+                    humidity = False
+            self._humidity = humidity
+        return self._humidity
+
+    def humidity_off(self) -> None:
+        """Switch humidity control off (``HUMI, SOFF``): the chamber then controls temperature
+        only and the humidity set point no longer condenses water on a cold cell."""
+        self.send_setting("HUMI, SOFF")
+
+    def power_on(self) -> None:
+        """Switch control power on if the chamber is ``OFF`` (nothing is sent otherwise)."""
+        if self.mode == "OFF":
+            self.power = "ON"
+
+    def hold_temperature(self, setpoint_c: float, upper_c: float | None = None,
+                         lower_c: float | None = None) -> None:
+        """Hold ``setpoint_c`` °C in CONSTANT mode, temperature only: control power on if it was
+        off, humidity control off on a humidity chamber, set point and alarm limits (°C, see
+        set_temperature), then ``MODE, CONSTANT``."""
+        self.power_on()
+        if self.has_humidity() and self.humidity_status.setpoint_pct is not None:
+            self.humidity_off()
+        self.set_temperature(setpoint_c, upper_c, lower_c)
+        self.mode = "CONSTANT"
+
     def safe_state(self, safe_temperature_c: float | None = None) -> None:
-        """Put the chamber in a safe state: STANDBY, or CONSTANT at ``safe_temperature_c`` °C."""
+        """Put the chamber in a safe state: STANDBY (then control power off if the driver was
+        built with ``power_off_when_safe``), or CONSTANT at ``safe_temperature_c`` °C."""
         if safe_temperature_c is None:
-            self.mode = "STANDBY"
+            if self.mode != "OFF":
+                self.mode = "STANDBY"
+            if self.power_off_when_safe:
+                self.power = "OFF"
         else:
-            self.set_temperature(safe_temperature_c)
-            self.mode = "CONSTANT"
+            self.hold_temperature(safe_temperature_c)
 
     def shutdown(self) -> None:
         """Safe state (``safe_temperature_c`` from the constructor, else STANDBY), then
@@ -325,8 +487,9 @@ class EspecChamber(Instrument):
     # --- communication -----------------------------------------------------------------------
     def write(self, command: str, **kwargs) -> None:
         """Send ``command`` after the pacing interval, with the RS-485 address prefix if any."""
-        while self.clock.now() < self._next_command_at:
-            self.clock.wait_until(self._next_command_at)
+        clock = self.clock
+        while clock.now() < self._next_command_at:
+            clock.wait_until(self._next_command_at)
         self._last_command = command
         wire = command if self.rs485_address is None else f"{self.rs485_address},{command}"
         try:
@@ -335,7 +498,7 @@ class EspecChamber(Instrument):
             raise EspecCommunicationError(self.name, command, None, f"could not send: {exc}") \
                 from exc
         finally:
-            self._next_command_at = self.clock.now() + self.command_interval_s
+            self._next_command_at = clock.now() + self.command_interval_s
 
     def read(self, **kwargs) -> str:
         """Read one reply and check it against the last command: ``NA:`` raises EspecRefused,
@@ -364,7 +527,7 @@ class EspecChamber(Instrument):
         if not _is_query(command):
             if not reply.startswith("OK:"):
                 raise EspecError(self.name, command, reply, "expected 'OK:' and the command")
-            if _keyword(reply[3:]) != _keyword(command):
+            if _keyword(self._echo_without_address(reply[3:])) != _keyword(command):
                 raise EspecError(self.name, command, reply,
                                  "the reply acknowledges another command")
             return
@@ -376,6 +539,13 @@ class EspecChamber(Instrument):
                 parser(reply.split(","))
             except ValueError as exc:
                 raise EspecError(self.name, command, reply, f"unexpected reply: {exc}") from None
+
+    def _echo_without_address(self, echo: str) -> str:
+        """The echoed command of an RS-485 ``OK:<address>,<command>`` reply (the manual's form)."""
+        if self.rs485_address is None:
+            return echo
+        address, comma, rest = echo.partition(",")
+        return rest if comma and address.strip() == str(self.rs485_address) else echo
 
     def _strip_address(self, command: str, reply: str) -> str:
         """Drop an echoed RS-485 address ``n,``. Manuals show replies without it, some

@@ -1,19 +1,37 @@
 """A simulated ESPEC chamber speaking the real ASCII protocol, in process or on a loopback socket.
 
-It behaves like a temperature-only benchtop (SU series) and answers what the driver sends:
+It behaves like a benchtop as its communication manual describes it: a temperature-only chamber
+(SU series, the default) or, with ``humidity=True``, a temperature and humidity one (SH series):
 
-==========================  =====================================================================
-``ROM?``                    ``rom`` (default names the simulator)
-``TYPE?``                   ``T,S2,<max>`` (3 fields: dry bulb, controller, max °C; no wet bulb)
-``MON?``                    ``<PV>,,<mode>,<alarm count>`` (empty humidity field)
-``TEMP?``                   ``<PV>,<SP>,<upper>,<lower>``
-``HUMI?``                   ``NA:CONT NOT READY-1`` (no humidity)
-``MODE?`` / ``ALARM?``      mode word / ``<count>[,code...]``
-``TEMP, S.. [H..] [L..]``   ``OK:<echo>``; ``NA:PARA ERR`` if malformed, ``NA:DATA OUT OF RANGE``
-                            outside [min, max] or if lower ≤ set point ≤ upper would not hold
-``MODE, CONSTANT|STANDBY|OFF``  ``OK:<echo>``; ``MODE, RUNn`` → ``NA:DATA NOT READY`` (no programs)
-anything else               ``NA:CMD ERR``
-==========================  =====================================================================
+==============================  =================================================================
+``ROM?``                        ``rom`` (default names the simulator: SU-SIM or SH-SIM)
+``TYPE?``                       ``T,S2,<max>`` (temperature only) or ``T,T,S2,<max>`` (wet bulb)
+``MON?``                        ``<PV>,<RH>,<mode>,<alarm count>`` (RH empty without humidity)
+``TEMP?``                       ``<PV>,<SP>,<upper>,<lower>``
+``HUMI?``                       ``<RH>,<SP>|OFF,<upper>,<lower>``; ``NA:CONT NOT READY-1`` without
+``MODE?`` / ``MODE?, DETAIL``   mode word (OFF, STANDBY, CONSTANT)
+``ALARM?``                      ``<count>[,code...]``
+``CONSTANT SET?, TEMP|HUMI``    ``<SP>,ON`` / ``<SP>,ON|OFF``
+``PRGM MON?``                   ``NA:CONT NOT READY-2`` (no program runs: none are stored)
+``TEMP, S.. [H..] [L..]``       ``OK``; ``NA:PARA ERR`` if malformed, ``NA:DATA OUT OF RANGE``
+                                outside [min, max] or if lower ≤ set point ≤ upper would not hold
+``HUMI, S<n>`` / ``HUMI, SOFF``  humidity set point (control on) / humidity control off
+``POWER, ON|OFF``               control power: ON from OFF goes to STANDBY, OFF is the OFF mode
+``MODE, CONSTANT|STANDBY|OFF``  ``OK``; CONSTANT and STANDBY need control power
+                                (``NA:CHB NOT READY`` in OFF); ``MODE, RUNn`` → ``NA:DATA NOT
+                                READY`` (no programs)
+``KEYPROTECT, ON|OFF``          ``OK``; ``NA:CONT NOT READY-4`` while the power is off
+anything else                   ``NA:CMD ERR``
+==============================  =================================================================
+
+A setting is answered ``OK:<command>``, over RS-485 ``OK:<address>,<command>`` as the manual
+shows it; ``echo_address`` puts the address in front of every reply instead (``1,OK:...``,
+``1,24.1,...``), as some controllers do. ``powered=False`` starts the chamber in OFF (control
+power off), as a chamber is found after its main switch was turned on.
+
+Humidity is a simple model: while humidity control is on and the chamber is in CONSTANT the
+reported RH is the set point, otherwise the room's ``ambient_humidity_pct``. A humidity chamber
+starts with humidity control on at ``humidity_setpoint_pct`` (the last operator's setting).
 
 The air temperature is the ThermalModel of the simulated lab (CONSTANT drives it toward the set
 point at the ramp rate, STANDBY/OFF let it relax to the room), reported rounded to 0.1 °C with no
@@ -34,7 +52,7 @@ import socket
 import socketserver
 import threading
 
-DEFAULT_ROM = "SU-SIM V1.00 (cellbench simulator)"
+DEFAULT_ROM = "{series}-SIM V1.00 (cellbench simulator)"
 FAULT_KEYS = ("drop_reply_every", "garble_every", "na_on", "na_reply")
 TERMINATOR = "\r\n"
 TEMPERATURE_ALARM_HIGH = 2
@@ -69,12 +87,18 @@ class EspecSimulator:
     :param min_temperature_c, max_temperature_c: settable range, °C (default −40…+150).
     :param rs485_address: if set, only commands prefixed ``n,`` with this address are answered.
     :param echo_address: prefix replies to addressed commands with ``n,`` (some controllers do).
+    :param humidity: a humidity chamber (wet bulb, HUMI commands); humidity_setpoint_pct: its RH
+        set point at power-up, under control; ambient_humidity_pct: the room's RH.
+    :param powered: control power on at start (STANDBY, or CONSTANT if the thermal model is
+        controlled); False starts in OFF.
     :param faults: fault injection (module docstring); overrides the lab's.
     """
 
     def __init__(self, source, clock=None, *, min_temperature_c: float = -40.0,
                  max_temperature_c: float = 150.0, rom: str = DEFAULT_ROM,
                  rs485_address: int | None = None, echo_address: bool = False,
+                 humidity: bool = False, humidity_setpoint_pct: float = 60.0,
+                 ambient_humidity_pct: float = 45.0, powered: bool = True,
                  faults: dict | None = None) -> None:
         if not min_temperature_c < max_temperature_c:
             raise ValueError(f"simulated chamber: min_temperature_c ({min_temperature_c}) must be "
@@ -88,19 +112,27 @@ class EspecSimulator:
         self.faults = _check_faults(faults)
         self.min_temperature_c = float(min_temperature_c)
         self.max_temperature_c = float(max_temperature_c)
-        self.rom = rom
+        self.rom = rom.format(series="SH" if humidity else "SU")
         self.rs485_address = rs485_address
         self.echo_address = echo_address
-        self.mode = "CONSTANT" if self.thermal.controlled else "STANDBY"
+        if not powered:
+            self.thermal.set_controlled(False)
+        self.mode = ("CONSTANT" if self.thermal.controlled else "STANDBY") if powered else "OFF"
         self.setpoint_c = round(self.thermal.setpoint_c, 1)
         self.upper_limit_c = self.max_temperature_c
         self.lower_limit_c = self.min_temperature_c
+        self.humidity = bool(humidity)
+        self.humidity_setpoint_pct: float | None = float(humidity_setpoint_pct) if humidity else None
+        self.ambient_humidity_pct = float(ambient_humidity_pct)
+        self.key_protect = False
         self.commands_handled = 0
         self._lock = threading.Lock()
         self._queries = {"ROM?": self._rom, "TYPE?": self._type, "MON?": self._monitor,
-                         "TEMP?": self._temp, "HUMI?": lambda: "NA:CONT NOT READY-1",
-                         "MODE?": lambda: self.mode, "ALARM?": self._alarm}
-        self._settings = {"TEMP": self._set_temp, "MODE": self._set_mode}
+                         "TEMP?": self._temp, "HUMI?": self._humi, "MODE?": self._mode_query,
+                         "ALARM?": self._alarm, "CONSTANT SET?": self._constant_set,
+                         "PRGM MON?": lambda args: "NA:CONT NOT READY-2"}
+        self._settings = {"TEMP": self._set_temp, "MODE": self._set_mode, "HUMI": self._set_humi,
+                          "POWER": self._set_power, "KEYPROTECT": self._set_key_protect}
 
     # --- what a connection uses ----------------------------------------------------------------
     def session(self) -> "LineSession":
@@ -117,7 +149,7 @@ class EspecSimulator:
                 return None
             if self._fault_due("drop_reply_every", count):
                 return None
-            reply = self._reply(command)
+            reply = self._reply(command, address)
             if address is not None and self.echo_address:
                 reply = f"{address},{reply}"
             if self._fault_due("garble_every", count):
@@ -151,34 +183,66 @@ class EspecSimulator:
             return None, line
         return int(match.group(1)), match.group(2)
 
-    def _reply(self, command: str) -> str:
+    def _reply(self, command: str, address: int | None = None) -> str:
         keyword, comma, args = command.partition(",")
-        keyword = keyword.strip()
+        keyword, args = keyword.strip(), args.strip()
         if keyword.rstrip("?") in self.faults["na_on"]:
             return "NA:" + self.faults.get("na_reply", "PROTECT ON")
-        if not comma:
+        if keyword.endswith("?"):
             query = self._queries.get(keyword)
-            return query() if query else "NA:CMD ERR"
+            return query(args) if query else "NA:CMD ERR"
         setting = self._settings.get(keyword)
-        if setting is None:
+        if setting is None or not comma:
             return "NA:CMD ERR"
-        refusal = setting(args.strip())
-        return f"NA:{refusal}" if refusal else f"OK:{command}"
+        refusal = setting(args)
+        if refusal:
+            return f"NA:{refusal}"
+        if address is not None and not self.echo_address:
+            return f"OK:{address},{command}"
+        return f"OK:{command}"
 
-    def _rom(self) -> str:
+    def humidity_reading_pct(self) -> float | None:
+        """Relative humidity as displayed, %rh (None on a temperature-only chamber)."""
+        if not self.humidity:
+            return None
+        if self.mode == "CONSTANT" and self.humidity_setpoint_pct is not None:
+            return self.humidity_setpoint_pct
+        return self.ambient_humidity_pct
+
+    def _rom(self, args: str) -> str:
         return self.rom
 
-    def _type(self) -> str:
-        return f"T,S2,{_fmt(self.max_temperature_c)}"
+    def _type(self, args: str) -> str:
+        sensors = "T,T" if self.humidity else "T"
+        return f"{sensors},S2,{_fmt(self.max_temperature_c)}"
 
-    def _monitor(self) -> str:
-        return f"{_fmt(self.air_reading_c())},,{self.mode},{len(self.alarm_codes())}"
+    def _monitor(self, args: str) -> str:
+        rh = self.humidity_reading_pct()
+        shown = "" if rh is None else f"{rh:.0f}"
+        return f"{_fmt(self.air_reading_c())},{shown},{self.mode},{len(self.alarm_codes())}"
 
-    def _temp(self) -> str:
+    def _temp(self, args: str) -> str:
         return ",".join(_fmt(v) for v in (self.air_reading_c(), self.setpoint_c,
                                           self.upper_limit_c, self.lower_limit_c))
 
-    def _alarm(self) -> str:
+    def _humi(self, args: str) -> str:
+        if not self.humidity:
+            return "NA:CONT NOT READY-1"
+        sp = self.humidity_setpoint_pct
+        return f"{self.humidity_reading_pct():.0f},{'OFF' if sp is None else f'{sp:.0f}'},100,0"
+
+    def _mode_query(self, args: str) -> str:
+        return self.mode if args in ("", "DETAIL") else "NA:PARA ERR"
+
+    def _constant_set(self, args: str) -> str:
+        if args == "TEMP":
+            return f"{_fmt(self.setpoint_c)},ON"
+        if args == "HUMI" and self.humidity:
+            sp = self.humidity_setpoint_pct
+            return "0,OFF" if sp is None else f"{sp:.0f},ON"
+        return "NA:PARA ERR" if args != "HUMI" else "NA:CONT NOT READY-1"
+
+    def _alarm(self, args: str) -> str:
         codes = self.alarm_codes()
         return ",".join(str(v) for v in [len(codes), *codes])
 
@@ -202,8 +266,44 @@ class EspecSimulator:
         self.thermal.set_setpoint(setpoint)
         return None
 
+    def _set_humi(self, args: str) -> str | None:
+        if not self.humidity:
+            return "CONT NOT READY-1"
+        if args == "SOFF":
+            self.humidity_setpoint_pct = None
+            return None
+        match = re.fullmatch(r"S(\d+(?:\.\d*)?)", args)
+        if match is None:
+            return "PARA ERR"
+        value = float(match.group(1))
+        if not 0.0 <= value <= 100.0:
+            return "DATA OUT OF RANGE"
+        self.humidity_setpoint_pct = value
+        return None
+
+    def _set_power(self, args: str) -> str | None:
+        if args == "ON":
+            if self.mode == "OFF":
+                self.mode = "STANDBY"
+            return None
+        if args == "OFF":
+            self.mode = "OFF"
+            self.thermal.set_controlled(False)
+            return None
+        return "PARA ERR"
+
+    def _set_key_protect(self, args: str) -> str | None:
+        if args not in ("ON", "OFF"):
+            return "PARA ERR"
+        if self.mode == "OFF":
+            return "CONT NOT READY-4"
+        self.key_protect = args == "ON"
+        return None
+
     def _set_mode(self, args: str) -> str | None:
         if args in ("CONSTANT", "STANDBY", "OFF"):
+            if self.mode == "OFF" and args != "OFF":
+                return "CHB NOT READY"
             self.mode = args
             self.thermal.set_controlled(args == "CONSTANT")
             return None

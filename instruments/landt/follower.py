@@ -9,22 +9,26 @@ Lines before the header (the software's metadata block) are skipped. A file that
 replaced by another one (new inode) or disappears after data were read raises
 ``ExportRotatedError``: the procedure must decide whether that is a new test.
 
-A chunk cannot be integrated on its own, so the followed export must carry the columns below
-(the step table tells the operator to select them): test time, step time, voltage, current,
-capacity, step and cycle; record numbers and energy are optional.
+A chunk is parsed on its own (the header once, then numpy per column; durations in one pass),
+and what the whole-file reader would derive from earlier rows (step numbers, step time,
+capacity and energy, cycles) is carried from chunk to chunk (``exports.StreamState``), so a
+default LANHE text export with only test time, voltage and current is followed as well as one
+with every column. The only thing a chunk cannot know is the cycle of rests that come before the
+first charge or discharge (cycle 0 if that is a discharge): without a Cycle column such rows are
+held back until the first current-carrying record arrives (or the file is read to its end).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from instruments.cycler import empty_records
-from instruments.landt.exports import (ExportFormatError, canonical_records, decode_text, find_header,
-                                       split_text_rows)
+from instruments.cycler import empty_columns, n_records, records_frame
+from instruments.landt.exports import (ExportFormatError, StreamState, canonical_columns, decode_text,
+                                       find_header, header_roles, split_text_rows)
 
-FOLLOWED_COLUMNS = ("test_time", "step_time", "voltage", "current", "capacity", "step", "cycle")
 EXPORT_COLUMNS_HINT = ("Record, Cycle, Step, StepStatus, TestTime, StepTime, Voltage, Current, "
                        "Capacity, Energy")
 _MAX_PREAMBLE_BYTES = 1 << 20
@@ -43,6 +47,9 @@ class ExportFollower:
         self._offset = 0
         self._identity: tuple[int, int] | None = None
         self._headers: list[str] | None = None
+        self._derive_cycles = False
+        self._state = StreamState()
+        self._held: list[str] = []
         self._records = 0
 
     @property
@@ -67,13 +74,17 @@ class ExportFollower:
 
     def read_new(self, include_partial: bool = False) -> pd.DataFrame:
         """Canonical records appended since the last call (an empty frame when there are none)."""
+        return records_frame(self.read_new_columns(include_partial))
+
+    def read_new_columns(self, include_partial: bool = False) -> dict:
+        """``read_new`` as numpy columns by canonical name."""
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
             if self._offset:
                 raise ExportRotatedError(f"{self.path}: the followed export disappeared after "
                                          f"{self._records} records") from None
-            return empty_records()
+            return empty_columns()
         identity = (stat.st_dev, stat.st_ino)
         if self._identity is not None and identity != self._identity:
             raise ExportRotatedError(f"{self.path}: the followed export was replaced by another file "
@@ -83,13 +94,13 @@ class ExportFollower:
                                      f"{stat.st_size} bytes (truncated or rewritten)")
         self._identity = identity
         if stat.st_size == self._offset:
-            return empty_records()
+            return empty_columns()
         with open(self.path, "rb") as fh:
             fh.seek(self._offset)
             chunk = fh.read(stat.st_size - self._offset)
         end = len(chunk) if include_partial else chunk.rfind(b"\n") + 1
         if end <= 0:
-            return empty_records()
+            return empty_columns()
         lines = [line for line in decode_text(chunk[:end]).splitlines() if line.strip()]
         consumed = self._offset + end
         if self._headers is None:
@@ -98,23 +109,33 @@ class ExportFollower:
             if at is None:
                 if consumed > _MAX_PREAMBLE_BYTES:
                     raise ExportFormatError(f"{self.path}: no header line with test time, voltage and "
-                                            f"current in the first {consumed} bytes")
+                                            f"current in the first {consumed} bytes; enable at least "
+                                            f"TestTime, Voltage and Current in the export (better: "
+                                            f"{EXPORT_COLUMNS_HINT})")
                 self._offset = consumed
-                return empty_records()
+                return empty_columns()
             self._headers = [h.strip() for h in rows[at]]
             self._separator = "\t" if "\t" in lines[at] else ","
+            self._derive_cycles = "cycle" not in header_roles(self._headers)
             lines = lines[at + 1:]
         self._offset = consumed
+        lines = self._held + lines
+        self._held = []
         if not lines:
-            return empty_records()
+            return empty_columns()
         rows = [line.split(self._separator) for line in lines]
         width = len(self._headers)
         for i, row in enumerate(rows):
             if len(row) != width:
                 raise ExportFormatError(f"{self.path}: record line {self._records + i + 1} has {len(row)} "
                                         f"fields, the header has {width}")
-        columns = [list(c) for c in zip(*rows)]
-        frame = canonical_records(columns, self._headers, str(self.path), default_units=self.default_units,
-                                  require=FOLLOWED_COLUMNS, record_start=self._records)
-        self._records += len(frame)
-        return frame
+        state = dataclasses.replace(self._state)
+        records, _ = canonical_columns(list(zip(*rows)), self._headers, str(self.path),
+                                       default_units=self.default_units, record_start=self._records,
+                                       state=state)
+        if self._derive_cycles and state.active_sign == 0 and not include_partial:
+            self._held = lines  # only rests so far: their cycle depends on what comes next
+            return empty_columns()
+        self._state = state
+        self._records += n_records(records)
+        return records

@@ -4,8 +4,11 @@ It runs the expanded program step by step against the cell model: when the clock
 step's start, the whole step is computed at once (the model returns numpy traces up to the step's
 end condition) at the sample temperature of that moment. The records whose time has come are
 appended, in bulk, to a tab-separated text export in the layout the real Landt software writes
-(``EXPORT_HEADER``), and ``read_new_records()`` reads them back through the same
+(``EXPORT_HEADER``, or with ``layout="minimal"`` the default LANHE text export with only test
+time, voltage and current), and ``read_new_records()`` reads them back through the same
 ``ExportFollower`` that follows a real Landt, so the parser is on the tested path.
+``save_workbook`` writes the test so far as one of the LANDdt workbook layouts the reader
+supports (``workbooks.WORKBOOK_LAYOUTS``).
 
 A CCCV step runs as two Landt steps (CC_Chg, CV_Chg), numbered as in the step table. Safety
 limits are checked on every record: the first record outside them ends the run in ``fault``.
@@ -23,18 +26,22 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import pandas as pd
 
 from config.cycling import CellSection, ConcreteStep, CyclingProgram, check_program_for_cell, expand
 from config.errors import ConfigError
 from instruments.cycler import (CyclerCapabilities, CyclerChannel, CyclerError, CyclerState, Prompt,
-                                empty_records)
+                                empty_columns)
+from instruments.landt.exports import read_export
 from instruments.landt.follower import ExportFollower
 from instruments.landt.steptable import render_step_table
+from instruments.landt.workbooks import write_workbook
 
 EXPORT_HEADER = ("Record\tCycle\tStep\tStepStatus\tTestTime\tStepTime\tVoltage/V\tCurrent/mA\t"
                  "Capacity/mAh\tEnergy/mWh\n")
 _ROW = ("%d\t%d\t%d\t%s\t%d %02d:%02d:%02d.%03d\t%d %02d:%02d:%02d.%03d\t%.6f\t%.6f\t%.6f\t%.6f\n")
+MINIMAL_EXPORT_HEADER = "TestTime\tVoltage/V\tCurrent/mA\n"
+_MINIMAL_ROW = "%d %02d:%02d:%02d.%03d\t%.6f\t%.6f\n"
+LAYOUTS = ("full", "minimal")
 _CURRENT_TOLERANCE = 1e-9
 
 
@@ -97,12 +104,17 @@ class SimulatedLandt(CyclerChannel):
     """A simulated Landt channel (see module doc).
 
     lab: instruments.sim.lab.SimLab (sample temperature); cell_model: the cell on the channel (the
-    contract of instruments.sim.cell.CellModel); export_path: the text export it writes.
+    contract of instruments.sim.cell.CellModel); export_path: the text export it writes;
+    layout: "full" (every column) or "minimal" (test time, voltage, current).
     """
 
     capabilities = CyclerCapabilities(remote_start=True, live_data=True, pause=True)
 
-    def __init__(self, lab, cell_model, export_path, clock=None, channel: int = 1) -> None:
+    def __init__(self, lab, cell_model, export_path, clock=None, channel: int = 1,
+                 layout: str = "full") -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"simulated Landt: layout must be one of {LAYOUTS}, not {layout!r}")
+        self.layout = layout
         self.lab = lab
         self.model = cell_model
         self.export_path = Path(export_path)
@@ -132,7 +144,8 @@ class SimulatedLandt(CyclerChannel):
         self._running = None
         self.fault_reason = ""
         self.export_path.parent.mkdir(parents=True, exist_ok=True)
-        self.export_path.write_text(EXPORT_HEADER, encoding="utf-8")
+        self.export_path.write_text(EXPORT_HEADER if self.layout == "full" else MINIMAL_EXPORT_HEADER,
+                                    encoding="utf-8")
         self._follower = ExportFollower(self.export_path)
         self._t0 = self.clock.now()
         self._next_start = self._t0
@@ -176,12 +189,15 @@ class SimulatedLandt(CyclerChannel):
             self._advance()
         return self._state
 
-    def read_new_records(self) -> pd.DataFrame:
+    def read_new_columns(self) -> dict:
         if self._state == CyclerState.RUNNING:
             self._advance()
         if self._follower is None:
-            return empty_records()
-        return self._follower.read_new()
+            return empty_columns()
+        # Once the program has ended nothing more is written: whatever the follower still holds
+        # back (rests whose cycle was not known yet) is read now.
+        ended = self._state not in (CyclerState.RUNNING, CyclerState.PAUSED)
+        return self._follower.read_new_columns(include_partial=ended)
 
     # --- simulation -----------------------------------------------------------------------------
     @staticmethod
@@ -284,6 +300,10 @@ class SimulatedLandt(CyclerChannel):
         running.last_step_time_s = float(cols["step_time_s"][-1])
         segment = running.segment
         test = _duration_parts(running.time_s[rows] - self._t0)
+        if self.layout == "minimal":
+            fields = [*(p.tolist() for p in test), cols["voltage_v"].tolist(),
+                      (cols["current_a"] * 1e3).tolist()]
+            return "".join(map(_MINIMAL_ROW.__mod__, zip(*fields)))
         step = _duration_parts(cols["step_time_s"])
         fields = [records, [segment.cycle] * n, [segment.step] * n, [segment.status] * n,
                   *(p.tolist() for p in test), *(p.tolist() for p in step),
@@ -324,3 +344,8 @@ class SimulatedLandt(CyclerChannel):
             max_capacity_ah=None if segment.max_capacity_ah is None else segment.max_capacity_ah - capacity_ah,
             step_time_offset_s=last["step_time_s"], capacity_offset_ah=last["capacity_ah"],
             energy_offset_wh=last["energy_wh"])
+
+    def save_workbook(self, path, layout: str, **options) -> None:
+        """Write the records exported so far as an xlsx workbook in ``layout`` (see
+        ``workbooks.write_workbook``), from the text export, as the Landt software re-exports."""
+        write_workbook(read_export(self.export_path), path, layout, **options)

@@ -57,9 +57,11 @@ class SimulatedInstruments(Instruments):
         from instruments.espec.adapters import open_chamber
         from instruments.espec.simulator import EspecSimulator, serve_tcp
         cfg = self.config.chamber
+        # A humidity chamber found with its control power off: every run goes through
+        # POWER, ON and HUMI, SOFF as on such a real chamber.
         simulator = EspecSimulator(self.lab, self.clock, min_temperature_c=cfg.min_temperature_c,
-                                   max_temperature_c=cfg.max_temperature_c,
-                                   faults=self.lab.faults.get("chamber", {}))
+                                   max_temperature_c=cfg.max_temperature_c, humidity=True,
+                                   powered=False, faults=self.lab.faults.get("chamber", {}))
         if self.config.sim.chamber_over_tcp:
             self._chamber_server = serve_tcp(simulator)
             return open_chamber(cfg.model_dump(), self.clock, visa_library="@py", transport="tcp",

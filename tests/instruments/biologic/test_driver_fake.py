@@ -8,7 +8,8 @@ import pytest
 from instruments.biologic import api
 from instruments.biologic import techniques as tq
 from instruments.biologic.api import BiologicError
-from instruments.biologic.driver import BiologicConfigError, BiologicPotentiostat, build_ecc_params, open_potentiostat
+from instruments.biologic.driver import (BiologicConfigError, BiologicPotentiostat, ChannelOptionError,
+                                         build_ecc_params, open_potentiostat)
 from instruments.biologic.fake_dll import FakeEClib
 from instruments.sim.clock import VirtualClock
 from instruments.sim.lab import SimLab
@@ -87,7 +88,7 @@ def connected(lab, board="premium", poll_s=1.0, max_f=7e6, **fake_options):
 # --- connection and firmware ----------------------------------------------------------------
 
 def test_connect_identifies_device_and_channel(lab):
-    pstat, fake = connected(lab, model="VSP-300")
+    pstat, fake = connected(lab, model="VSP-300", firmware="kernel")
     assert pstat.device.model == "VSP-300" and pstat.device.device_code == 20
     info = pstat.channel_info()
     assert info.firmware_code == api.FIRMWARE_KERNEL and info.board == "premium" and info.has_impedance_board
@@ -112,6 +113,112 @@ def test_eclab_firmware_is_not_replaced_unless_forced(lab):
     assert fake.connection_id is None  # connect cleans up after itself
     pstat.connect(force_firmware=True)
     assert pstat.channel_info().firmware_code == api.FIRMWARE_KERNEL
+
+
+def test_channel_info_before_firmware_is_minus_308_and_read_again_after_loading(lab):
+    fake = FakeEClib(lab, firmware="none")
+    conn, info = ctypes.c_int32(), api.TDeviceInfos()
+    assert fake.BL_Connect(b"USB0", 5, ctypes.byref(conn), ctypes.byref(info)) == 0
+    channel = api.TChannelInfos()
+    # As BioLogic's example says: -308, and part of the information is still valid.
+    assert fake.BL_GetChannelInfos(conn.value, 0, ctypes.byref(channel)) == -308
+    assert channel.FirmwareCode == api.FIRMWARE_NONE and channel.BoardSerialNumber == 1000
+    fake.BL_Disconnect(conn.value)
+    pstat = BiologicPotentiostat(fake, lab.clock)
+    pstat.connect()
+    calls = fake.calls
+    first_load = calls.index("BL_LoadFirmware")
+    assert "BL_GetChannelInfos" in calls[first_load:]            # re-read after loading
+    assert pstat.channel_info().firmware_code == api.FIRMWARE_KERNEL
+
+
+def test_channel_info_without_firmware_raises_outside_connect(lab):
+    pstat, fake = connected(lab)
+    fake.channels[0].firmware_code = api.FIRMWARE_NONE
+    with pytest.raises(BiologicError, match="-308"):
+        pstat.channel_info()
+
+
+def test_firmware_of_another_package_version_is_replaced(lab):
+    pstat, fake = connected(lab, firmware="stale")
+    assert "BL_LoadFirmware" in fake.calls and not fake.channels[0].stale_firmware
+    assert pstat.channel_info().firmware_code == api.FIRMWARE_KERNEL
+
+
+def test_digicore_board_type_3_loads_kernel5_without_fpga_file(lab, tmp_path):
+    fake = FakeEClib(lab, board="digicore", firmware="none")
+    pstat = BiologicPotentiostat(fake, lab.clock, board="digicore", firmware_dir=str(tmp_path))
+    pstat.connect()
+    assert pstat.channel_info().board == "digicore"
+    lab.load = Resistor(1e3, 0.1)
+    rows = pstat.collect(tq.ocv(5.0, record_every_dt_s=1.0))[(0, 0)]
+    assert rows["ewe_v"] == pytest.approx(np.full(len(rows["ewe_v"]), 0.1), abs=1e-3)
+    assert fake.loaded_files[-1].endswith("ocv5.ecc")
+
+
+def test_digicore_refuses_an_fpga_file():
+    fake = FakeEClib(SimLab(VirtualClock(start=START)), board="digicore", firmware="none")
+    conn, info = ctypes.c_int32(), api.TDeviceInfos()
+    fake.BL_Connect(b"USB0", 5, ctypes.byref(conn), ctypes.byref(info))
+    chans, results = (ctypes.c_uint8 * 16)(1), (ctypes.c_int32 * 16)()
+    fake.BL_LoadFirmware(conn.value, chans, results, 16, False, False, b"kernel5.bin", b"x.xlx")
+    assert results[0] == -306
+    fake.BL_LoadFirmware(conn.value, chans, results, 16, False, False, b"kernel5.bin", None)
+    assert results[0] == 0
+
+
+def test_messages_are_drained(lab):
+    pstat, fake = connected(lab, firmware="none")
+    assert any("kernel firmware" in m for m in pstat.messages)
+    lab.load = Resistor(1e3)
+    pstat.collect(tq.ocv(3.0, record_every_dt_s=1.0))
+    assert any("started OCV" in m for m in pstat.messages)
+    assert not fake.channels[0].messages
+
+
+def test_current_beyond_its_range_is_flagged_as_overflow(lab):
+    lab.load = Resistor(100.0)
+    pstat, _ = connected(lab, poll_s=5.0)
+    chunks = list(pstat.run(tq.ca([0.5], [20.0], i_range="1mA", record_every_dt_s=5.0)))
+    assert chunks and all(c.i_overflow for c in chunks)        # 5 mA on a 1 mA range
+    assert pstat.overflow_chunks == len(chunks)
+    assert max(abs(c.columns["i_a"]).max() for c in chunks) <= 1e-3 * 1.01
+    chunks = list(pstat.run(tq.ca([0.05], [20.0], i_range="1mA", record_every_dt_s=5.0)))
+    assert not any(c.i_overflow or c.saturated for c in chunks)
+
+
+def test_potential_beyond_the_range_is_flagged_as_saturation(lab):
+    lab.load = Resistor(20e3)
+    pstat, _ = connected(lab, poll_s=5.0)
+    chunks = list(pstat.run(tq.cp([1e-3], [20.0], i_range="1mA", record_every_dt_s=5.0)))
+    assert chunks and all(c.saturated for c in chunks)         # 20 V asked of a ±10 V channel
+    assert max(abs(c.columns["ewe_v"]).max() for c in chunks) <= 10.0 + 1e-3
+
+
+def test_option_error_stops_the_run(lab):
+    lab.load = Resistor(1e3)
+    pstat, fake = connected(lab, option_error=101)
+    with pytest.raises(ChannelOptionError, match="101 .4 A amplifier"):
+        list(pstat.run(tq.ocv(10.0)))
+    assert not fake.channels[0].running
+
+
+def test_hardware_configuration_on_sp300_series_only(lab):
+    pstat, _ = connected(lab)
+    assert pstat.hardware_config() == {"connection": 0, "floating": False}
+    pstat.set_hardware_config(connection=0, floating=True)
+    assert pstat.hardware_config()["floating"] is True
+    with pytest.raises(ValueError):
+        pstat.set_hardware_config(connection=7)
+    essential, _ = connected(SimLab(VirtualClock(start=START)), board="essential")
+    with pytest.raises(BiologicConfigError, match="SP-300-series"):
+        essential.hardware_config()
+
+
+def test_floats_are_converted_with_the_board_aware_function(lab):
+    _, fake = connected(lab)
+    assert "BL_ConvertChannelNumericIntoSingle" in fake.calls
+    assert "BL_ConvertNumericIntoSingle" not in fake.calls
 
 
 def test_board_family_mismatch_is_a_config_error(lab):
@@ -380,7 +487,7 @@ def test_dll_and_python_parameter_encoding_give_the_same_bytes(lab):
 
 def test_fake_checks_labels_files_and_firmware(lab):
     lab.load = Resistor(1e3)
-    fake = FakeEClib(lab)
+    fake = FakeEClib(lab, firmware="kernel")
     conn, info = ctypes.c_int32(), api.TDeviceInfos()
     assert fake.BL_Connect(b"USB0", 5, ctypes.byref(conn), ctypes.byref(info)) == 0
     good = tq.ocv(10.0).ecc_values()
@@ -391,6 +498,12 @@ def test_fake_checks_labels_files_and_firmware(lab):
     assert fake.BL_LoadTechnique(conn.value, 0, b"ocv4.ecc", bad, True, True, False) == -4
     _, typed = build_ecc_params([tq.EccValue("Rest_time_T", "int", 10)] + good[1:])
     assert fake.BL_LoadTechnique(conn.value, 0, b"ocv4.ecc", typed, True, True, False) == -4
+    # A label the manual lists for CV but not for VSCAN is refused like any unknown label.
+    sweep = tq.lsv(0.0, 1.0, 1e-3).ecc_values()
+    _, plain = build_ecc_params(sweep)
+    _, averaged = build_ecc_params(sweep + [tq.EccValue("Average_over_dE", "bool", False)])
+    assert fake.BL_LoadTechnique(conn.value, 0, b"vscan4.ecc", averaged, True, True, False) == -4
+    assert fake.BL_LoadTechnique(conn.value, 0, b"vscan4.ecc", plain, True, True, False) == 0
     assert fake.BL_LoadTechnique(conn.value, 0, b"C:\\ecc\\ocv4.ecc", params, True, True, False) == 0
     assert fake.BL_LoadTechnique(conn.value, 5, b"ocv4.ecc", params, True, True, False) == -3
     fake.channels[1].firmware_code = api.FIRMWARE_NONE

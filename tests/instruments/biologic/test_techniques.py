@@ -18,8 +18,15 @@ def test_ecc_file_names_carry_the_board_family():
     assert tq.PEIS.ecc_file("essential") == "peis.ecc"
     assert tq.PEIS.ecc_file("premium") == "peis4.ecc"
     assert tq.CALIMIT.ecc_file("premium") == "calimit4.ecc"
+    assert tq.CA.ecc_file("digicore") == "ca5.ecc"          # board type 3 (manual §7.1)
     with pytest.raises(ValueError, match="board"):
-        tq.CA.ecc_file("digicore")
+        tq.CA.ecc_file("vmp3")
+
+
+def test_vscan_sends_only_labels_the_manual_lists_for_it():
+    labels = {v.label for v in tq.lsv(0.0, 1.0, 1e-3).ecc_values()}
+    assert "Average_over_dE" not in labels
+    assert {"Voltage_step", "Scan_Rate", "Scan_number", "Record_every_dE", "N_Cycles"} <= labels
 
 
 def test_technique_ids():
@@ -95,7 +102,7 @@ def test_cp_refuses_auto_range_and_current_above_range():
 def test_premium_only_ranges_refused_on_essential_boards():
     t = tq.ca([0.1], [1.0], i_range="100pA")
     t.validate(Limits("premium"))
-    with pytest.raises(TechniqueError, match="premium"):
+    with pytest.raises(TechniqueError, match="essential"):
         t.validate(Limits("essential"))
 
 

@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymeasure.test import expected_protocol
 
-from instruments.espec.driver import (Alarms, ChamberType, EspecChamber, Monitor,
+from instruments.espec.driver import (Alarms, ChamberType, ConstantSetting, EspecChamber,
+                                      HumidityStatus, Monitor, ProgramMonitor,
                                       TemperatureStatus, format_temperature,
                                       parse_temperature_status)
 from instruments.espec.errors import EspecCommunicationError, EspecError, EspecRefused
@@ -235,6 +236,22 @@ def test_rs485_prefix_on_queries_and_settings():
         chamber.setpoint = -10
 
 
+def test_rs485_setting_reply_in_the_manuals_form():
+    # EHS-211M/411M manual: a setting over RS-485 answers "OK:<address>,<setting command>".
+    with protocol([("1,TEMP, S25.0", "OK:1,TEMP, S25.0"),
+                   ("1,MODE, CONSTANT", "OK:1,MODE, CONSTANT")], rs485_address=1) as chamber:
+        chamber.setpoint = 25
+        chamber.mode = "CONSTANT"
+
+
+def test_rs485_ok_with_another_address_or_command_is_not_taken():
+    with protocol([("1,TEMP, S25.0", "OK:2,TEMP, S25.0"),
+                   ("1,TEMP, S25.0", "OK:1,MODE, CONSTANT")], rs485_address=1) as chamber:
+        for _ in range(2):
+            with pytest.raises(EspecError, match="another command"):
+                chamber.setpoint = 25
+
+
 def test_rs485_echoed_address_is_stripped():
     with protocol([("1,MON?", "1,-5.0,,CONSTANT,0"),
                    ("1,TEMP, S25.0", "1,OK:TEMP, S25.0"),
@@ -269,22 +286,125 @@ def test_rs485_na_reply():
 
 # --- safe state, shutdown, pacing ---------------------------------------------------------------------
 def test_safe_state_standby():
-    with protocol([("MODE, STANDBY", "OK:MODE, STANDBY")]) as chamber:
+    with protocol([("MODE?", "CONSTANT"), ("MODE, STANDBY", "OK:MODE, STANDBY")]) as chamber:
         chamber.safe_state()
 
 
+def test_safe_state_leaves_a_chamber_that_is_off_alone():
+    # In OFF the chamber refuses STANDBY (CHB NOT READY); off is already safe.
+    with protocol([("MODE?", "OFF")]) as chamber:
+        chamber.safe_state()
+
+
+def test_safe_state_can_switch_control_power_off():
+    with protocol([("MODE?", "CONSTANT"), ("MODE, STANDBY", "OK:MODE, STANDBY"),
+                   ("POWER, OFF", "OK:POWER, OFF")], power_off_when_safe=True) as chamber:
+        chamber.safe_state()
+
+
+HOLD_TEMPERATURE_ONLY = [("MODE?", "STANDBY"), ("TYPE?", "T,S2,150.0")]
+
+
 def test_safe_state_at_temperature():
-    with protocol([("TEMP, S25.0", "OK:TEMP, S25.0"),
+    with protocol([*HOLD_TEMPERATURE_ONLY, ("TEMP, S25.0", "OK:TEMP, S25.0"),
                    ("MODE, CONSTANT", "OK:MODE, CONSTANT")]) as chamber:
         chamber.safe_state(25)
 
 
 def test_shutdown_uses_the_configured_safe_temperature_once():
-    with protocol([("TEMP, S20.0", "OK:TEMP, S20.0"), ("MODE, CONSTANT", "OK:MODE, CONSTANT")],
+    with protocol([*HOLD_TEMPERATURE_ONLY, ("TEMP, S20.0", "OK:TEMP, S20.0"),
+                   ("MODE, CONSTANT", "OK:MODE, CONSTANT")],
                   safe_temperature_c=20) as chamber:
         chamber.shutdown()
         chamber.shutdown()
         assert chamber.isShutdown
+
+
+# --- control power, humidity, the other queries -------------------------------------------------
+def test_hold_temperature_switches_power_on_first_when_off():
+    with protocol([("MODE?", "OFF"), ("POWER, ON", "OK:POWER, ON"), ("TYPE?", "T,S2,150.0"),
+                   ("TEMP, S-10.0 H150.0 L-40.0", "OK:TEMP, S-10.0 H150.0 L-40.0"),
+                   ("MODE, CONSTANT", "OK:MODE, CONSTANT")]) as chamber:
+        chamber.hold_temperature(-10, upper_c=150, lower_c=-40)
+
+
+def test_hold_temperature_switches_humidity_control_off_on_a_humidity_chamber():
+    with protocol([("MODE?", "STANDBY"), ("TYPE?", "T,T,S2,150.0"), ("HUMI?", "45,60,100,0"),
+                   ("HUMI?", "45,60,100,0"), ("HUMI, SOFF", "OK:HUMI, SOFF"),
+                   ("TEMP, S0.0", "OK:TEMP, S0.0"),
+                   ("MODE, CONSTANT", "OK:MODE, CONSTANT"),
+                   # the probe is remembered; humidity already off is left alone
+                   ("MODE?", "CONSTANT"), ("HUMI?", "45,OFF,100,0"),
+                   ("TEMP, S-5.0", "OK:TEMP, S-5.0"),
+                   ("MODE, CONSTANT", "OK:MODE, CONSTANT")]) as chamber:
+        chamber.hold_temperature(0)
+        chamber.hold_temperature(-5)
+
+
+def test_humidity_probe_of_a_chamber_that_refuses_humi():
+    with protocol([("TYPE?", "T,T,S2,150.0"), ("HUMI?", "NA:CONT NOT READY-1")]) as chamber:
+        assert chamber.has_humidity() is False
+        assert chamber.has_humidity() is False
+
+
+def test_humidity_probe_of_a_temperature_only_chamber_asks_type_only():
+    with protocol([("TYPE?", "T,S2,150.0")]) as chamber:
+        assert chamber.has_humidity() is False
+
+
+@pytest.mark.parametrize("value", ["ON", "OFF"])
+def test_power_setting(value):
+    with protocol([(f"POWER, {value}", f"OK:POWER, {value}")]) as chamber:
+        chamber.power = value
+
+
+def test_power_refused_value_is_not_sent():
+    with protocol([]) as chamber:
+        with pytest.raises(ValueError):
+            chamber.power = "STANDBY"
+
+
+def test_humidity_status_with_control_off():
+    with protocol([("HUMI?", "45,OFF,100,0"), ("HUMI?", "58,60,95,5")]) as chamber:
+        assert chamber.humidity_status == HumidityStatus(45.0, None, 100.0, 0.0)
+        assert chamber.humidity_status == HumidityStatus(58.0, 60.0, 95.0, 5.0)
+
+
+def test_mode_detail():
+    with protocol([("MODE?, DETAIL", "RMT RUN END HOLD")]) as chamber:
+        assert chamber.mode_detail == "RMT RUN END HOLD"
+
+
+def test_constant_set_temperature():
+    with protocol([("CONSTANT SET?, TEMP", "-10.0,ON")]) as chamber:
+        assert chamber.constant_temperature == ConstantSetting(-10.0, True)
+
+
+def test_program_monitor():
+    with protocol([("PRGM MON?", "3,-5.0,,01:30,0,2")]) as chamber:
+        assert chamber.program_monitor == ProgramMonitor(3, -5.0, None, 5400.0, 0, 2)
+
+
+def test_program_monitor_without_a_program_is_refused():
+    with protocol([("PRGM MON?", "NA:CONT NOT READY-2")]) as chamber:
+        with pytest.raises(EspecRefused, match="CONT NOT READY-2"):
+            chamber.program_monitor
+
+
+@pytest.mark.parametrize("value", ["ON", "OFF"])
+def test_key_protect(value):
+    with protocol([(f"KEYPROTECT, {value}", f"OK:KEYPROTECT, {value}")]) as chamber:
+        chamber.key_protect = value
+
+
+@pytest.mark.parametrize("command, prop, reply", [
+    ("HUMI?", "humidity_status", "45,60,100"), ("HUMI?", "humidity_status", "45,ON,100,0"),
+    ("CONSTANT SET?, TEMP", "constant_temperature", "-10.0,MAYBE"),
+    ("PRGM MON?", "program_monitor", "3,-5.0,,90,0,2")])
+def test_malformed_replies_of_the_new_queries_raise(command, prop, reply):
+    with protocol([(command, reply)]) as chamber:
+        with pytest.raises(EspecError, match="unexpected reply"):
+            getattr(chamber, prop)
 
 
 def test_close_does_not_touch_the_chamber():
@@ -322,3 +442,12 @@ def test_any_setpoint_round_trips_through_the_wire_format(value_c):
     assert float(sent) == pytest.approx(value_c, abs=0.05 + 1e-9)
     reply = f"{sent},{sent},150.0,-40.0"
     assert parse_temperature_status(reply.split(",")) == (float(sent), float(sent), 150.0, -40.0)
+
+
+def test_reserved_names_of_dynamic_properties_stay_unreadable():
+    with protocol([]) as chamber:
+        with pytest.raises(AttributeError, match="reserved"):
+            chamber.setpoint_values
+        chamber.setpoint_values = (-20.0, 60.0)     # settable, as pymeasure intends
+        with pytest.raises(ValueError, match="outside"):
+            chamber.setpoint = 70.0

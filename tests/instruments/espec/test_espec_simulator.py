@@ -37,7 +37,8 @@ def test_temperature_only_answers(lab):
 
 
 @pytest.mark.parametrize("command, reply", [
-    ("FOO?", "NA:CMD ERR"), ("POWER, ON", "NA:CMD ERR"),
+    ("FOO?", "NA:CMD ERR"), ("POWER, MAYBE", "NA:PARA ERR"), ("HUMI, S50", "NA:CONT NOT READY-1"),
+    ("KEYPROTECT, YES", "NA:PARA ERR"), ("PRGM MON?", "NA:CONT NOT READY-2"),
     ("TEMP, X25", "NA:PARA ERR"), ("TEMP, S25.0 S26.0", "NA:PARA ERR"), ("TEMP,", "NA:PARA ERR"),
     ("TEMP, Snan", "NA:PARA ERR"), ("MODE, FAST", "NA:PARA ERR"),
     ("MODE, RUN1", "NA:DATA NOT READY"),
@@ -58,6 +59,59 @@ def test_configurable_range_and_addressing(lab):
     assert sim.handle("4,MON?") is None        # another chamber
     assert sim.handle("5,TYPE?") == "5,T,S2,100.0"
     assert sim.handle("5,TEMP, S-30.0") == "5,NA:DATA OUT OF RANGE"
+
+
+def test_rs485_settings_are_answered_as_the_manual_shows(lab):
+    sim = EspecSimulator(lab, rs485_address=2)
+    assert sim.handle("2,MON?") == "23.0,,STANDBY,0"
+    assert sim.handle("2,TEMP, S25.0") == "OK:2,TEMP, S25.0"
+    chamber = open_chamber({"transport": "rs485", "rs485_address": 2}, clock=lab.clock,
+                           simulator=sim)
+    chamber.hold_temperature(-10.0)
+    assert sim.mode == "CONSTANT" and sim.setpoint_c == -10.0
+
+
+def test_control_power_off_refuses_constant_until_power_on(lab):
+    sim = EspecSimulator(lab, powered=False)
+    assert sim.handle("MODE?") == "OFF"
+    assert sim.handle("MODE, CONSTANT") == "NA:CHB NOT READY"
+    assert sim.handle("KEYPROTECT, ON") == "NA:CONT NOT READY-4"
+    assert sim.handle("POWER, ON") == "OK:POWER, ON"
+    assert sim.handle("MODE?") == "STANDBY"
+    assert sim.handle("MODE, CONSTANT") == "OK:MODE, CONSTANT"
+    assert lab.thermal.controlled
+    assert sim.handle("POWER, OFF") == "OK:POWER, OFF"
+    assert sim.handle("MODE?, DETAIL") == "OFF" and not lab.thermal.controlled
+
+
+def test_driver_powers_a_chamber_found_off(lab):
+    sim, chamber = connect(lab, powered=False)
+    with pytest.raises(EspecRefused, match="CHB NOT READY"):
+        chamber.mode = "CONSTANT"
+    chamber.hold_temperature(-10.0)
+    assert sim.mode == "CONSTANT" and lab.thermal.controlled and sim.setpoint_c == -10.0
+
+
+def test_humidity_chamber_answers(lab):
+    sim = EspecSimulator(lab, humidity=True, humidity_setpoint_pct=60)
+    assert sim.handle("TYPE?") == "T,T,S2,150.0"
+    assert sim.handle("HUMI?") == "45,60,100,0"
+    assert sim.handle("MODE, CONSTANT") == "OK:MODE, CONSTANT"
+    assert sim.handle("MON?") == "23.0,60,CONSTANT,0"      # the old RH set point is controlled
+    assert sim.handle("CONSTANT SET?, HUMI") == "60,ON"
+    assert sim.handle("HUMI, SOFF") == "OK:HUMI, SOFF"
+    assert sim.handle("MON?") == "23.0,45,CONSTANT,0"
+    assert sim.handle("HUMI?") == "45,OFF,100,0"
+    assert sim.handle("HUMI, S101") == "NA:DATA OUT OF RANGE"
+
+
+def test_driver_holds_temperature_only_on_a_humidity_chamber(lab):
+    sim, chamber = connect(lab, humidity=True)
+    assert chamber.has_humidity()
+    chamber.hold_temperature(-15.0)
+    assert sim.humidity_setpoint_pct is None and sim.mode == "CONSTANT"
+    assert chamber.monitor.humidity_pct == 45.0
+    assert chamber.constant_temperature.setpoint == -15.0
 
 
 def test_session_frames_lines_in_any_chunking(lab):
@@ -177,7 +231,7 @@ def test_na_replies_through_the_driver(lab):
     with pytest.raises(EspecRefused, match="CONT NOT READY-1"):
         chamber.ask("HUMI?")
     with pytest.raises(EspecRefused, match="CMD ERR"):
-        chamber.send_setting("POWER, ON")
+        chamber.send_setting("FAN, ON")
 
 
 def test_shutdown_on_exit_puts_chamber_in_standby(lab):
@@ -298,3 +352,11 @@ def test_one_simulated_query_costs_well_under_a_millisecond(lab):
         chamber.temperature
     per_query_s = (time.perf_counter() - wall) / n
     assert per_query_s < 1e-3
+
+
+def test_station_file_can_ask_for_control_power_off_in_the_safe_state(lab):
+    sim = EspecSimulator(lab)
+    config = ChamberConfig(power_off_when_safe=True).model_dump()
+    with open_chamber(config, clock=lab.clock, simulator=sim) as chamber:
+        chamber.hold_temperature(30.0)
+    assert sim.mode == "OFF" and not lab.thermal.controlled

@@ -71,12 +71,8 @@ def lanhe_xlsx(path):
     data = book.create_sheet("Ch1_DefaultGroup")
     data.append(["Cycle", "Step", "Record", "SysTime", "TestTime", "Voltage/V", "Current/uA",
                  "Capacity/uAh", "SpeCap/mAh/g", "dQdV/uAh/V"])
-    previous = (None, None)
     for r in TRUTH.itertuples():
-        # LANHE writes cycle and step once at the top of each block
-        cycle, step = (r.cycle, r.step) if (r.cycle, r.step) != previous else (None, None)
-        previous = (r.cycle, r.step)
-        data.append([cycle, step, r.record, "2025-01-01 10:00:00.000", hms(r.test_time_s, days=True, ms=True),
+        data.append([r.cycle, r.step, r.record, "2025-01-01 10:00:00.000", hms(r.test_time_s, days=True, ms=True),
                      r.voltage_v, r.current_a * 1e6, r.capacity_ah * 1e6, 0.0, 0.0])
     book.save(path)
 
@@ -99,6 +95,50 @@ def landdt_xlsx(path):
             sheet.append(row)
     book.create_sheet("Step").append(["Step", "Mode", "Period", "Capacity", "Power", "Start Volt", "End Volt"])
     book.create_sheet("Cycle").append(["Cycle", "Charge Capacity", "Discharge Capacity"])
+    book.save(path)
+
+
+def landdt_continued_xlsx(path):
+    """LANDdt splits long tests over Record, Record1, ...; only the first sheet has the header."""
+    header, rows = landdt_rows()
+    book = openpyxl.Workbook()
+    first = book.active
+    first.title = "Record"
+    first.append(header)
+    for row in rows[:11]:
+        first.append(row)
+    for name, chunk in (("Record1", rows[11:22]), ("Record2", rows[22:])):
+        sheet = book.create_sheet(name)
+        for row in chunk:
+            sheet.append(row)
+    book.create_sheet("Step").append(["Step", "Mode", "Period", "Capacity", "Power", "Start Volt", "End Volt"])
+    book.save(path)
+
+
+def cycle_split_xlsx(path):
+    """One block of columns per cycle, side by side, under a row of 'Cycle-n' labels."""
+    block = ["Record", "Step", "StepStatus", "TestTime", "StepTime", "Voltage/V", "Current/mA"]
+    cycles = sorted(TRUTH["cycle"].unique())
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Cycle split"
+    labels, header = [], []
+    for cycle in cycles:
+        labels += [f"Cycle-{cycle}"] + [None] * (len(block) - 1) + [None]
+        header += block + [None]                     # an empty spacer column between blocks
+    sheet.append(labels)
+    sheet.append(header)
+    per_cycle = [TRUTH[TRUTH["cycle"] == c] for c in cycles]
+    for k in range(max(len(t) for t in per_cycle)):
+        row = []
+        for part in per_cycle:
+            if k < len(part):
+                r = part.iloc[k]
+                row += [int(r.record), int(r.step), STATUS[r.step_type], hms(r.test_time_s, True, True),
+                        hms(r.step_time_s, True, True), float(r.voltage_v), abs(float(r.current_a)) * 1e3, None]
+            else:
+                row += [None] * (len(block) + 1)
+        sheet.append(row)
     book.save(path)
 
 
@@ -143,8 +183,9 @@ def amp_csv(path):
 
 
 LAYOUTS = {"lanhe.xlsx": lanhe_xlsx, "landdt.xlsx": landdt_xlsx, "navani.xlsx": navani_xlsx,
-           "old_land.txt": old_land_txt, "lanhe_micro.txt": lanhe_micro_txt, "amps.csv": amp_csv}
-WITH_STATUS = {"landdt.xlsx", "lanhe_micro.txt"}
+           "old_land.txt": old_land_txt, "lanhe_micro.txt": lanhe_micro_txt, "amps.csv": amp_csv,
+           "landdt_continued.xlsx": landdt_continued_xlsx, "cycle_split.xlsx": cycle_split_xlsx}
+WITH_STATUS = {"landdt.xlsx", "lanhe_micro.txt", "landdt_continued.xlsx", "cycle_split.xlsx"}
 
 
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
@@ -230,3 +271,41 @@ def test_errors_name_the_file_the_sheet_and_the_column(tmp_path):
     book.save(path)
     with pytest.raises(ExportFormatError, match=r"nodata.xlsx: no sheet has a data header.*'Step'"):
         read_export(path)
+
+
+def test_rows_with_blank_cycle_or_step_are_dropped_not_filled(tmp_path):
+    path = tmp_path / "summary_rows.txt"
+    lines = ["Record\tCycle\tStep\tTestTime\tVoltage/V\tCurrent/mA\tCapacity/mAh"]
+    lines += ["1\t1\t1\t0\t2.90\t0.0\t0.0", "2\t1\t1\t10\t2.90\t0.0\t0.0",
+              "\t\t\t\t\t\t",                        # an empty line of cells
+              "\t1\t\t20\t3.00\t0.42\t0.5",           # a step summary: no step number
+              "3\t1\t2\t20\t2.95\t0.42\t0.0", "4\t1\t2\t30\t3.00\t0.42\t0.00117"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    frame = read_export(path)
+    assert frame["record"].tolist() == [1, 2, 3, 4]
+    assert frame["step"].tolist() == [1, 1, 2, 2]
+    assert frame.attrs["dropped_rows"] == 1
+
+
+def test_a_sheet_named_otherwise_is_not_taken_as_a_continuation(tmp_path):
+    header, rows = landdt_rows()
+    book = openpyxl.Workbook()
+    first = book.active
+    first.title = "Record"
+    first.append(header)
+    for row in rows:
+        first.append(row)
+    book.create_sheet("Notes").append([1, 2, 3])
+    book.save(tmp_path / "notes.xlsx")
+    assert len(read_export(tmp_path / "notes.xlsx")) == len(TRUTH)
+
+
+def test_cycle_blocks_with_different_headers_are_refused(tmp_path):
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Cycle-1", None, None, "Cycle-2", None, None])
+    sheet.append(["TestTime", "Voltage/V", "Current/mA", "TestTime", "Voltage/V", "Current/uA"])
+    sheet.append([0, 3.0, 1.0, 100, 3.1, 1000.0])
+    book.save(tmp_path / "mixed.xlsx")
+    with pytest.raises(ExportFormatError, match=r"mixed.xlsx, sheet 'Sheet'.*cycle block 2"):
+        read_export(tmp_path / "mixed.xlsx")
