@@ -31,7 +31,8 @@ Direction = Literal["charge", "discharge"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and ±inf are never a value a file may mean (TOML spells them nan and inf).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class CellSection(_Strict):

@@ -18,13 +18,15 @@ from analysis.physics import disc_area_cm2
 from config.cycling import (CCCV, CellSection, ConstantCurrent, CyclingProgram, Rest, Safety,
                             check_program_for_cell)
 from config.errors import ConfigError, format_pydantic_errors
+from config import limits
 from config.station import StationConfig, read_toml
 
 PROTOCOL_DIR = Path(__file__).with_name("protocols")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and ±inf are never a value a file may mean (TOML spells them nan and inf).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SampleSim(_Strict):
@@ -308,8 +310,32 @@ def _cold_program_problems(index: int, step: ColdDischargeStep, cell: CellSectio
 
 
 def station_problems(protocol: Protocol, station: StationConfig) -> list[str]:
-    """Checks that need the station: temperatures in the chamber's range, EIS frequency limit."""
-    return _steps_station_problems(list(enumerate(protocol.steps)), station)
+    """Checks that need the station: temperatures in the chamber's range, EIS frequency limit,
+    the absolute limits of potential, current, duration and points (``config.limits``)."""
+    return (_steps_station_problems(list(enumerate(protocol.steps)), station)
+            + _protocol_limit_problems(protocol, station))
+
+
+def _protocol_limit_problems(protocol: Protocol, station: StationConfig) -> list[str]:
+    """The limits that need the whole protocol: the cell's, and the worst-case totals."""
+    cell = protocol.cell
+    problems = limits.cell_limit_problems(cell, station) if cell is not None else []
+    total_s = points = 0.0
+    for i, step in enumerate(protocol.steps):
+        where = f"steps[{i}]"
+        if isinstance(step, CyclingStep) and cell is not None:
+            problems += limits.program_limit_problems(f"{where}.program", step.program, cell, station)
+        elif isinstance(step, ColdDischargeStep) and cell is not None and cell.has_capacity:
+            program, _ = step.program_for(cell)
+            problems += limits.program_limit_problems(f"{where} (its cycler program)", program, cell,
+                                                      station)
+            if step.eis:
+                problems += limits.cell_eis_bias_problems(f"{where}.peis", step.peis, cell)
+        step_s, step_points = limits.step_worst_case(step, cell, station)
+        total_s += step_s
+        points += step_points
+    return problems + limits.total_problems(total_s, points, protocol.protocol.chamber_log_interval_s,
+                                            station)
 
 
 def _steps_station_problems(indexed_steps, station: StationConfig) -> list[str]:
@@ -328,6 +354,15 @@ def _steps_station_problems(indexed_steps, station: StationConfig) -> list[str]:
 
     for i, step in indexed_steps:
         where = f"steps[{i}]"
+        problems.extend(limits.duration_problems(where, limits.step_duration_fields(step), station))
+        if isinstance(step, (PeisStep, TemperatureEisSeries)):
+            problems.extend(limits.potential_problems(
+                f"{where}.peis.dc_voltage_v", [_peis_extreme_v(step.peis)], station))
+        elif isinstance(step, LsvStep):
+            problems.extend(limits.potential_problems(f"{where}.end_voltage_v", [step.end_voltage_v],
+                                                      station))
+        elif isinstance(step, DcPolarizationStep):
+            problems.extend(limits.potential_problems(f"{where}.voltages_v", step.voltages_v, station))
         if isinstance(step, ChamberStep):
             check_t(f"{where}.setpoint_c", step.setpoint_c)
         elif isinstance(step, TemperatureEisSeries):
@@ -347,6 +382,12 @@ def _steps_station_problems(indexed_steps, station: StationConfig) -> list[str]:
             if step.eis:
                 check_peis(f"{where}.peis", step.peis)
     return problems
+
+
+def _peis_extreme_v(peis: PeisSettings) -> float:
+    """The farthest potential an EIS may reach: bias plus amplitude (vs OCV, the OCV is itself
+    within the limits, so the bias plus amplitude is what must fit)."""
+    return math.copysign(abs(peis.dc_voltage_v) + peis.amplitude_v, peis.dc_voltage_v)
 
 
 def _valid_steps_station_problems(data: dict, station: StationConfig) -> list[str]:
@@ -372,7 +413,19 @@ def _valid_steps_station_problems(data: dict, station: StationConfig) -> list[st
             for where, t in candidates:
                 if isinstance(t, (int, float)) and not isinstance(t, bool) and not lo <= t <= hi:
                     problems.append(f"{where}: {t} °C is outside the chamber's range {lo}…{hi} °C")
+            problems += _invalid_step_program_problems(i, raw, data.get("cell"), station)
     return problems + _steps_station_problems(valid, station)
+
+
+def _invalid_step_program_problems(index: int, raw: dict, raw_cell, station: StationConfig) -> list[str]:
+    """The limits of a cycling program valid on its own in a step that is not (a typo in the
+    step must not hide a 40 A program)."""
+    try:
+        program = CyclingProgram.model_validate(raw.get("program"))
+        cell = CellSection.model_validate(raw_cell)
+    except ValidationError:
+        return []
+    return limits.program_limit_problems(f"steps[{index}].program", program, cell, station)
 
 
 def resolve_protocol_path(name_or_path: str | Path) -> Path:
