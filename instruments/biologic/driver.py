@@ -500,6 +500,12 @@ class BiologicPotentiostat:
         layout = layouts.layout_for(infos.TechniqueID, self.board, infos.ProcessIndex)
         columns = layouts.decode(words, infos.NbRows, infos.NbCols, layout, infos.StartTime, cv.TimeBase,
                                  self._to_float)
+        measured = [name for name, kind in layout.words if kind in ("float", "ftime")]
+        for name in measured + (["time_s"] if "time_s" in columns else []):
+            # A measured value is finite: nan or inf in the buffer is a corrupted transfer.
+            if not np.isfinite(columns[name]).all():
+                raise layouts.LayoutError(f"{self!r}: {chain[index].name} data: non-finite values in "
+                                          f"{name} (corrupted transfer); the run is stopped")
         self.points_lost += max(infos.IRQskipped, 0)
         chunk = RecordChunk(index, chain[index].name, infos.ProcessIndex, infos.loop, columns, infos.IRQskipped,
                             saturated=bool(cv.Saturation), i_overflow=bool(cv.Ioverflow),

@@ -1,14 +1,18 @@
 """BioLogic faults (issue 9, scope 4): transient library errors retried, a start race that
 outlasts its timeout an error with the channel stopped, a refused stop never silent."""
 import logging
+import os
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
+from instruments.biologic import api
 from instruments.biologic import techniques as tq
 from instruments.biologic.api import BiologicError
 from instruments.biologic.driver import BiologicPotentiostat, StartTimeout
 from instruments.biologic.fake_dll import FakeEClib
+from instruments.biologic.layouts import LayoutError, layout_for
 from instruments.sim.clock import VirtualClock
 from instruments.sim.lab import SimLab
 
@@ -136,3 +140,55 @@ def test_potentials_beyond_the_station_limit_are_refused_before_sending(lab):
     with pytest.raises(tq.TechniqueError, match="Initial_Voltage_step"):
         pstat.run(tq.peis(1e5, 1.0, 0.01, points_per_decade=5, dc_voltage_v=4.995, vs_initial=False))
     assert "BL_LoadTechnique" not in fake.calls
+
+
+# --- garbled data buffers ---------------------------------------------------------------------
+EXAMPLES = int(os.environ.get("CELLBENCH_EXAMPLES", "300"))
+CHAIN = [tq.ocv(10.0, record_every_dt_s=1.0),
+         tq.peis(1e5, 1.0, 0.01, points_per_decade=5),
+         tq.ca([0.1], [10.0], record_every_dt_s=1.0)]
+IDS = sorted({t.spec.technique_id for t in CHAIN}) + [0, 999]
+
+
+@st.composite
+def garbled_buffers(draw):
+    infos = api.TDataInfos()
+    infos.NbRows = draw(st.integers(-5, 1200))
+    infos.NbCols = draw(st.integers(0, 20))
+    infos.TechniqueIndex = draw(st.integers(-1, 3))
+    infos.TechniqueID = draw(st.sampled_from(IDS))
+    infos.ProcessIndex = draw(st.integers(0, 2))
+    if draw(st.booleans()):  # a buffer that matches the chain, holding garbled words
+        k = draw(st.integers(0, len(CHAIN) - 1))
+        infos.TechniqueIndex, infos.TechniqueID = k, CHAIN[k].spec.technique_id
+        infos.ProcessIndex = draw(st.integers(0, 1))
+        try:
+            infos.NbCols = layout_for(infos.TechniqueID, "premium", infos.ProcessIndex).n_cols
+        except LayoutError:
+            pass
+        infos.NbRows = draw(st.integers(0, 40))
+    infos.StartTime = draw(st.floats(allow_nan=True, allow_infinity=True))
+    cv = api.TCurrentValues()
+    cv.TimeBase = draw(st.floats(allow_nan=True, allow_infinity=True, width=32))
+    seed = draw(st.integers(0, 2**32 - 1))
+    special = draw(st.sampled_from([None, 0x7FC00000, 0x7F800000, 0xFF800000]))  # nan, ±inf
+    words = np.random.default_rng(seed).integers(0, 2**32, size=api.DATA_BUFFER_WORDS, dtype=np.uint64)
+    words = words.astype(np.uint32)
+    if special is not None:
+        words[draw(st.integers(0, 60))] = special
+    return words, infos, cv
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(garbled_buffers())
+def test_a_garbled_data_buffer_is_finite_data_or_a_layout_error(buffer):
+    words, infos, cv = buffer
+    pstat = BiologicPotentiostat(FakeEClib(SimLab(VirtualClock(start=0.0), {"seed": 1})),
+                                 VirtualClock(start=0.0))
+    try:
+        chunk = pstat._decode(CHAIN, words, infos, cv)
+    except LayoutError:
+        return
+    event("decoded")
+    assert len(chunk) == infos.NbRows
+    assert np.isfinite(chunk.columns["time_s"]).all()
