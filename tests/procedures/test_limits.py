@@ -186,3 +186,15 @@ def cli(*args):
 @pytest.mark.parametrize("path", sorted(PROTOCOL_DIR.glob("*.toml")), ids=lambda p: p.stem)
 def test_shipped_protocols_fit_the_shipped_station(path):
     load_protocol(path, load_station())
+
+
+def test_the_cycler_limits_are_checked_again_before_the_program_starts(tmp_path, shortened_protocol,
+                                                                       run_protocol_object):
+    protocol = shortened_protocol("full_cell_45mg", 1)   # validated against the shipped station
+    strict = load_station(simulate=True)
+    strict.cycler.max_current_a = 0.004
+    outcome, run_id, _ = run_protocol_object(protocol, f"sqlite:///{tmp_path / 'l.sqlite'}",
+                                             station_cfg=strict)
+    assert outcome.status == "failed"
+    assert "cycler start refused" in outcome.reason
+    assert "safety.current_max_a: 0.005 A is above the cycler's limit 0.004 A" in outcome.reason
