@@ -3,8 +3,10 @@
 A protocol file is TOML with a ``[protocol]`` header, a ``[sample]`` section (the truth for
 analysis and, in simulation, for the simulated pellet or cell) and ``[[steps]]`` whose ``kind``
 selects the step model. ``load_protocol`` checks the file on its own and against the station
-(chamber range, the potentiostat's EIS frequency limit) and reports every problem at once with
-its location, before any instrument is touched.
+(chamber range, the potentiostat's EIS frequency limit, and the absolute limits of
+``config.limits``: potentials, currents, the cell's window, durations, points) and reports every
+problem at once with its location, before any instrument is touched. NaN and infinities are
+refused everywhere.
 """
 from __future__ import annotations
 
@@ -217,7 +219,7 @@ class ColdDischargeStep(_Strict):
     eis: bool = True
     peis: PeisSettings = PeisSettings(initial_frequency_hz=1e6, final_frequency_hz=0.1)
     record_interval_s: float = Field(default=60.0, gt=0)
-    record_dv_v: float = Field(default=0.005, gt=0)
+    record_dv_v: float = Field(default=0.005, gt=0, le=1.0)
 
     def program_for(self, cell: CellSection) -> tuple[CyclingProgram, list[tuple[str, int]]]:
         """The whole protocol as one cycler program with rests for the chamber, and, per program

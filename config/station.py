@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from config.errors import ConfigError, format_pydantic_errors
+from config.errors import ConfigError, format_pydantic_errors, reject_non_finite
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -140,6 +140,8 @@ class SimConfig(_Strict):
     polarization: dict = Field(default_factory=dict,
                                description="Overrides of the LSV / DC-polarization model constants")
     faults: dict = Field(default_factory=dict, description="Fault injection, per instrument")
+
+    _finite_tables = field_validator("cell", "polarization", "faults")(reject_non_finite)
 
 
 class PlanningConfig(_Strict):

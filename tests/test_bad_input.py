@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from config.errors import ConfigError
 from config.protocol import PROTOCOL_DIR, load_protocol
@@ -192,8 +192,21 @@ def test_generated_protocol_files_are_refused_or_within_the_limits(tmp_path_fact
         protocol = load_protocol(path, STATION)
     except ConfigError as exc:
         assert exc.problems and all(isinstance(p, str) and ":" in p for p in exc.problems)
+        event("refused")
         return
+    event("accepted")
     assert all(math.isfinite(x) for x in _numbers(protocol))
+    lo, hi = STATION.chamber.min_temperature_c, STATION.chamber.max_temperature_c
+    for path, leaf in _paths(protocol.model_dump(exclude={"sample": {"sim"}, "cell": {"sim"}})):
+        names = [p for p in path if isinstance(p, str)]
+        if not isinstance(leaf, float) or not names:
+            continue
+        if names[-1].endswith("_v"):
+            assert abs(leaf) <= 10.0, (path, leaf)
+        elif names[-1].endswith("_a"):
+            assert abs(leaf) <= STATION.cycler.max_current_a, (path, leaf)
+        elif names[-1] in ("setpoint_c", "temperature_c", "temperatures_c", "charge_temperature_c"):
+            assert lo <= leaf <= hi, (path, leaf)
     for step in protocol.steps:
         for name, value in step:
             if name.endswith("_s") and isinstance(value, float):
@@ -219,6 +232,7 @@ def test_plan_on_generated_files_reports_each_without_a_traceback(tmp_path_facto
     assert proc.returncode in (0, 2) and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     entries = json.loads(proc.stdout)
     assert [e["file"] for e in entries] == list(map(str, paths))
+    event(f"{sum(e['valid'] for e in entries) // 10 * 10}+ of {PLAN_BATCH} valid")
     for entry in entries:
         assert entry["valid"] != bool(entry["errors"])
         if entry["valid"]:

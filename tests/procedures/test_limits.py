@@ -198,3 +198,15 @@ def test_the_cycler_limits_are_checked_again_before_the_program_starts(tmp_path,
     assert outcome.status == "failed"
     assert "cycler start refused" in outcome.reason
     assert "safety.current_max_a: 0.005 A is above the cycler's limit 0.004 A" in outcome.reason
+
+
+def test_non_finite_numbers_in_free_form_tables_are_refused(tmp_path, station):
+    problems = problems_of(tmp_path, FULL_CELL.replace("contact_ohm_cm2 = 93.5", "contact_ohm_cm2 = nan"),
+                           station)
+    assert any(p.startswith("cell.sim:") and "contact_ohm_cm2: nan is not a finite number" in p
+               for p in problems), problems
+    path = tmp_path / "station.toml"
+    path.write_text("[station]\nsimulate = true\n[sim.faults.chamber]\ngarble_every = inf\n")
+    with pytest.raises(ConfigError) as info:
+        load_station(path)
+    assert any("chamber.garble_every: inf is not a finite number" in p for p in info.value.problems)
