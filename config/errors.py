@@ -34,7 +34,9 @@ def format_pydantic_errors(exc, tags: frozenset[str] = frozenset()) -> list[str]
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        elif "input" in err and err["type"] not in ("missing",):
+        elif "input" in err and err["type"] not in ("missing",) \
+                and not isinstance(err["input"], (dict, list)):
+            # A whole table as "input" repeats the file; the message names what is wrong.
             msg = f"{msg} (got {err['input']!r})"
         problems.append(f"{loc or '<top>'}: {msg}")
     return problems

@@ -10,6 +10,7 @@ it, for the margin a real cell's scatter needs).
 """
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 from config.cycling import (CCCV, CellSection, ConstantCurrent, ConstantVoltage, CyclingProgram, Loop,
@@ -209,3 +210,40 @@ def step_duration_fields(step) -> dict[str, float]:
                            if name.endswith("_s") and isinstance(value, float)})
         fields["program.record_interval_s"] = program.record_interval_s
     return fields
+
+
+_POTENTIOSTAT_V = ("end_voltage_v", "dc_voltage_v", "voltages_v")
+_CYCLER_V = ("voltage_v", "until_voltage_v", "voltage_min_v", "voltage_max_v")
+_CYCLER_A = ("current_a", "current_max_a")
+
+
+def raw_step_problems(where: str, raw, station: StationConfig) -> list[str]:
+    """Durations, potentials and currents of a step that failed its own validation, read from
+    the file's plain values, so that one typo does not hide a 1e12 s soak or a 40 A program."""
+    problems = []
+    cap = station.limits.max_protocol_duration_s
+
+    def walk(value, path: str, key: str) -> None:
+        if isinstance(value, dict):
+            for k, item in value.items():
+                walk(item, f"{path}.{k}", str(k))
+            return
+        if isinstance(value, list):
+            for j, item in enumerate(value):
+                walk(item, f"{path}[{j}]", key)
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return  # pydantic has named what is not a finite number
+        if key.endswith("_s") and value > cap:
+            problems.append(f"{path}: {value:g} s is longer than the station's maximum protocol "
+                            f"length {cap:g} s (station file: limits.max_protocol_duration_s)")
+        elif key in _POTENTIOSTAT_V and abs(value) > station.potentiostat.max_voltage_v:
+            problems.extend(potential_problems(path, [value], station))
+        elif key in _CYCLER_V and abs(value) > station.cycler.max_voltage_v:
+            problems.append(f"{path}: {value} V is beyond the cycler's limit "
+                            f"±{station.cycler.max_voltage_v} V")
+        elif key in _CYCLER_A and abs(value) > station.cycler.max_current_a:
+            problems.append(f"{path}: {value} A is above the cycler's limit "
+                            f"{station.cycler.max_current_a} A (station file: cycler.max_current_a)")
+    walk(raw, where, "")
+    return problems

@@ -415,19 +415,22 @@ def _valid_steps_station_problems(data: dict, station: StationConfig) -> list[st
             for where, t in candidates:
                 if isinstance(t, (int, float)) and not isinstance(t, bool) and not lo <= t <= hi:
                     problems.append(f"{where}: {t} °C is outside the chamber's range {lo}…{hi} °C")
-            problems += _invalid_step_program_problems(i, raw, data.get("cell"), station)
+            problems += _invalid_step_limit_problems(i, raw, data.get("cell"), station)
     return problems + _steps_station_problems(valid, station)
 
 
-def _invalid_step_program_problems(index: int, raw: dict, raw_cell, station: StationConfig) -> list[str]:
-    """The limits of a cycling program valid on its own in a step that is not (a typo in the
-    step must not hide a 40 A program)."""
+def _invalid_step_limit_problems(index: int, raw: dict, raw_cell, station: StationConfig) -> list[str]:
+    """The limits of a step that is not valid on its own (a typo in the step must not hide a
+    40 A program): its cycling program checked whole when it validates (C-rates resolved with
+    the cell), its plain values otherwise."""
     try:
         program = CyclingProgram.model_validate(raw.get("program"))
         cell = CellSection.model_validate(raw_cell)
     except ValidationError:
-        return []
-    return limits.program_limit_problems(f"steps[{index}].program", program, cell, station)
+        return limits.raw_step_problems(f"steps[{index}]", raw, station)
+    rest = {key: value for key, value in raw.items() if key != "program"}
+    return (limits.program_limit_problems(f"steps[{index}].program", program, cell, station)
+            + limits.raw_step_problems(f"steps[{index}]", rest, station))
 
 
 def resolve_protocol_path(name_or_path: str | Path) -> Path:

@@ -210,3 +210,16 @@ def test_non_finite_numbers_in_free_form_tables_are_refused(tmp_path, station):
     with pytest.raises(ConfigError) as info:
         load_station(path)
     assert any("chamber.garble_every: inf is not a finite number" in p for p in info.value.problems)
+
+
+def test_an_invalid_step_does_not_hide_its_limits(tmp_path, station):
+    text = (COLD.replace("current_max_a = 0.005", "current_max_a = 40.0")
+            .replace("voltage_max_v = 3.6", "voltage_max_v = 20.0")
+            .replace("voltage_min_v = 1.0", "voltage_min_v = -inf")
+            .replace("temperature_c = 25.0\nsoak_s = 3600.0", "temperature_c = 25.0\nsoak_s = 1e12"))
+    problems = problems_of(tmp_path, text, station)
+    assert problems[0] == "steps[0].program.safety.voltage_min_v: Input should be a finite number (got -inf)"
+    assert "steps[0].program.safety.voltage_max_v: 20.0 V is beyond the cycler's limit ±10.0 V" in problems
+    assert any(p.startswith("steps[0].program.safety.current_max_a: 40.0 A is above") for p in problems)
+    assert any(p.startswith("steps[0].soak_s: 1e+12 s is longer") for p in problems)
+    assert not any("{'kind'" in p for p in problems)   # no whole step copied into a message
