@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -275,6 +276,9 @@ def cmd_export(args) -> int:
     from storage.export import ExportError, UnknownFormat, export
     from storage.readers import RunNotFound
     from storage.schema import SchemaError
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out}: exists and is not a directory (exports are written "
+                        f"into a directory)")
     try:
         paths = export(args.db, args.run_id, args.out, args.format)
     except (RunNotFound, ExportError, UnknownFormat, SchemaError) as exc:
@@ -601,6 +605,33 @@ def main(argv=None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader left (`runs | head`): say nothing more, and keep the interpreter's final
+        # flush of stdout from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_USAGE
+    except Exception as exc:
+        message = _environment_error(exc, getattr(args, "db", None))
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _environment_error(exc: Exception, db) -> str | None:
+    """A message for what is wrong around the command rather than in it: a database that cannot
+    be reached or opened, its driver module missing, a file the system will not give us."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+    where = f"--db {db}" if db else "the database"
+    if isinstance(exc, (OperationalError, DBAPIError)):
+        return f"{where} cannot be reached or opened: {getattr(exc, 'orig', None) or exc}"
+    if isinstance(exc, (ArgumentError, NoSuchModuleError)):
+        return f"{where} is not a database URL or path SQLAlchemy understands: {exc}"
+    if isinstance(exc, ModuleNotFoundError) and db:
+        return f"{where} needs the Python module {exc.name!r}, which is not installed"
+    if isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)):
+        return f"{exc.filename or 'a file'}: {exc.strerror or exc}"
+    return None
 
 
 if __name__ == "__main__":

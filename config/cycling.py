@@ -22,16 +22,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Iterator, Literal, Sequence, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator,
+                      model_validator)
 
-from config.errors import ConfigError, format_pydantic_errors
+from config.errors import ConfigError, format_pydantic_errors, reject_non_finite
 from analysis.physics import disc_area_cm2
 
 Direction = Literal["charge", "discharge"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and ±inf are never a value a file may mean (TOML spells them nan and inf).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class CellSection(_Strict):
@@ -56,6 +58,8 @@ class CellSection(_Strict):
     lower_cutoff_v: float
     upper_cutoff_v: float
     sim: dict = Field(default_factory=dict)
+
+    _finite_sim = field_validator("sim")(reject_non_finite)
 
     @model_validator(mode="after")
     def _derive(self):
@@ -206,7 +210,7 @@ class CyclingProgram(_Strict):
     steps: list[Step] = Field(min_length=1)
     safety: Safety
     record_interval_s: float = Field(default=60.0, gt=0)
-    record_dv_v: float = Field(default=0.005, gt=0)
+    record_dv_v: float = Field(default=0.005, gt=0, le=1.0)
 
     @model_validator(mode="after")
     def _check_across_steps(self):

@@ -1,6 +1,8 @@
 """The one error a bad station or protocol file raises: every problem, each with its location."""
 from __future__ import annotations
 
+import math
+
 
 class ConfigError(ValueError):
     """A file failed validation. ``problems`` holds one "location: message" string per problem."""
@@ -32,7 +34,23 @@ def format_pydantic_errors(exc, tags: frozenset[str] = frozenset()) -> list[str]
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        elif "input" in err and err["type"] not in ("missing",):
+        elif "input" in err and err["type"] not in ("missing",) \
+                and not isinstance(err["input"], (dict, list)):
+            # A whole table as "input" repeats the file; the message names what is wrong.
             msg = f"{msg} (got {err['input']!r})"
         problems.append(f"{loc or '<top>'}: {msg}")
     return problems
+
+
+def reject_non_finite(value, *, where: str = ""):
+    """Free-form tables (simulator overrides, fault settings) hold numbers too: refuse NaN and
+    infinities in them as the models do; returns ``value`` unchanged for a pydantic validator."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where or 'value'}: {value} is not a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            reject_non_finite(item, where=f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            reject_non_finite(item, where=f"{where}[{index}]")
+    return value

@@ -3,8 +3,10 @@
 A protocol file is TOML with a ``[protocol]`` header, a ``[sample]`` section (the truth for
 analysis and, in simulation, for the simulated pellet or cell) and ``[[steps]]`` whose ``kind``
 selects the step model. ``load_protocol`` checks the file on its own and against the station
-(chamber range, the potentiostat's EIS frequency limit) and reports every problem at once with
-its location, before any instrument is touched.
+(chamber range, the potentiostat's EIS frequency limit, and the absolute limits of
+``config.limits``: potentials, currents, the cell's window, durations, points) and reports every
+problem at once with its location, before any instrument is touched. NaN and infinities are
+refused everywhere.
 """
 from __future__ import annotations
 
@@ -18,13 +20,15 @@ from analysis.physics import disc_area_cm2
 from config.cycling import (CCCV, CellSection, ConstantCurrent, CyclingProgram, Rest, Safety,
                             check_program_for_cell)
 from config.errors import ConfigError, format_pydantic_errors
+from config import limits
 from config.station import StationConfig, read_toml
 
 PROTOCOL_DIR = Path(__file__).with_name("protocols")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and ±inf are never a value a file may mean (TOML spells them nan and inf).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SampleSim(_Strict):
@@ -215,7 +219,7 @@ class ColdDischargeStep(_Strict):
     eis: bool = True
     peis: PeisSettings = PeisSettings(initial_frequency_hz=1e6, final_frequency_hz=0.1)
     record_interval_s: float = Field(default=60.0, gt=0)
-    record_dv_v: float = Field(default=0.005, gt=0)
+    record_dv_v: float = Field(default=0.005, gt=0, le=1.0)
 
     def program_for(self, cell: CellSection) -> tuple[CyclingProgram, list[tuple[str, int]]]:
         """The whole protocol as one cycler program with rests for the chamber, and, per program
@@ -308,8 +312,32 @@ def _cold_program_problems(index: int, step: ColdDischargeStep, cell: CellSectio
 
 
 def station_problems(protocol: Protocol, station: StationConfig) -> list[str]:
-    """Checks that need the station: temperatures in the chamber's range, EIS frequency limit."""
-    return _steps_station_problems(list(enumerate(protocol.steps)), station)
+    """Checks that need the station: temperatures in the chamber's range, EIS frequency limit,
+    the absolute limits of potential, current, duration and points (``config.limits``)."""
+    return (_steps_station_problems(list(enumerate(protocol.steps)), station)
+            + _protocol_limit_problems(protocol, station))
+
+
+def _protocol_limit_problems(protocol: Protocol, station: StationConfig) -> list[str]:
+    """The limits that need the whole protocol: the cell's, and the worst-case totals."""
+    cell = protocol.cell
+    problems = limits.cell_limit_problems(cell, station) if cell is not None else []
+    total_s = points = 0.0
+    for i, step in enumerate(protocol.steps):
+        where = f"steps[{i}]"
+        if isinstance(step, CyclingStep) and cell is not None:
+            problems += limits.program_limit_problems(f"{where}.program", step.program, cell, station)
+        elif isinstance(step, ColdDischargeStep) and cell is not None and cell.has_capacity:
+            program, _ = step.program_for(cell)
+            problems += limits.program_limit_problems(f"{where} (its cycler program)", program, cell,
+                                                      station)
+            if step.eis:
+                problems += limits.cell_eis_bias_problems(f"{where}.peis", step.peis, cell)
+        step_s, step_points = limits.step_worst_case(step, cell, station)
+        total_s += step_s
+        points += step_points
+    return problems + limits.total_problems(total_s, points, protocol.protocol.chamber_log_interval_s,
+                                            station)
 
 
 def _steps_station_problems(indexed_steps, station: StationConfig) -> list[str]:
@@ -328,6 +356,15 @@ def _steps_station_problems(indexed_steps, station: StationConfig) -> list[str]:
 
     for i, step in indexed_steps:
         where = f"steps[{i}]"
+        problems.extend(limits.duration_problems(where, limits.step_duration_fields(step), station))
+        if isinstance(step, (PeisStep, TemperatureEisSeries)):
+            problems.extend(limits.potential_problems(
+                f"{where}.peis.dc_voltage_v", [_peis_extreme_v(step.peis)], station))
+        elif isinstance(step, LsvStep):
+            problems.extend(limits.potential_problems(f"{where}.end_voltage_v", [step.end_voltage_v],
+                                                      station))
+        elif isinstance(step, DcPolarizationStep):
+            problems.extend(limits.potential_problems(f"{where}.voltages_v", step.voltages_v, station))
         if isinstance(step, ChamberStep):
             check_t(f"{where}.setpoint_c", step.setpoint_c)
         elif isinstance(step, TemperatureEisSeries):
@@ -347,6 +384,12 @@ def _steps_station_problems(indexed_steps, station: StationConfig) -> list[str]:
             if step.eis:
                 check_peis(f"{where}.peis", step.peis)
     return problems
+
+
+def _peis_extreme_v(peis: PeisSettings) -> float:
+    """The farthest potential an EIS may reach: bias plus amplitude (vs OCV, the OCV is itself
+    within the limits, so the bias plus amplitude is what must fit)."""
+    return math.copysign(abs(peis.dc_voltage_v) + peis.amplitude_v, peis.dc_voltage_v)
 
 
 def _valid_steps_station_problems(data: dict, station: StationConfig) -> list[str]:
@@ -372,7 +415,22 @@ def _valid_steps_station_problems(data: dict, station: StationConfig) -> list[st
             for where, t in candidates:
                 if isinstance(t, (int, float)) and not isinstance(t, bool) and not lo <= t <= hi:
                     problems.append(f"{where}: {t} °C is outside the chamber's range {lo}…{hi} °C")
+            problems += _invalid_step_limit_problems(i, raw, data.get("cell"), station)
     return problems + _steps_station_problems(valid, station)
+
+
+def _invalid_step_limit_problems(index: int, raw: dict, raw_cell, station: StationConfig) -> list[str]:
+    """The limits of a step that is not valid on its own (a typo in the step must not hide a
+    40 A program): its cycling program checked whole when it validates (C-rates resolved with
+    the cell), its plain values otherwise."""
+    try:
+        program = CyclingProgram.model_validate(raw.get("program"))
+        cell = CellSection.model_validate(raw_cell)
+    except ValidationError:
+        return limits.raw_step_problems(f"steps[{index}]", raw, station)
+    rest = {key: value for key, value in raw.items() if key != "program"}
+    return (limits.program_limit_problems(f"steps[{index}].program", program, cell, station)
+            + limits.raw_step_problems(f"steps[{index}]", rest, station))
 
 
 def resolve_protocol_path(name_or_path: str | Path) -> Path:

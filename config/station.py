@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from config.errors import ConfigError, format_pydantic_errors
+from config.errors import ConfigError, format_pydantic_errors, reject_non_finite
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,7 +23,8 @@ DEFAULT_STATION = Path(__file__).with_name("station.toml")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and ±inf are never a value a file may mean (TOML spells them nan and inf).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ChamberConfig(_Strict):
@@ -37,8 +38,10 @@ class ChamberConfig(_Strict):
     baud_rate: int = 9600
     timeout_s: float = Field(default=3.0, gt=0)
     command_interval_s: float = Field(default=0.3, ge=0.2, le=2.0)
-    min_temperature_c: float = -40.0
-    max_temperature_c: float = 150.0
+    min_temperature_c: float = Field(default=-40.0, ge=-100.0, le=300.0)
+    max_temperature_c: float = Field(
+        default=150.0, ge=-100.0, le=300.0, description="Highest set point, °C; at connect it is "
+        "compared with the maximum the chamber itself reports (TYPE?)")
     safe_temperature_c: float | None = Field(
         default=None, description="Set point after a run ends or aborts; None = STANDBY")
     power_off_when_safe: bool = Field(
@@ -69,6 +72,8 @@ class PotentiostatConfig(_Strict):
     board: Literal["essential", "premium", "digicore"] = "premium"
     model: str = "SP-200"
     max_eis_frequency_hz: float = Field(default=7e6, gt=0)
+    max_voltage_v: float = Field(default=10.0, gt=0, le=100.0,
+                                 description="No potential beyond ±max_voltage_v is ever applied, V")
     connect_timeout_s: int = Field(default=5, ge=1, le=60)
     poll_interval_s: float = Field(default=1.0, gt=0)
 
@@ -81,6 +86,10 @@ class CyclerConfig(_Strict):
     export_path: str = Field(default="", description="The live tab-separated text export the Landt "
                              "software writes for this channel")
     poll_interval_s: float = Field(default=60.0, gt=0)
+    max_voltage_v: float = Field(default=10.0, gt=0, le=100.0,
+                                 description="No cut-off or safety limit beyond ±max_voltage_v, V")
+    max_current_a: float = Field(default=10.0, gt=0, le=1000.0,
+                                 description="No current above max_current_a on a channel, A")
     start_timeout_s: float = Field(default=3600.0, gt=0)
     cell_eis: Literal["none", "prompt"] = Field(
         default="prompt", description="How the potentiostat reaches the cell for EIS: 'prompt' asks "
@@ -132,12 +141,27 @@ class SimConfig(_Strict):
                                description="Overrides of the LSV / DC-polarization model constants")
     faults: dict = Field(default_factory=dict, description="Fault injection, per instrument")
 
+    _finite_tables = field_validator("cell", "polarization", "faults")(reject_non_finite)
+
 
 class PlanningConfig(_Strict):
     """What duration estimates (``plan``, remaining time) assume of a real station."""
 
     chamber_ramp_rate_c_per_min: float = Field(default=1.0, gt=0, le=50)
     chamber_start_c: float = 23.0
+
+
+ONE_YEAR_S = 365.0 * 86400.0
+
+
+class LimitsConfig(_Strict):
+    """What no protocol may ask of this station, whatever its instruments could do."""
+
+    max_protocol_duration_s: float = Field(
+        default=ONE_YEAR_S, gt=0, description="Longest a protocol may run at worst (every timeout "
+        "reached), s; also the bound of every single duration in it")
+    max_points: int = Field(default=20_000_000, ge=1, description="Most data points a protocol may "
+                            "record (its sampling intervals over its worst-case duration)")
 
 
 class StationInfo(_Strict):
@@ -151,6 +175,7 @@ class StationConfig(_Strict):
     potentiostat: PotentiostatConfig = PotentiostatConfig()
     cycler: CyclerConfig = CyclerConfig()
     planning: PlanningConfig = PlanningConfig()
+    limits: LimitsConfig = LimitsConfig()
     sim: SimConfig = SimConfig()
 
     @property
@@ -186,5 +211,12 @@ def read_toml(path: Path) -> dict:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(str(path), ["file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), ["is a directory, not a TOML file"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [f"not UTF-8 text (byte {exc.start}): TOML files are UTF-8"]) \
+            from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot be read: {exc.strerror or exc}"]) from None

@@ -7,10 +7,17 @@
 ``run`` validates every parameter against the technique spec and this instrument's limits
 before anything is sent, loads the technique chain, starts the channel and returns an iterator
 that polls BL_GetData every ``poll_interval_s`` through the injected clock (never time.sleep).
-It rides out the start race (the first polls may read STOP with no rows), drains every row that
-is still in the instrument after the state turned STOP, and yields decoded ``RecordChunk``s with
-unit-named columns; ``time_s`` counts seconds since the channel started (``started_at`` is that
-clock time). Closing the iterator early (break, abort) stops the channel.
+It rides out the start race (the first polls may read STOP with no rows) for
+``start_timeout_s``; a channel that has not started by then is an error (``StartTimeout``) and
+is stopped, never a measurement with no points. It drains every row that is still in the
+instrument after the state turned STOP, and yields decoded ``RecordChunk``s with unit-named
+columns; ``time_s`` counts seconds since the channel started (``started_at`` is that clock
+time). Closing the iterator early (break, abort) or an error stops the channel; a stop the
+library refuses is logged (the run's safe state then tries again and fails the run loudly).
+
+Transient library errors (communication, a busy library, a corrupted transfer: ``TRANSIENT``)
+are retried ``retries`` times with a doubling pause from ``retry_backoff_s``; any other error,
+or one that persists, is raised.
 """
 from __future__ import annotations
 
@@ -36,6 +43,14 @@ FPGA_FILES = {"essential": "Vmp_ii_0437_a6.xlx", "premium": "vmp_iv_0395_aa.xlx"
 KERNEL_FILES = {"essential": "kernel.bin", "premium": "kernel4.bin", "digicore": "kernel5.bin"}
 BOARD_TYPE_OF = {name: code for code, name in api.BOARD_TYPE_CODES.items()}
 IEEE_PROBES = {0x3F800000: 1.0, 0xC0490FDB: -3.1415927410125732, 0x2EDBE6FF: 1e-10}
+
+
+# EClib codes worth another try: the call did not reach the instrument or its answer was lost.
+TRANSIENT = frozenset({-12, -101, -104, -105, -200, -202, -404})
+
+
+class StartTimeout(RuntimeError):
+    """The channel never started (no rows, state STOP) within ``start_timeout_s``."""
 
 
 class ChannelOptionError(RuntimeError):
@@ -128,7 +143,8 @@ class BiologicPotentiostat:
     def __init__(self, dll, clock, *, address: str = "USB0", channel: int = 1, board: str = "premium",
                  model: str = "SP-200", max_eis_frequency_hz: float = 7e6, firmware_dir: str = "",
                  connect_timeout_s: int = 5, poll_interval_s: float = 1.0, define_params_with_dll: bool = True,
-                 start_timeout_s: float | None = None) -> None:
+                 start_timeout_s: float | None = None, max_voltage_v: float = 10.0,
+                 retries: int = 3, retry_backoff_s: float = 1.0) -> None:
         if board not in tq.BOARDS:
             raise BiologicConfigError(f"potentiostat.board must be one of {tq.BOARDS}, not {board!r}")
         if not 1 <= channel <= 16:
@@ -137,6 +153,10 @@ class BiologicPotentiostat:
             raise BiologicConfigError(f"potentiostat.poll_interval_s must be > 0, not {poll_interval_s}")
         if not 1 <= connect_timeout_s <= 255:
             raise BiologicConfigError(f"potentiostat.connect_timeout_s must be 1..255 s, not {connect_timeout_s}")
+        if not 0 < max_voltage_v <= 100:
+            raise BiologicConfigError(f"potentiostat.max_voltage_v must be in (0, 100] V, not {max_voltage_v}")
+        if retries < 0 or retry_backoff_s < 0:
+            raise BiologicConfigError(f"retries ({retries}) and retry_backoff_s ({retry_backoff_s}) must be >= 0")
         self.dll, self.clock = dll, clock
         self.address, self.channel, self.board, self.model = address, channel, board, model
         self.limits = tq.Limits(board=board, max_eis_frequency_hz=float(max_eis_frequency_hz))
@@ -146,6 +166,9 @@ class BiologicPotentiostat:
         self.start_timeout_s = (max(3 * self.poll_interval_s, 5.0) if start_timeout_s is None
                                 else float(start_timeout_s))
         self.define_params_with_dll = define_params_with_dll
+        self.max_voltage_v = float(max_voltage_v)
+        self.retries, self.retry_backoff_s = int(retries), float(retry_backoff_s)
+        self.retried_calls = 0
         self.device: DeviceInfo | None = None
         self.started_at: float | None = None
         self.points_lost = 0
@@ -164,9 +187,37 @@ class BiologicPotentiostat:
         return f"<BiologicPotentiostat {self.model} {self.address} channel {self.channel} ({self.board})>"
 
     def _call(self, name: str, *args, detail: str = "") -> None:
-        code = getattr(self.dll, name)(*args)
-        if code != 0:
-            raise BiologicError(name, code, detail, instrument=f"BioLogic {self.model} at {self.address}")
+        function = getattr(self.dll, name)
+        pause = self.retry_backoff_s
+        for attempt in range(self.retries + 1):
+            code = function(*args)
+            if code == 0:
+                return
+            if code == -13 and name == "BL_StartChannel" and attempt > 0:
+                return  # the start before the lost reply went through
+            if code not in TRANSIENT or attempt == self.retries:
+                break
+            self.retried_calls += 1
+            log.warning("%r: %s returned %d (%s); retry %d of %d in %g s", self, name, code,
+                        api.error_name(code), attempt + 1, self.retries, pause)
+            self.clock.sleep(pause)
+            pause *= 2
+        raise BiologicError(name, code, detail, instrument=f"BioLogic {self.model} at {self.address}")
+
+    def _check_potentials(self, technique: tq.Technique) -> None:
+        """No potential beyond ±max_voltage_v: every voltage parameter, and an EIS bias plus its
+        amplitude (checked again here, whatever the protocol's validation said)."""
+        amplitude = abs(technique.values.get("Amplitude_Voltage", 0.0))
+        problems = []
+        for label, value in technique.values.items():
+            if "Voltage" not in label or label == "Amplitude_Voltage":
+                continue
+            for v in (value if isinstance(value, (list, tuple)) else [value]):
+                if not abs(v) + amplitude <= self.max_voltage_v:
+                    problems.append(f"{label}: {v} V (± {amplitude} V) is beyond the station's "
+                                    f"limit ±{self.max_voltage_v} V")
+        if problems:
+            raise tq.TechniqueError(technique.name, problems)
 
     def _require_connected(self) -> None:
         if self._id is None:
@@ -373,6 +424,7 @@ class BiologicPotentiostat:
             raise ValueError("run: no technique given")
         for item in chain:
             item.validate(self.limits)
+            self._check_potentials(item)
         self._require_connected()
         if self._chain is not None:
             raise BiologicError("BL_StartChannel", -13, "the previous run's records are still being read: "
@@ -399,7 +451,7 @@ class BiologicPotentiostat:
     def _records(self, chain: list, on_rows) -> Iterator[RecordChunk]:
         buf, infos, cv = api.TDataBuffer(), api.TDataInfos(), api.TCurrentValues()
         words = np.ctypeslib.as_array(buf.data)
-        active, finished = False, False
+        active = False
         try:
             while True:
                 self._call("BL_GetData", self._id, self._ch, byref(buf), byref(infos), byref(cv),
@@ -416,15 +468,29 @@ class BiologicPotentiostat:
                     continue  # drain without waiting
                 if cv.State != api.STATE_STOP:
                     active = True
-                elif cv.MemFilled == 0 and (active or self.clock.now() - self.started_at >= self.start_timeout_s):
-                    finished = True
+                elif cv.MemFilled == 0 and active:
                     self.read_messages()
                     return
+                elif cv.MemFilled == 0 and self.clock.now() - self.started_at >= self.start_timeout_s:
+                    raise StartTimeout(f"{self!r}: the channel did not start within {self.start_timeout_s:g} s "
+                                       f"of BL_StartChannel (state STOP, no data); it is stopped")
                 self.clock.sleep(self.poll_interval_s)
+        except BaseException as exc:  # an error, or the iterator closed early (GeneratorExit)
+            self._chain = None
+            if self._id is not None:
+                self._stop_after(exc)
+            raise
         finally:
             self._chain = None
-            if not finished and self._id is not None:
-                self.dll.BL_StopChannel(self._id, self._ch)
+
+    def _stop_after(self, cause: BaseException) -> None:
+        """Stop the channel after an abort or an error. A refused stop is logged here, not
+        raised over the error that led here; the run's safe state stops the channel again and
+        fails loudly if it still cannot."""
+        try:
+            self.stop()
+        except BiologicError as exc:
+            log.error("%s (after %s)", exc, type(cause).__name__)
 
     def _decode(self, chain: list, words: np.ndarray, infos: api.TDataInfos, cv: api.TCurrentValues) -> RecordChunk:
         index = infos.TechniqueIndex
@@ -434,6 +500,12 @@ class BiologicPotentiostat:
         layout = layouts.layout_for(infos.TechniqueID, self.board, infos.ProcessIndex)
         columns = layouts.decode(words, infos.NbRows, infos.NbCols, layout, infos.StartTime, cv.TimeBase,
                                  self._to_float)
+        measured = [name for name, kind in layout.words if kind in ("float", "ftime")]
+        for name in measured + (["time_s"] if "time_s" in columns else []):
+            # A measured value is finite: nan or inf in the buffer is a corrupted transfer.
+            if not np.isfinite(columns[name]).all():
+                raise layouts.LayoutError(f"{self!r}: {chain[index].name} data: non-finite values in "
+                                          f"{name} (corrupted transfer); the run is stopped")
         self.points_lost += max(infos.IRQskipped, 0)
         chunk = RecordChunk(index, chain[index].name, infos.ProcessIndex, infos.loop, columns, infos.IRQskipped,
                             saturated=bool(cv.Saturation), i_overflow=bool(cv.Ioverflow),
@@ -495,7 +567,7 @@ class BiologicPotentiostat:
 
 
 CONFIG_KEYS = {"driver", "address", "channel", "dll_path", "firmware_dir", "board", "model",
-               "max_eis_frequency_hz", "connect_timeout_s", "poll_interval_s"}
+               "max_eis_frequency_hz", "connect_timeout_s", "poll_interval_s", "max_voltage_v"}
 FAKE_OPTIONS = {"fail_on", "start_race_polls", "firmware", "current_offset_a", "current_noise_fraction",
                 "ewe_noise_v", "n_channels", "option_error"}
 
@@ -530,4 +602,5 @@ def open_potentiostat(config, clock, lab=None) -> BiologicPotentiostat:
     return BiologicPotentiostat(
         dll, clock, address=address, channel=int(cfg.get("channel", 1)), board=board, model=model,
         max_eis_frequency_hz=max_f, firmware_dir=cfg.get("firmware_dir", ""),
-        connect_timeout_s=int(cfg.get("connect_timeout_s", 5)), poll_interval_s=float(cfg.get("poll_interval_s", 1.0)))
+        connect_timeout_s=int(cfg.get("connect_timeout_s", 5)), poll_interval_s=float(cfg.get("poll_interval_s", 1.0)),
+        max_voltage_v=float(cfg.get("max_voltage_v", 10.0)))

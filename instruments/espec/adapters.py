@@ -109,6 +109,9 @@ def open_chamber(config: Mapping | None = None, clock: Clock | None = None,
     :param clock: paces the commands (default wall clock).
     :param simulator: if given, talk to it in process instead of opening ``address``.
     :param visa_library: pyvisa backend ("" = default, "@py" = pyvisa-py).
+
+    The station's maximum temperature is checked against the chamber's own (``TYPE?``) before
+    the driver is returned.
     """
     settings = chamber_settings(config, **fields)
     if simulator is not None:
@@ -117,7 +120,7 @@ def open_chamber(config: Mapping | None = None, clock: Clock | None = None,
     else:
         adapter = resource_name(settings)
         connection = {"visa_library": visa_library}
-    return EspecChamber(
+    chamber = EspecChamber(
         adapter, clock=clock,
         min_temperature_c=settings["min_temperature_c"],
         max_temperature_c=settings["max_temperature_c"],
@@ -126,3 +129,9 @@ def open_chamber(config: Mapping | None = None, clock: Clock | None = None,
         safe_temperature_c=settings["safe_temperature_c"],
         power_off_when_safe=settings["power_off_when_safe"],
         timeout_s=settings["timeout_s"], baud_rate=settings["baud_rate"], **connection)
+    try:
+        chamber.check_range()
+    except Exception:
+        chamber.close()
+        raise
+    return chamber

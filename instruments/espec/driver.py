@@ -15,12 +15,21 @@ first; on a humidity chamber the last RH set point would stay under control (con
 cold cell), so it switches humidity control off (``HUMI, SOFF``, as espec_pr3j does) for
 temperature-only work.
 
+Faults: a reply that does not arrive, cannot be decoded (bytes that are not ASCII), is garbled
+or holds a non-finite number (``nan``, ``inf``, ``1e999``) is an error, never a value. Such a
+transient fault is retried ``retries`` times, after a pause that doubles from
+``retry_backoff_s`` (clock time), with the read buffer flushed so that a late reply cannot answer
+the next command; a setting is sent again (ESPEC settings are idempotent). ``NA:`` is the
+chamber's answer, not a fault: it is raised at once. At connect, ``check_range`` compares the
+station's maximum temperature with the chamber's own (``TYPE?``).
+
 The chamber needs a pause between commands (0.2–0.5 s); the driver waits it through the injected
 Clock, so simulated runs do not sleep. Periodic clock tasks may run during that pause, before a
 command goes out, never between a command and its reply. One thread at a time may use a driver.
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import NamedTuple
 
@@ -31,6 +40,8 @@ from pyvisa.errors import VisaIOError
 
 from instruments.clock import Clock, WallClock
 from instruments.espec.errors import EspecCommunicationError, EspecError, EspecRefused
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MIN_TEMPERATURE_C = -40.0
 DEFAULT_MAX_TEMPERATURE_C = 150.0
@@ -110,6 +121,14 @@ def _fields(fields: list[str], n: int | tuple[int, ...], what: str) -> list[str]
     return fields
 
 
+def _number(text: str, what: str) -> float:
+    """A finite number: ``nan``, ``inf`` and ``1e999`` are garbled replies, not readings."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{what} {text.strip()!r} is not a finite number")
+    return value
+
+
 def _mode_word(text: str) -> str:
     # Modes are upper-case words: CONSTANT, RUN PAUSE, RMT RUN END HOLD ...
     if not text or not all(c.isupper() or c == " " for c in text):
@@ -127,17 +146,18 @@ def parse_rom(fields: list[str]) -> str:
 def parse_type(fields: list[str]) -> ChamberType:
     fields = _fields(fields, (3, 4), "TYPE?")
     if len(fields) == 4:
-        return ChamberType(fields[0], fields[1], fields[2], float(fields[3]))
-    return ChamberType(fields[0], None, fields[1], float(fields[2]))
+        return ChamberType(fields[0], fields[1], fields[2], _number(fields[3], "maximum temperature"))
+    return ChamberType(fields[0], None, fields[1], _number(fields[2], "maximum temperature"))
 
 
 def parse_monitor(fields: list[str]) -> Monitor:
     t, h, mode, alarms = _fields(fields, 4, "MON?")
-    return Monitor(float(t), float(h) if h.strip() else None, _mode_word(mode), int(alarms))
+    return Monitor(_number(t, "temperature"), _number(h, "humidity") if h.strip() else None,
+                   _mode_word(mode), int(alarms))
 
 
 def parse_temperature_status(fields: list[str]) -> TemperatureStatus:
-    return TemperatureStatus(*(float(f) for f in _fields(fields, 4, "TEMP?")))
+    return TemperatureStatus(*(_number(f, "temperature") for f in _fields(fields, 4, "TEMP?")))
 
 
 def parse_mode(fields: list[str]) -> str:
@@ -153,13 +173,15 @@ def _on_off(text: str, what: str) -> bool:
 
 def parse_humidity_status(fields: list[str]) -> HumidityStatus:
     pv, sp, upper, lower = _fields(fields, 4, "HUMI?")
-    setpoint = None if sp.strip().upper() == "OFF" else float(sp)
-    return HumidityStatus(float(pv), setpoint, float(upper), float(lower))
+    setpoint = None if sp.strip().upper() == "OFF" else _number(sp, "humidity")
+    return HumidityStatus(_number(pv, "humidity"), setpoint, _number(upper, "humidity"),
+                          _number(lower, "humidity"))
 
 
 def parse_constant_setting(fields: list[str]) -> ConstantSetting:
     value, enabled = _fields(fields, 2, "CONSTANT SET?")
-    return ConstantSetting(float(value) if value.strip() else None, _on_off(enabled, "CONSTANT SET?"))
+    return ConstantSetting(_number(value, "set point") if value.strip() else None,
+                           _on_off(enabled, "CONSTANT SET?"))
 
 
 def parse_program_monitor(fields: list[str]) -> ProgramMonitor:
@@ -167,8 +189,8 @@ def parse_program_monitor(fields: list[str]) -> ProgramMonitor:
     hours, colon, minutes = remaining.partition(":")
     if not colon:
         raise ValueError(f"PRGM MON?: remaining time {remaining!r} is not HH:MM")
-    return ProgramMonitor(int(step), float(temperature),
-                          float(humidity) if humidity.strip() else None,
+    return ProgramMonitor(int(step), _number(temperature, "temperature"),
+                          _number(humidity, "humidity") if humidity.strip() else None,
                           int(hours) * 3600.0 + int(minutes) * 60.0, int(count_a), int(count_b))
 
 
@@ -241,6 +263,8 @@ class EspecChamber(Instrument):
     :param power_off_when_safe: after STANDBY in the safe state, also switch control power off
         (``POWER, OFF``), for labs that leave an idle chamber off.
     :param timeout_s: reply timeout, s; baud_rate: serial speed (8N1, CR LF framing).
+    :param retries: further attempts after a transient fault (0–10, default 3).
+    :param retry_backoff_s: pause before the first retry, s, doubled for each next (default 1).
     """
 
     def __init__(self, adapter, name: str = "ESPEC chamber", *, clock: Clock | None = None,
@@ -248,7 +272,8 @@ class EspecChamber(Instrument):
                  max_temperature_c: float = DEFAULT_MAX_TEMPERATURE_C,
                  command_interval_s: float = 0.3, rs485_address: int | None = None,
                  safe_temperature_c: float | None = None, power_off_when_safe: bool = False,
-                 timeout_s: float = 3.0, baud_rate: int = 9600, **kwargs) -> None:
+                 timeout_s: float = 3.0, baud_rate: int = 9600, retries: int = 3,
+                 retry_backoff_s: float = 1.0, **kwargs) -> None:
         if not min_temperature_c < max_temperature_c:
             raise ValueError(f"{name}: min_temperature_c ({min_temperature_c}) must be below "
                              f"max_temperature_c ({max_temperature_c})")
@@ -256,6 +281,9 @@ class EspecChamber(Instrument):
             raise ValueError(f"{name}: command_interval_s must be >= 0, not {command_interval_s}")
         if rs485_address is not None and not 1 <= int(rs485_address) <= 16:
             raise ValueError(f"{name}: rs485_address must be 1-16, not {rs485_address}")
+        if not 0 <= retries <= 10 or not 0 <= retry_backoff_s <= 60:
+            raise ValueError(f"{name}: retries must be 0-10 and retry_backoff_s 0-60 s, not "
+                             f"{retries} and {retry_backoff_s}")
         limits = (float(min_temperature_c), float(max_temperature_c))
         if safe_temperature_c is not None:
             temperature_in_limits(safe_temperature_c, limits)
@@ -279,6 +307,8 @@ class EspecChamber(Instrument):
         self._next_command_at = -math.inf
         self._last_command: str | None = None
         self._rs485_echo: bool | None = None  # learned from the first unambiguous reply
+        self.retries, self.retry_backoff_s = int(retries), float(retry_backoff_s)
+        self.retried_commands = 0
 
     def __getattribute__(self, name: str):
         # pymeasure's CommonBase checks every attribute read against a list of ~50 reserved
@@ -479,12 +509,52 @@ class EspecChamber(Instrument):
         self.adapter.close()
         self.isShutdown = True
 
+    def check_range(self) -> ChamberType:
+        """Compare the station's maximum temperature with the chamber's own (``TYPE?``); a
+        station file that promises more than the chamber can do is refused before any set
+        point is sent."""
+        chamber_type = self.chamber_type
+        high = self.temperature_limits_c[1]
+        if high > chamber_type.max_temperature_c:
+            reply = ",".join(str(field) for field in chamber_type if field is not None)
+            raise EspecError(self.name, "TYPE?", reply,
+                             f"the station file allows set points up to {high:g} °C "
+                             f"(chamber.max_temperature_c) but this chamber reports a maximum of "
+                             f"{chamber_type.max_temperature_c:g} °C; lower "
+                             f"chamber.max_temperature_c")
+        return chamber_type
+
     def send_setting(self, command: str) -> None:
         """Send a setting command and check its ``OK:`` reply (EspecError otherwise)."""
         self.write(command)
         self.check_set_errors()
 
     # --- communication -----------------------------------------------------------------------
+    def _retry_pause(self, attempt: int, command: str, exc: EspecError) -> None:
+        """Wait before retry ``attempt`` (1-based) and drop whatever late reply is pending."""
+        self.retried_commands += 1
+        pause = self.retry_backoff_s * 2 ** (attempt - 1)
+        log.warning("%s: %s; retry %d of %d in %g s", self.name, exc, attempt, self.retries, pause)
+        self.clock.sleep(pause)
+        try:
+            self.adapter.flush_read_buffer()
+        except Exception as flush_exc:  # noqa: BLE001 - a failed flush must not hide the fault
+            log.debug("%s: flushing the read buffer failed: %s", self.name, flush_exc)
+
+    def ask(self, command: str, query_delay=None) -> str:
+        """Send a query and read its checked reply, retrying transient faults (``NA:`` is not
+        one: it is raised at once)."""
+        for attempt in range(self.retries + 1):
+            try:
+                return super().ask(command, query_delay)
+            except EspecRefused:
+                raise
+            except EspecError as exc:
+                if attempt == self.retries:
+                    raise
+                self._retry_pause(attempt + 1, command, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def write(self, command: str, **kwargs) -> None:
         """Send ``command`` after the pacing interval, with the RS-485 address prefix if any."""
         clock = self.clock
@@ -508,6 +578,10 @@ class EspecChamber(Instrument):
             reply = super().read(**kwargs)
         except (VisaIOError, TimeoutError, OSError) as exc:
             raise EspecCommunicationError(self.name, command, None, f"no reply: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise EspecError(self.name, command, repr(exc.object[:80]),
+                             f"undecodable reply (byte 0x{exc.object[exc.start]:02x} is not ASCII)") \
+                from None
         finally:
             self._next_command_at = self.clock.now() + self.command_interval_s
         reply = self._strip_address(command, reply.strip())
@@ -515,9 +589,21 @@ class EspecChamber(Instrument):
         return reply
 
     def check_set_errors(self) -> list:
-        """Read and check the ``OK:``/``NA:`` reply of the setting just sent."""
-        self.read()
-        return []
+        """Read and check the ``OK:``/``NA:`` reply of the setting just sent; on a transient
+        fault send the setting again (settings are idempotent) and read again."""
+        command = self._last_command
+        for attempt in range(self.retries + 1):
+            try:
+                self.read()
+                return []
+            except EspecRefused:
+                raise
+            except EspecError as exc:
+                if attempt == self.retries or command is None:
+                    raise
+                self._retry_pause(attempt + 1, command, exc)
+                self.write(command)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _check_reply(self, command: str, reply: str) -> None:
         if not reply.isprintable():

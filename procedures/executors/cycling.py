@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from config.cycling import CyclingProgram
+from config.errors import ConfigError
+from config.limits import program_limit_problems
 from instruments.cycler import CyclerError, CyclerState, n_records
 from instruments.espec.stability import wait_until_stable
 from instruments.landt.steptable import render_step_table
@@ -36,8 +38,12 @@ def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dic
     protocol hooks the chamber onto the cycler's rests there).
     """
     station = ctx.station
-    cycler = station.cycler
     cell = ctx.protocol.cell
+    # The station's absolute limits once more, right before the command (validation ran earlier).
+    problems = program_limit_problems("program", program, cell, station.config)
+    if problems:
+        raise ConfigError("cycler start refused", problems)
+    cycler = station.cycler
     cycler.start(program, cell, ctx.sample.id,
                  on_prompt=lambda text: station.ask_operator(text, kind="cycler"))
     poll = station.cycler_poll_interval_s

@@ -15,7 +15,9 @@ from instruments.sim.clock import VirtualClock
 
 
 def protocol(pairs, **kwargs):
+    """The exact exchange; without retries unless asked (a retry is another exchange)."""
     kwargs.setdefault("clock", VirtualClock(start=0.0))
+    kwargs.setdefault("retries", 0)
     return expected_protocol(EspecChamber, pairs, **kwargs)
 
 

@@ -6,6 +6,7 @@ import pytest
 from config.station import ChamberConfig
 from instruments.espec.adapters import SimulatorAdapter, open_chamber, resource_name, \
     chamber_settings
+from instruments.espec.driver import EspecChamber
 from instruments.espec.errors import EspecCommunicationError, EspecError, EspecRefused
 from instruments.espec.simulator import EspecSimulator
 from instruments.espec.stability import ChamberNotStable, Reading, wait_until_stable
@@ -220,8 +221,17 @@ def test_lower_alarm_when_warming_from_cold(lab):
     assert chamber.alarms.codes == (3,)
 
 
+def test_a_station_range_beyond_the_chambers_own_is_refused_at_connect(lab):
+    with pytest.raises(EspecError, match=r"up to 150 °C .* reports a maximum of 100 °C"):
+        connect(lab, max_temperature_c=100.0)
+    chamber = open_chamber({"max_temperature_c": 100.0}, clock=lab.clock,
+                           simulator=EspecSimulator(lab, max_temperature_c=100.0))
+    assert chamber.check_range().max_temperature_c == 100.0
+
+
 def test_na_replies_through_the_driver(lab):
-    sim, chamber = connect(lab, max_temperature_c=100.0)
+    sim = EspecSimulator(lab, max_temperature_c=100.0)
+    chamber = EspecChamber(SimulatorAdapter(sim), clock=lab.clock)   # no range check at connect
     with pytest.raises(EspecRefused, match="DATA OUT OF RANGE"):
         chamber.setpoint = 120.0                # within the driver's limits, not the chamber's
     chamber.set_temperature(20.0, upper_c=30.0, lower_c=10.0)
@@ -251,7 +261,8 @@ def test_shutdown_holds_safe_temperature_from_station_file(lab):
 
 # --- faults ---------------------------------------------------------------------------------------
 def test_dropped_reply_is_a_clear_communication_error(lab):
-    _, chamber = connect(lab, faults={"drop_reply_every": 3})
+    sim = EspecSimulator(lab, faults={"drop_reply_every": 3})
+    chamber = EspecChamber(SimulatorAdapter(sim), clock=lab.clock, retries=0)
     chamber.monitor
     chamber.monitor
     with pytest.raises(EspecCommunicationError, match=r"ESPEC chamber.*'TEMP\?'.*no reply"):
@@ -259,11 +270,37 @@ def test_dropped_reply_is_a_clear_communication_error(lab):
     assert chamber.temperature == 23.0          # the next exchange is in step again
 
 
+def test_dropped_reply_is_retried_after_a_pause(lab):
+    _, chamber = connect(lab, faults={"drop_reply_every": 3})   # TYPE? at connect is the 1st
+    chamber.monitor
+    start = lab.clock.now()
+    assert chamber.temperature == 23.0
+    assert chamber.retried_commands == 1
+    assert lab.clock.now() - start >= 1.0       # the backoff, in clock time
+
+
 def test_garbled_reply_is_detected(lab):
-    _, chamber = connect(lab, faults={"garble_every": 2})
+    sim = EspecSimulator(lab, faults={"garble_every": 2})
+    chamber = EspecChamber(SimulatorAdapter(sim), clock=lab.clock, retries=0)
     chamber.mode
     with pytest.raises(EspecError, match="garbled"):
         chamber.mode = "CONSTANT"
+
+
+def test_a_garbled_setting_reply_is_retried_by_sending_the_setting_again(lab):
+    _, chamber = connect(lab, faults={"garble_every": 3})       # TYPE? at connect is the 1st
+    chamber.mode
+    chamber.mode = "CONSTANT"
+    assert chamber.retried_commands == 1 and chamber.mode == "CONSTANT"
+
+
+def test_a_persistent_fault_is_raised_after_the_retries(lab):
+    _, chamber = connect(lab, faults={"drop_reply_every": 1000})
+    sim = chamber.adapter.simulator
+    sim.faults["drop_reply_every"] = 1
+    with pytest.raises(EspecCommunicationError, match="no reply"):
+        chamber.temperature
+    assert chamber.retried_commands == 3
 
 
 def test_na_fault_on_temperature_commands_only(lab):
@@ -286,7 +323,7 @@ def test_open_chamber_rs485_from_station_section(lab):
     assert chamber.monitor.temperature_c == 23.0
     chamber.setpoint = -5.0
     assert chamber.setpoint == -5.0
-    assert lab.clock.now() - start == pytest.approx(1.0)
+    assert lab.clock.now() - start == pytest.approx(1.0 + 0.5)   # TYPE? at connect paces MON?
 
 
 def test_open_chamber_passes_limits(lab):

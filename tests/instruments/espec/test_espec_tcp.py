@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from instruments.espec.adapters import open_chamber
-from instruments.espec.errors import EspecCommunicationError, EspecRefused
+from instruments.espec.errors import EspecCommunicationError, EspecError, EspecRefused
 from instruments.espec.simulator import EspecSimulator, serve_tcp
 from instruments.sim.clock import VirtualClock
 from instruments.sim.lab import SimLab
@@ -52,17 +52,58 @@ def test_driver_over_tcp(lab):
         socket.create_connection(("127.0.0.1", server.port), timeout=0.5).close()
 
 
-def test_timeout_over_tcp_names_the_command(lab):
+def test_timeout_over_tcp_is_retried_and_names_the_command(lab):
     server = serve_tcp(EspecSimulator(lab, faults={"drop_reply_every": 2}))
-    chamber = tcp_chamber(server, lab.clock)
+    chamber = tcp_chamber(server, lab.clock)      # TYPE? at connect is the first command
     try:
-        chamber.mode
+        assert chamber.mode == "STANDBY"          # the second gets no reply: asked again
+        assert chamber.retried_commands == 1
+        chamber.retries = 0
         with pytest.raises(EspecCommunicationError, match=r"'MON\?'.*no reply"):
             chamber.monitor
         assert chamber.mode == "STANDBY"
     finally:
         chamber.close()
         server.close()
+
+
+def serve_bytes(replies: dict):
+    """A one-client TCP chamber that answers each command line with the given raw bytes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        conn, _ = listener.accept()
+        with conn:
+            buffer = b""
+            while True:
+                data = conn.recv(1024)
+                if not data:
+                    return
+                buffer += data
+                while b"\r\n" in buffer:
+                    line, buffer = buffer.split(b"\r\n", 1)
+                    conn.sendall(replies.get(line.decode(), b"NA:CMD ERR") + b"\r\n")
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def test_undecodable_bytes_from_a_socket_are_an_error_not_a_unicode_traceback(lab):
+    listener, thread = serve_bytes({"TYPE?": b"T,S2,150.0", "MON?": b"\xb025.0,,CONSTANT,0",
+                                    "TEMP?": b"1e999,25.0,150.0,-40.0"})
+    port = listener.getsockname()[1]
+    chamber = open_chamber({"transport": "tcp", "address": f"127.0.0.1:{port}", "timeout_s": 0.5},
+                           clock=lab.clock, visa_library="@py")
+    try:
+        with pytest.raises(EspecError, match=r"'MON\?'.*undecodable reply \(byte 0xb0"):
+            chamber.monitor
+        with pytest.raises(EspecError, match=r"'TEMP\?'.*'1e999' is not a finite number"):
+            chamber.temperature
+        assert chamber.retried_commands == 2 * chamber.retries
+    finally:
+        chamber.close()
+        listener.close()
+        thread.join(timeout=5)
 
 
 def test_close_drops_connected_clients(lab):
