@@ -40,6 +40,7 @@ class RunPlots(QTabWidget):
         self.run_id: int | None = None
         self.panels: dict[str, PlotPanel] = {}
         self.measurement_shown = False
+        self.follow_high_frequency = True  # the Nyquist view goes to each new fit's region
 
     def panel(self, kind: str) -> PlotPanel:
         if kind not in self.panels:
@@ -63,7 +64,7 @@ class RunPlots(QTabWidget):
         self.zoom_hf_button = QPushButton("Zoom to high frequency")
         self.zoom_hf_button.clicked.connect(self.zoom_high_frequency)
         whole = QPushButton("Whole spectra")
-        whole.clicked.connect(lambda: panel.plots[0].autoRange())
+        whole.clicked.connect(self.show_whole_spectra)
         row.addWidget(self.zoom_hf_button)
         row.addWidget(whole)
         row.addStretch(1)
@@ -77,7 +78,8 @@ class RunPlots(QTabWidget):
         if kind == "nyquist":
             return PlotPanel(kind, "Nyquist", [(eis.x_label, eis.y_label)], equal_axes=True)
         if kind == "bode":
-            return PlotPanel(kind, "Bode", [("f / Hz", "|Z| / Ω"), ("f / Hz", "−phase / °")], log_x=True)
+            return PlotPanel(kind, "Bode", [("f / Hz", "|Z| / Ω"), ("f / Hz", "−phase / °")], log_x=True,
+                             log_y_rows=(0,))
         if kind == "arrhenius":
             return PlotPanel(kind, "Arrhenius", [("1000 / T / K⁻¹", "log₁₀ σ / S cm⁻¹")])
         if kind == "chamber":
@@ -104,12 +106,23 @@ class RunPlots(QTabWidget):
         self.flush()
         return [panel.state(self.run_id) for panel in self.panels.values()]
 
+    def show_whole_spectra(self) -> None:
+        self.follow_high_frequency = False
+        plot = self.panels["nyquist"].plots[0]
+        plot.autoRange()
+        plot.enableAutoRange()  # and keep following the spectra as they grow
+
+    def spectrum_fitted(self) -> None:
+        if self.follow_high_frequency:
+            self.zoom_high_frequency()
+
     def zoom_high_frequency(self) -> None:
         """Show Z' from 0 to a little beyond the largest resistance read so far (or, before any
         fit, the real part where −Z'' is lowest between the arcs and the electrode spike)."""
         panel = self.panels.get("nyquist")
         if panel is None or not panel.curves:
             return
+        self.follow_high_frequency = True
         limits = [c.hf_limit_ohm for c in panel.curves if getattr(c, "hf_limit_ohm", None)]
         if not limits:
             limits = [_valley_real_ohm(c.x.values, c.y.values) for c in panel.curves if c.x.size > 2]
@@ -294,6 +307,7 @@ class RunPlotFeeder(DocumentRouter):
             log.warning("live fit of %s: %s", stream.name, exc)
             return
         stream.curves["nyquist"].hf_limit_ohm = result.get("r_total_ohm") or result.get("r_bulk_ohm")
+        self.plots.spectrum_fitted()
         if result.get("sigma_total_s_per_cm") and temperature is not None:
             self.spectra.append(result)
             self._draw_arrhenius_points()
@@ -494,7 +508,7 @@ class LivePlots(QWidget):
         layout.addWidget(self.stack, 1)
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_INTERVAL_MS)
-        self.timer.timeout.connect(self.flush)
+        self.timer.timeout.connect(self._tick)
         self.timer.start()
 
     @property
@@ -512,8 +526,13 @@ class LivePlots(QWidget):
         if self.feeder is not None:
             self.feeder(name, doc)
 
+    def _tick(self) -> None:
+        if self.isVisible():
+            self.flush()
+
     def flush(self) -> None:
-        if self.current is not None and self.isVisible():
+        """Hand what arrived since the last redraw to the current run's plots."""
+        if self.current is not None:
             self.current.flush()
 
     def state(self) -> dict:

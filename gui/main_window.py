@@ -17,6 +17,7 @@ from config.errors import ConfigError
 from config.protocol import PROTOCOL_DIR, load_protocol
 from gui.live_plots import LivePlots
 from gui.panels import ProgressPanel, StationPanel
+from gui.protocol_editor import ProtocolEditor
 from gui.run_browser import RunBrowser
 from gui.run_worker import RunWorker
 
@@ -78,7 +79,7 @@ class MainWindow(QMainWindow):
         for i, b in enumerate((self.add_button, self.remove_button, self.up_button, self.down_button,
                                self.start_button, self.pause_button, self.abort_button)):
             grid.addWidget(b, i // 4, i % 4)
-        grid.addWidget(self.stop_after_box, 1, 3)
+        grid.addWidget(self.stop_after_box, 2, 0, 1, 4)
         lv.addLayout(grid)
         lv.addWidget(self.status)
         lv.addWidget(self.progress_panel)
@@ -86,9 +87,12 @@ class MainWindow(QMainWindow):
 
         self.plots = LivePlots()
         self.browser = RunBrowser(db)
+        self.editor = ProtocolEditor(station_cfg)
+        self.editor.queue_requested.connect(self.queue_protocol)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.plots, "Live")
         self.tabs.addTab(self.browser, "Runs")
+        self.tabs.addTab(self.editor, "Protocol editor")
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(self.tabs)

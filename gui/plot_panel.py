@@ -13,6 +13,9 @@ from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 HOURS_ABOVE_S = 3 * 3600.0  # a time axis spanning more than this is labelled in hours
 
+# Dark text on white, as in the reports and on paper.
+pg.setConfigOptions(background="w", foreground="k")
+
 
 class GrowingArray:
     """A float array with amortised O(1) append (capacity doubles)."""
@@ -171,7 +174,8 @@ class PlotPanel(QWidget):
     """A titled figure of one kind: one or more stacked plots sharing a cursor read-out."""
 
     def __init__(self, kind: str, title: str, axes: list[tuple[str, str]], *, time_x: bool = False,
-                 equal_axes: bool = False, log_x: bool = False, link_x: bool = True, parent=None) -> None:
+                 equal_axes: bool = False, log_x: bool = False, log_y_rows: tuple[int, ...] = (),
+                 link_x: bool = True, parent=None) -> None:
         super().__init__(parent)
         self.kind = kind
         self.title = title
@@ -190,11 +194,13 @@ class PlotPanel(QWidget):
             for side in ("left", "bottom"):
                 # Grid lines at major ticks only: the minor ones tripled the repaint time.
                 plot.getAxis(side).setStyle(maxTickLevel=0)
-            plot.setLogMode(x=log_x, y=False)
-            # Whole records drawn at screen resolution: min/max per pixel column, only what is in
-            # view (set on the plot: it imposes its own settings on every item added).
+            plot.setLogMode(x=log_x, y=row in log_y_rows)
+            # Whole records drawn at screen resolution: min/max per pixel column, and for records
+            # in time only what is in view (set on the plot: it imposes its settings on every item
+            # added). Not clipped elsewhere: a clipped curve's bounds are those of the view, so
+            # "show all" could not find the rest of a spectrum.
             plot.setDownsampling(auto=True, mode="peak")
-            plot.setClipToView(True)
+            plot.setClipToView(time_x)
             plot.addLegend(offset=(-10, 10))
             if equal_axes:
                 plot.setAspectLocked(True)  # a Nyquist plot is read by its angles
@@ -239,6 +245,8 @@ class PlotPanel(QWidget):
                 x, y = point.x(), point.y()
                 if plot.ctrl.logXCheck.isChecked():
                     x = 10 ** x
+                if plot.ctrl.logYCheck.isChecked():
+                    y = 10 ** y
                 bottom = plot.getAxis("bottom")
                 if isinstance(bottom, TimeAxis) and bottom._in_hours:
                     self.readout.setText(f"t = {x / 3600:.4g} h   y = {y:.5g}")

@@ -248,10 +248,15 @@ def test_live_eis_plots_colour_by_temperature_and_fill_the_arrhenius_plot(window
     arrhenius = plots.panels["arrhenius"].curves
     assert arrhenius[0].points_received == 3
     assert "Ea" in arrhenius[1].name
-    # The high-frequency zoom shows the pellet's arc, not the electrode spike.
+    # The view follows the high-frequency region where σ is read, not the electrode spike; the
+    # whole spectra and back are one click each.
+    widest = max(c.x.values.max() for c in nyquist.curves)
+    assert nyquist.plots[0].vb.viewRange()[0][1] < 0.5 * widest
+    window.plots.current.show_whole_spectra()
+    qtbot.wait(50)
+    assert nyquist.plots[0].vb.viewRange()[0][1] >= widest
     plots.zoom_hf_button.click()
-    x_range = nyquist.plots[0].vb.viewRange()[0]
-    assert x_range[1] < 0.5 * max(c.x.values.max() for c in nyquist.curves)
+    assert nyquist.plots[0].vb.viewRange()[0][1] < 0.5 * widest
 
 
 def test_run_browser_filters_and_shows_spectra_right_side_up(window, qtbot, tmp_path):
@@ -304,3 +309,44 @@ def test_scripted_mode_refuses_a_bad_protocol_with_exit_2(tmp_path, capsys):
                                                        quit_when_done=True))
     assert code == 2
     assert "missing.toml" in capsys.readouterr().err
+
+
+# --- protocol editor ----------------------------------------------------------------------------
+def _type(editor, path: str, text: str) -> None:
+    widget = editor.field_widget(path)
+    widget.setText(text)
+    widget.textEdited.emit(text)
+    editor.validate()  # what the typing pause does
+
+
+def test_editor_validates_as_you_type_and_shows_each_problem_at_its_field(window, tmp_path):
+    import tomllib
+
+    from config.protocol import resolve_protocol_path
+    editor = window.editor
+    editor.open(resolve_protocol_path("onbh_conductivity"))
+    assert editor.verdict.text() == "valid: 14 steps, expected 8:25:00"
+    assert editor.queue_button.isEnabled()
+    _type(editor, "steps[0].temperatures_c", "-10, 0, 300")
+    _type(editor, "steps[0].soak_s", "an hour")
+    temps, soak = editor.fields["steps[0].temperatures_c"], editor.fields["steps[0].soak_s"]
+    assert "300.0 °C is outside the chamber's range" in temps.error.text()
+    assert "valid number" in soak.error.text() and "an hour" in soak.error.text()
+    assert editor.verdict.text().startswith("2 problem(s)")
+    assert not editor.queue_button.isEnabled()
+    assert not editor.fields["sample.id"].error.isVisible()
+    _type(editor, "steps[0].temperatures_c", "20, 30")
+    _type(editor, "steps[0].soak_s", "600")
+    assert editor.verdict.text().startswith("valid: 4 steps")
+    saved = editor.save(tmp_path / "edited.toml")
+    data = tomllib.loads(saved.read_text())
+    assert data["steps"][0]["temperatures_c"] == [20.0, 30.0] and data["steps"][0]["soak_s"] == 600
+    editor.queue_button.click()
+    assert window.queued_names() == ["onbh_conductivity"]
+    assert window.queue.item(0).text().endswith("(edited.toml)")
+
+
+def test_editor_form_comes_from_the_models_with_units():
+    from gui.protocol_editor import unit_of
+    assert unit_of("soak_s") == "s" and unit_of("temperature_c") == "°C"
+    assert unit_of("cathode_loading_mg_per_cm2") == "mg/cm²" and unit_of("name") == ""
