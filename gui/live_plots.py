@@ -95,7 +95,8 @@ class RunPlots(QTabWidget):
         if kind == "lsv":
             return PlotPanel(kind, "LSV", [("E / V", "j / µA cm⁻²")])
         if kind == "dc_polarization":
-            return PlotPanel(kind, "DC polarization", [("time", "I / µA")], time_x=True)
+            # The current falls by decades to its electronic plateau: read on a log scale.
+            return PlotPanel(kind, "DC polarization", [("time", "I / µA")], time_x=True, log_y_rows=(0,))
         raise KeyError(kind)
 
     def flush(self) -> None:
@@ -233,9 +234,12 @@ class RunPlotFeeder(DocumentRouter):
                 self._finish(stream)
 
     def analysis(self, doc) -> None:
-        arrhenius = (doc.get("result") or {}).get("arrhenius") or {}
+        result = doc.get("result") or {}
+        arrhenius = result.get("arrhenius") or {}
         if arrhenius.get("total"):
             self._draw_arrhenius_fit(arrhenius["total"])
+        if "lsv" in self.plots.panels and "onset_threshold_v" in result:
+            self._draw_onset(result)
 
     def stop(self, doc) -> None:
         for stream in self.streams.values():
@@ -344,18 +348,30 @@ class RunPlotFeeder(DocumentRouter):
 
     def _mark_lsv_onset(self, stream: _Stream) -> None:
         from analysis.lsv import analyze_lsv
-        import pyqtgraph as pg
         threshold = stream.metadata.get("threshold_a_per_cm2") or 10e-6
         try:
             result = analyze_lsv(stream.column("ewe_v"), stream.column("i_a"), self._area_cm2(), threshold)
         except ValueError as exc:
             log.warning("live LSV onset of %s: %s", stream.name, exc)
             return
+        self._draw_onset(result)
+
+    def _draw_onset(self, result: dict) -> None:
+        """The threshold onset as a vertical line (the run's own analysis replaces the live one)."""
+        import pyqtgraph as pg
+        plot = self.plots.panel("lsv").plots[0]
+        if getattr(self, "_onset_line", None) is not None:
+            plot.removeItem(self._onset_line)
+            self._onset_line = None
         onset = result.get("onset_threshold_v")
-        if onset is not None:
-            line = pg.InfiniteLine(onset, angle=90, pen=pg.mkPen("r", style=2),
-                                   label=f"onset {onset:.3f} V", labelOpts={"position": 0.9})
-            self.plots.panel("lsv").plots[0].addItem(line)
+        if onset is None:
+            plot.setTitle("LSV — no onset within the sweep")
+            return
+        self._onset_line = pg.InfiniteLine(onset, angle=90, pen=pg.mkPen("r", width=1.5, style=2),
+                                           label=f"onset {onset:.3f} V",
+                                           labelOpts={"position": 0.9, "color": "r"})
+        plot.addItem(self._onset_line)
+        plot.setTitle(f"LSV — onset {onset:.3f} V")
 
     def _dcpol_rows(self, stream: _Stream, data: dict) -> None:
         panel = self.plots.panel("dc_polarization")

@@ -92,10 +92,12 @@ class ProgressPanel(QGroupBox, DocumentRouter):
         for w in (self.run, self.step, self.cycle, self.timing, self.state, self.bar):
             layout.addWidget(w)
         self.simulated = False
+        self.started_at: float | None = None
         self.last: dict | None = None
 
     def start(self, doc) -> None:
         self.simulated = bool(doc.get("simulated"))
+        self.started_at = doc["time"]
         total = (doc.get("plan") or {}).get("expected_duration_s")
         self.run.setText(f"<b>{doc['protocol_name']}</b>, sample {doc['sample'].get('id')}"
                          + (f", expected {hms(total)}" if total else ""))
@@ -118,5 +120,8 @@ class ProgressPanel(QGroupBox, DocumentRouter):
 
     def stop(self, doc) -> None:
         self.state.setText(doc["status"].upper() + (f": {doc['reason']}" if doc.get("reason") else ""))
+        if self.started_at is not None:
+            clock = " (instrument time)" if self.simulated else ""
+            self.timing.setText(f"ended after {hms(doc['time'] - self.started_at)}{clock}")
         if doc["status"] == "completed":
             self.bar.setValue(1000)

@@ -194,6 +194,7 @@ class PlotPanel(QWidget):
             for side in ("left", "bottom"):
                 # Grid lines at major ticks only: the minor ones tripled the repaint time.
                 plot.getAxis(side).setStyle(maxTickLevel=0)
+                plot.getAxis(side).enableAutoSIPrefix(False)  # the unit is in the label
             plot.setLogMode(x=log_x, y=row in log_y_rows)
             # Whole records drawn at screen resolution: min/max per pixel column, and for records
             # in time only what is in view (set on the plot: it imposes its settings on every item

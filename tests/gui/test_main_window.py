@@ -225,11 +225,16 @@ def test_pause_holds_at_a_safe_point_and_resume_finishes_the_run(window, qtbot, 
 def test_progress_and_station_panels_follow_the_run(window, qtbot, tmp_path):
     assert window.add_protocol(_short(tmp_path, "progress_check", "[20.0, 30.0]"))
     window.start_queue()
+    timings = []
+    window.worker.document.connect(
+        lambda name, doc: name == "progress" and timings.append(window.progress_panel.timing.text()))
     qtbot.waitUntil(lambda: window.last_result is not None, timeout=60000)
     last = window.progress_panel.last
     assert last["step_index"] + 1 == last["n_steps"] and last["n_steps"] >= 4
     assert f"of {last['n_steps']}" in window.progress_panel.step.text()
-    assert "wall" in window.progress_panel.timing.text()  # simulated: wall time beside instrument time
+    # Simulated: wall time beside instrument time while running; the run's length at the end.
+    assert timings and all("elapsed" in t and "remaining" in t and "wall" in t for t in timings)
+    assert window.progress_panel.timing.text().startswith("ended after ")
     assert window.progress_panel.bar.value() == 1000
     assert "set point 30.0 °C" in window.station_panel.chamber.text()
 
