@@ -90,6 +90,8 @@ class RunPlots(QTabWidget):
             return PlotPanel(kind, "Voltage–capacity", [("Q / mAh", "U / V")])
         if kind == "dqdv":
             return PlotPanel(kind, "dQ/dV", [("U / V", "dQ/dV / mAh V⁻¹")])
+        if kind == "cold_discharge":
+            return PlotPanel(kind, "Discharge per temperature", [("Q / mAh", "U / V")])
         if kind == "capacity_cycle":
             return PlotPanel(kind, "Capacity and CE", [("cycle", "Q / mAh"), ("cycle", "CE / %")])
         if kind == "lsv":
@@ -271,7 +273,8 @@ class RunPlotFeeder(DocumentRouter):
             self.eis_temperatures_c.append(float(temperature))
         name = f"{temperature:g} °C" if temperature is not None else stream.name
         nyquist, bode = self.plots.panel("nyquist"), self.plots.panel("bode")
-        self.plots.panel("arrhenius")
+        if stream.role is StreamRole.EIS_SPECTRUM:
+            self.plots.panel("arrhenius")  # a pellet's conductivity; a cell's EIS has none
         stream.curves = {"nyquist": nyquist.add_curve(name, "k", symbol="o"),
                          "modulus": bode.add_curve(f"|Z| {name}", "k", symbol="o"),
                          "phase": bode.add_curve(f"phase {name}", "k", row=1, symbol="o", legend=False)}
@@ -412,6 +415,8 @@ class _CyclingFeed:
         self.cycle_rows: dict[int, list[dict]] = {}
         self.last_step: int | None = None
         self.current_cycle: int | None = None
+        self.cold_step: int | None = None
+        self.cold_curves: list = []
 
     def open(self, stream: _Stream) -> None:
         stream.curves["vt"] = self.plots.panel("voltage_time").add_curve(stream.name, "b", record=True)
@@ -445,6 +450,20 @@ class _CyclingFeed:
                 rows.append({"step": step, "kind": kind, "v": [], "q": []})
             rows[-1]["v"].append(voltage[piece])
             rows[-1]["q"].append(q_mah[piece])
+            if stream.metadata.get("phase") == "cold_discharge" and "discharge" in kind:
+                self._cold_discharge(stream, step, q_mah[piece], voltage[piece])
+
+    def _cold_discharge(self, stream: _Stream, step: int, q_mah, voltage) -> None:
+        """The k-th discharge of the cold-discharge protocol is the one at temperatures_c[k]."""
+        if step != self.cold_step:
+            self.cold_step = step
+            temps = [float(t) for t in stream.metadata.get("temperatures_c") or []]
+            k = len(self.cold_curves)
+            t = temps[k] if k < len(temps) else None
+            colour = temperature_colour(t, min(temps), max(temps)) if temps else "k"
+            name = f"{t:g} °C" if t is not None else f"discharge {k + 1}"
+            self.cold_curves.append(self.plots.panel("cold_discharge").add_curve(name, colour, width=1.5))
+        self.cold_curves[-1].append(q_mah, voltage)
 
     def close(self, stream: _Stream) -> None:
         if self.current_cycle is not None:

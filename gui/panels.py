@@ -39,12 +39,32 @@ class StationPanel(QGroupBox, DocumentRouter):
         form.addRow("Cycler:", _wrapping_label(f"{c.cycler.driver}, channel {c.cycler.channel}"))
         form.addRow("", self.cycler)
         self._roles: dict[str, StreamRole | None] = {}
+        self._settling: dict | None = None  # the chamber step's stabilization criterion
         self.idle()
 
     def idle(self) -> None:
         self.chamber.setText("no run: no reading")
         self.potentiostat.setText("idle")
         self.cycler.setText("idle")
+
+    def step_start(self, doc) -> None:
+        stabilization = (doc.get("params") or {}).get("stabilization")
+        self._settling = dict(stabilization, in_band_since=None) if stabilization else None
+
+    def _settling_text(self, times_s, temps_c, setpoints_c) -> str:
+        """Settling countdown: the dwell left once |T − set point| ≤ tolerance (s of clock time)."""
+        crit = self._settling
+        for t, temp, sp in zip(times_s, temps_c, setpoints_c):
+            if abs(temp - sp) <= crit["tolerance_c"]:
+                if crit["in_band_since"] is None:
+                    crit["in_band_since"] = float(t)
+            else:
+                crit["in_band_since"] = None
+        if crit["in_band_since"] is None:
+            return f"settling: outside ±{crit['tolerance_c']:g} K"
+        left = crit["dwell_s"] - (float(times_s[-1]) - crit["in_band_since"])
+        return f"settled ({crit['dwell_s']:g} s within ±{crit['tolerance_c']:g} K)" if left <= 0 else \
+            f"settling: {hms(left)} of dwell left within ±{crit['tolerance_c']:g} K"
 
     def descriptor(self, doc) -> None:
         self._roles[doc["descriptor_uid"]] = role_of(doc)
@@ -56,7 +76,10 @@ class StationPanel(QGroupBox, DocumentRouter):
         role, data = self._roles.get(doc["descriptor_uid"]), doc["data"]
         if role is StreamRole.CHAMBER_LOG:
             t, sp = float(data["temperature_c"][-1]), float(data["setpoint_c"][-1])
-            self.chamber.setText(f"T = {t:.1f} °C, set point {sp:.1f} °C (Δ {t - sp:+.1f} K)")
+            text = f"T = {t:.1f} °C, set point {sp:.1f} °C (Δ {t - sp:+.1f} K)"
+            if self._settling is not None:
+                text += "\n" + self._settling_text(data["time_s"], data["temperature_c"], data["setpoint_c"])
+            self.chamber.setText(text)
         elif role is StreamRole.CYCLING:
             self.cycler.setText(f"running: cycle {int(data['cycle'][-1])}, step {int(data['step'][-1])} "
                                 f"({data['step_type'][-1]}), U = {float(data['voltage_v'][-1]):.3f} V, "
@@ -70,6 +93,7 @@ class StationPanel(QGroupBox, DocumentRouter):
 
     def step_stop(self, doc) -> None:
         self.potentiostat.setText("idle")
+        self._settling = None
 
     def stop(self, doc) -> None:
         self.potentiostat.setText("idle")

@@ -92,3 +92,25 @@ def test_results_become_tables_not_json():
     assert ["warnings", "one; two"] in summary.rows
     assert cycles.title == "cycling: cycles" and cycles.columns == ["cycle", "discharge_mah"]
     assert cycles.rows == [["1", "0.9"], ["2", "0.89"]]
+
+
+def test_cold_discharge_gives_one_discharge_curve_per_temperature(qtbot):
+    plots = RunPlots("cold")
+    qtbot.addWidget(plots)
+    feeder = RunPlotFeeder(plots)
+    cols = ("test_time_s", "voltage_v", "current_a", "cycle", "step", "step_type", "capacity_ah")
+    feeder("start", {"run_uid": "r", "time": 0.0, "protocol_name": "p", "sample": {}})
+    feeder("descriptor", _descriptor("d", "cycling", "cold_discharge", cols, phase="cold_discharge",
+                                     temperatures_c=[25.0, -15.0]))
+    kinds = ["cc_charge"] * 10 + ["cc_discharge"] * 10 + ["cc_charge"] * 10 + ["cc_discharge"] * 10
+    steps = [1] * 10 + [2] * 10 + [3] * 10 + [4] * 10
+    cycles = [1] * 20 + [2] * 20
+    feeder("event_page", {"descriptor_uid": "d", "seq_start": 0, "data": {
+        "test_time_s": np.arange(40) * 60.0, "voltage_v": np.linspace(3.4, 1.5, 40),
+        "current_a": np.full(40, 1e-3), "cycle": np.array(cycles), "step": np.array(steps),
+        "step_type": np.array(kinds), "capacity_ah": np.tile(np.linspace(0, 1e-3, 10), 4)}})
+    curves = plots.panels["cold_discharge"].curves
+    assert [c.name for c in curves] == ["25 °C", "-15 °C"]
+    assert [c.points_received for c in curves] == [10, 10]
+    warm, cold = (c.item.opts["pen"].color() for c in curves)
+    assert warm.red() > warm.blue() and cold.blue() > cold.red()
