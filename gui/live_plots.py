@@ -327,7 +327,7 @@ class RunPlotFeeder(DocumentRouter):
         t_k = np.array([r["temperature_c"] for r in self.spectra]) + 273.15
         sigma = np.array([r["sigma_total_s_per_cm"] for r in self.spectra])
         panel.curves[0].replace(1000.0 / t_k, np.log10(sigma))
-        if len(self.spectra) >= 2:
+        if len(set(np.round(t_k, 6))) >= 2:  # a fit needs two distinct temperatures
             from analysis.arrhenius import fit_arrhenius
             self._draw_arrhenius_fit(fit_arrhenius(t_k - 273.15, sigma))
 

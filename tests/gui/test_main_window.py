@@ -355,3 +355,25 @@ def test_editor_form_comes_from_the_models_with_units():
     from gui.protocol_editor import unit_of
     assert unit_of("soak_s") == "s" and unit_of("temperature_c") == "°C"
     assert unit_of("cathode_loading_mg_per_cm2") == "mg/cm²" and unit_of("name") == ""
+
+
+def test_closing_during_a_run_asks_then_aborts_it_safely(window, qtbot, monkeypatch, tmp_path):
+    from PyQt6.QtWidgets import QMessageBox
+
+    from config.protocol import resolve_protocol_path
+    from storage.readers import list_runs
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or answers.pop(0))
+    window.show()
+    assert window.add_protocol(resolve_protocol_path("onbh_stability"))  # 30 simulated days
+    started = []
+    window.start_queue()
+    window.worker.document.connect(lambda name, doc: name == "step_start" and started.append(doc))
+    qtbot.waitUntil(lambda: bool(started), timeout=30000)
+    worker = window.worker
+    assert not window.close() and window.isVisible() and worker.isRunning()  # "No": keeps running
+    assert window.close()  # "Yes": abort, wait for the safe state, close
+    assert len(asked) == 2 and worker.isFinished()
+    runs = list_runs(window.db)
+    assert runs.iloc[0]["status"] == "aborted"

@@ -114,3 +114,34 @@ def test_cold_discharge_gives_one_discharge_curve_per_temperature(qtbot):
     assert [c.points_received for c in curves] == [10, 10]
     warm, cold = (c.item.opts["pen"].color() for c in curves)
     assert warm.red() > warm.blue() and cold.blue() > cold.red()
+
+
+def _pellet_spectrum(r_ohm: float):
+    """A pellet between blocking electrodes: an R‖CPE-like arc and the electrode spike."""
+    f = np.logspace(6.8, 0, 60)
+    w = 2 * np.pi * f
+    z = r_ohm / (1 + 1j * w * r_ohm * 1e-11) + 1 / (1j * w * 1e-6)
+    return f, z
+
+
+def _feed_spectrum(feeder, uid: str, setpoint_c: float, r_ohm: float) -> None:
+    cols = ("frequency_hz", "z_real_ohm", "z_imag_ohm")
+    feeder("descriptor", _descriptor(uid, "eis_spectrum", f"peis_{uid}", cols, setpoint_c=setpoint_c))
+    f, z = _pellet_spectrum(r_ohm)
+    feeder("event_page", {"descriptor_uid": uid, "seq_start": 0,
+                          "data": {"frequency_hz": f, "z_real_ohm": z.real, "z_imag_ohm": z.imag}})
+
+
+def test_arrhenius_fills_in_per_spectrum_and_fits_only_with_two_temperatures(qtbot):
+    plots = RunPlots("eis")
+    qtbot.addWidget(plots)
+    feeder = RunPlotFeeder(plots)
+    feeder("start", {"run_uid": "r", "time": 0.0, "protocol_name": "p",
+                     "sample": {"thickness_um": 1000.0, "diameter_mm": 10.0}})
+    _feed_spectrum(feeder, "a", 30.0, 200.0)
+    _feed_spectrum(feeder, "b", 30.0, 210.0)  # the same temperature a month later: no fit yet
+    _feed_spectrum(feeder, "c", 50.0, 80.0)
+    arrhenius = plots.panels["arrhenius"].curves
+    assert arrhenius[0].points_received == 2 and len(arrhenius) == 1
+    feeder("stop", {"run_uid": "r", "time": 1.0, "status": "completed", "reason": "", "traceback": None})
+    assert arrhenius[0].points_received == 3 and "Ea" in arrhenius[1].name
