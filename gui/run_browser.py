@@ -67,6 +67,10 @@ class RunBrowser(QWidget):
         self.overlay.setToolTip("Keep the curves shown and add the next run's or stream's")
         self.report_button = QPushButton("Open report")
         self.report_button.clicked.connect(self.open_report)
+        self.reanalyse_button = QPushButton("Re-analyse")
+        self.reanalyse_button.setToolTip("Run the protocol's analysis again on the stored data "
+                                         "(shown beside the stored results, not stored)")
+        self.reanalyse_button.clicked.connect(self.reanalyse)
         self.export_button = QPushButton("Export…")
         self.export_button.clicked.connect(self._choose_export_dir)
         self.plot = pg.PlotWidget(background="w")
@@ -92,6 +96,7 @@ class RunBrowser(QWidget):
             row.addWidget(box, 1)
         row.addWidget(self.overlay)
         row.addWidget(self.report_button)
+        row.addWidget(self.reanalyse_button)
         row.addWidget(self.export_button)
         rv.addLayout(row)
         split_right = QSplitter(Qt.Orientation.Vertical)
@@ -218,6 +223,15 @@ class RunBrowser(QWidget):
 
     def plotted_curves(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [item.getData() for item in self.plot.getPlotItem().listDataItems()]
+
+    def reanalyse(self) -> None:
+        from gui.reanalysis import reanalyse
+        run_id = self.selected_run_id()
+        if run_id is None:
+            return
+        for name, result in reanalyse(self.db, run_id).items():
+            for table in result_tables(f"re-analysed {name}", result):
+                self.results.addTab(_table_widget(table), table.title)
 
     # --- report and export ----------------------------------------------------------------------
     def report_path(self) -> Path | None:

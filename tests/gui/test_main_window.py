@@ -288,6 +288,11 @@ def test_run_browser_filters_and_shows_spectra_right_side_up(window, qtbot, tmp_
                                    .index("eis: spectra"))
     headers = [spectra.horizontalHeaderItem(j).text() for j in range(spectra.columnCount())]
     assert spectra.rowCount() == 1 and "sigma_total_s_per_cm" in headers
+    browser.reanalyse_button.click()
+    titles = [browser.results.tabText(i) for i in range(browser.results.count())]
+    again = browser.result_table(titles.index("re-analysed eis: spectra"))
+    assert [again.item(0, j).text() for j in range(again.columnCount())] == \
+        [spectra.item(0, j).text() for j in range(spectra.columnCount())]
     paths = browser.export(tmp_path / "export")
     assert any(p.name.endswith(".csv") for p in paths)
 
