@@ -26,6 +26,7 @@ class ScriptedOptions:
 
 
 def main(station=None, db=None, simulate: bool = False, options: ScriptedOptions | None = None) -> int:
+    from PyQt6.QtCore import QEventLoop, QTimer
     from PyQt6.QtWidgets import QApplication
 
     from config.errors import ConfigError
@@ -47,18 +48,24 @@ def main(station=None, db=None, simulate: bool = False, options: ScriptedOptions
     window.show()
     for protocol, source in protocols:
         window.queue_protocol(protocol, source)
-    if options.quit_when_done:
-        window.queue_finished.connect(lambda: _finish(app, window, options))
+    if not options.quit_when_done:
+        if protocols:
+            window.start_queue()
+        return app.exec()
+    # A loop of its own rather than app.exec(): quitting the application's loop would leave a
+    # process (a test session) that goes on unable to run anything more.
+    loop = QEventLoop()
+    window.queue_finished.connect(lambda: _finish(app, window, options, loop))
     if protocols:
         window.start_queue()
-    code = app.exec()
-    if options.quit_when_done:
-        completed = window.results and all(r["status"] == "completed" for r in window.results)
-        return 0 if completed and len(window.results) == len(protocols) else 1
-    return code
+    else:
+        QTimer.singleShot(0, lambda: _finish(app, window, options, loop))
+    loop.exec()
+    completed = all(r["status"] == "completed" for r in window.results)
+    return 0 if completed and len(window.results) == len(protocols) else 1
 
 
-def _finish(app, window, options: ScriptedOptions) -> None:
+def _finish(app, window, options: ScriptedOptions, loop) -> None:
     """Save what the session shows, then quit."""
     app.processEvents()
     if options.state_json:
@@ -72,4 +79,4 @@ def _finish(app, window, options: ScriptedOptions) -> None:
         reason = f" — {result['reason']}" if result.get("reason") else ""
         print(f"run {result.get('run_id')}: {result['status']}{reason}", file=sys.stderr)
     window.close()
-    app.quit()
+    loop.quit()

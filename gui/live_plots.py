@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 from PyQt6.QtCore import QTimer
-from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QStackedWidget, QTabWidget,
+                             QVBoxLayout, QWidget)
 
 from config.documents import STREAM_ROLES, DocumentRouter, StreamRole, role_of
 from gui.plot_panel import PlotPanel, sequence_colour, temperature_colour
@@ -22,13 +23,7 @@ log = logging.getLogger(__name__)
 
 REDRAW_INTERVAL_MS = 100
 EIS_ROLES = (StreamRole.EIS_SPECTRUM, StreamRole.CELL_EIS)
-TIME_X_ROLES = (StreamRole.CHAMBER_LOG, StreamRole.DC_POLARIZATION, StreamRole.CYCLING)
-DQDV_CYCLES = (1, 2, 5, 10, 20, 50, 100)  # the cycles whose dQ/dV is drawn (the reports' choice)
-
-
-def _label(role: StreamRole, which: str) -> str:
-    info = STREAM_ROLES[role]
-    return info.x_label if which == "x" else info.y_label
+DQDV_CYCLES = (1, 2, 5, 10, 20, 50, 100)  # dQ/dV of the first cycles, then every decade or so
 
 
 class RunPlots(QTabWidget):
@@ -41,6 +36,7 @@ class RunPlots(QTabWidget):
         self.panels: dict[str, PlotPanel] = {}
         self.measurement_shown = False
         self.follow_high_frequency = True  # the Nyquist view goes to each new fit's region
+        self.hf_limits_ohm: list[float] = []  # resistances read from the fitted spectra
 
     def panel(self, kind: str) -> PlotPanel:
         if kind not in self.panels:
@@ -83,9 +79,11 @@ class RunPlots(QTabWidget):
         if kind == "arrhenius":
             return PlotPanel(kind, "Arrhenius", [("1000 / T / K⁻¹", "log₁₀ σ / S cm⁻¹")])
         if kind == "chamber":
-            return PlotPanel(kind, "Chamber", [("time", "T / °C")], time_x=True)
+            chamber = STREAM_ROLES[StreamRole.CHAMBER_LOG]
+            return PlotPanel(kind, chamber.title, [("time", chamber.y_label)], time_x=True)
         if kind == "voltage_time":
-            return PlotPanel(kind, "Voltage–time", [("time", "U / V")], time_x=True)
+            cycling = STREAM_ROLES[StreamRole.CYCLING]
+            return PlotPanel(kind, "Voltage–time", [("time", cycling.y_label)], time_x=True)
         if kind == "voltage_capacity":
             return PlotPanel(kind, "Voltage–capacity", [("Q / mAh", "U / V")])
         if kind == "dqdv":
@@ -126,7 +124,7 @@ class RunPlots(QTabWidget):
         if panel is None or not panel.curves:
             return
         self.follow_high_frequency = True
-        limits = [c.hf_limit_ohm for c in panel.curves if getattr(c, "hf_limit_ohm", None)]
+        limits = self.hf_limits_ohm
         if not limits:
             limits = [_valley_real_ohm(c.x.values, c.y.values) for c in panel.curves if c.x.size > 2]
         if limits:
@@ -179,6 +177,7 @@ class RunPlotFeeder(DocumentRouter):
         self.spectra: list[dict] = []  # fitted spectra, for the Arrhenius plot
         self.eis_temperatures_c: list[float] = []
         self.cycling = _CyclingFeed(plots)
+        self._onset_line = None
 
     # --- documents ------------------------------------------------------------------------------
     def start(self, doc) -> None:
@@ -313,7 +312,9 @@ class RunPlotFeeder(DocumentRouter):
         except EisInputError as exc:
             log.warning("live fit of %s: %s", stream.name, exc)
             return
-        stream.curves["nyquist"].hf_limit_ohm = result.get("r_total_ohm") or result.get("r_bulk_ohm")
+        resistance = result.get("r_total_ohm") or result.get("r_bulk_ohm")
+        if resistance:
+            self.plots.hf_limits_ohm.append(resistance)
         self.plots.spectrum_fitted()
         if result.get("sigma_total_s_per_cm") and temperature is not None:
             self.spectra.append(result)
@@ -363,7 +364,7 @@ class RunPlotFeeder(DocumentRouter):
         """The threshold onset as a vertical line (the run's own analysis replaces the live one)."""
         import pyqtgraph as pg
         plot = self.plots.panel("lsv").plots[0]
-        if getattr(self, "_onset_line", None) is not None:
+        if self._onset_line is not None:
             plot.removeItem(self._onset_line)
             self._onset_line = None
         onset = result.get("onset_threshold_v")

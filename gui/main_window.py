@@ -29,6 +29,8 @@ class MainWindow(QMainWindow):
 
     queue_finished = pyqtSignal()
     """The queue has nothing left to run (or stopped): no run in progress."""
+    document = pyqtSignal(str, object)
+    """Every document of every run, after the window has shown it."""
 
     def __init__(self, station_cfg, db=None) -> None:
         super().__init__()
@@ -202,6 +204,7 @@ class MainWindow(QMainWindow):
             self._say(f"analysis {doc['name']} ready")
         elif name == "progress" and doc.get("state") == "paused":
             self.status.setText(f"paused: {doc.get('message', '')}")
+        self.document.emit(name, doc)
 
     def _on_operator_request(self, request, answer) -> None:
         """The run waits for the operator: a non-modal dialog, so Abort stays usable."""

@@ -70,8 +70,8 @@ def test_abort_button_stops_the_run_and_marks_it_aborted(window, qtbot):
         if name == "step_start" and not seen:
             seen.append(doc)
             window.abort_button.click()
+    window.document.connect(abort_on_first_step)
     window.start_next()
-    window.worker.document.connect(abort_on_first_step)
     qtbot.waitUntil(lambda: window.last_result is not None, timeout=60000)
     assert window.last_result["status"] == "aborted"
     assert "aborted from the GUI" in window.last_result["reason"]
@@ -163,8 +163,8 @@ def test_abort_stops_the_queue_and_asks_instead_of_starting_the_next(window, qtb
         if name == "step_start" and not started:
             started.append(doc)
             window.abort_button.click()
+    window.document.connect(abort_on_first_step)
     window.start_queue()
-    window.worker.document.connect(abort_on_first_step)
     qtbot.waitUntil(lambda: window.last_result is not None, timeout=60000)
     assert window.last_result["status"] == "aborted"
     qtbot.wait(300)
@@ -181,8 +181,8 @@ def test_abort_then_start_next_from_the_dialog(window, qtbot, tmp_path):
     from config.protocol import resolve_protocol_path
     assert window.add_protocol(resolve_protocol_path("onbh_stability"))
     assert window.add_protocol(_short(tmp_path, "next_one"))
+    window.document.connect(lambda name, doc: name == "step_start" and window.abort())
     window.start_queue()
-    window.worker.document.connect(lambda name, doc: name == "step_start" and window.abort())
     qtbot.waitUntil(lambda: window.continue_dialog is not None, timeout=60000)
     window.continue_dialog.button(window.continue_dialog.standardButtons().Yes).click()
     qtbot.waitUntil(lambda: len(window.results) == 2, timeout=60000)
@@ -204,8 +204,8 @@ def test_stop_after_this_run_leaves_the_rest_queued(window, qtbot, tmp_path):
 def test_pause_holds_at_a_safe_point_and_resume_finishes_the_run(window, qtbot, tmp_path):
     assert window.add_protocol(_short(tmp_path, "two_temperatures", "[20.0, 30.0]"))
     seen = []
+    window.document.connect(lambda name, doc: seen.append((name, doc)))
     window.start_queue()
-    window.worker.document.connect(lambda name, doc: seen.append((name, doc)))
     window.pause_button.click()  # at once: the run holds at its first safe point
     qtbot.waitUntil(lambda: any(n == "progress" and d["state"] == "paused" for n, d in seen), timeout=30000)
     assert window.pause_button.text() == "Resume"
@@ -224,10 +224,10 @@ def test_pause_holds_at_a_safe_point_and_resume_finishes_the_run(window, qtbot, 
 
 def test_progress_and_station_panels_follow_the_run(window, qtbot, tmp_path):
     assert window.add_protocol(_short(tmp_path, "progress_check", "[20.0, 30.0]"))
-    window.start_queue()
     timings = []
-    window.worker.document.connect(
+    window.document.connect(
         lambda name, doc: name == "progress" and timings.append(window.progress_panel.timing.text()))
+    window.start_queue()
     qtbot.waitUntil(lambda: window.last_result is not None, timeout=60000)
     last = window.progress_panel.last
     assert last["step_index"] + 1 == last["n_steps"] and last["n_steps"] >= 4
@@ -373,8 +373,8 @@ def test_closing_during_a_run_asks_then_aborts_it_safely(window, qtbot, monkeypa
     window.show()
     assert window.add_protocol(resolve_protocol_path("onbh_stability"))  # 30 simulated days
     started = []
+    window.document.connect(lambda name, doc: name == "step_start" and started.append(doc))
     window.start_queue()
-    window.worker.document.connect(lambda name, doc: name == "step_start" and started.append(doc))
     qtbot.waitUntil(lambda: bool(started), timeout=30000)
     worker = window.worker
     assert not window.close() and window.isVisible() and worker.isRunning()  # "No": keeps running
