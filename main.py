@@ -46,17 +46,16 @@ def print_eis_table(analysis: dict, out=sys.stdout) -> None:
     for row in analysis.get("stability") or []:
         print(f"σ_total at {row['temperature_c']:g} °C: {row['sigma_first_s_per_cm'] * 1e3:.4f} → "
               f"{row['sigma_last_s_per_cm'] * 1e3:.4f} mS/cm ({row['change_pct']:+.2f} %)", file=out)
-    arr = analysis.get("arrhenius")
-    if arr and arr.get("total"):
-        t = arr["total"]
-        err = "" if t.get("ea_stderr_ev") is None else f" ± {t['ea_stderr_ev']:.4f}"
-        print(f"Arrhenius (σT form), total: Ea = {t['ea_ev']:.4f}{err} eV, R² = {_fmt(t.get('r2'), '.6f')}, "
-              f"{t['n_points']} points", file=out)
-        if arr.get("bulk"):
-            b = arr["bulk"]
-            err = "" if b.get("ea_stderr_ev") is None else f" ± {b['ea_stderr_ev']:.4f}"
-            print(f"Arrhenius (σT form), bulk:  Ea = {b['ea_ev']:.4f}{err} eV, {b['n_points']} points",
-                  file=out)
+    for r in rows:
+        for warning in r.get("warnings") or []:
+            print(f"{r['file']}: {warning}", file=out)
+    arrhenius = analysis.get("arrhenius") or {}
+    for which in ("total", "bulk"):
+        fit = arrhenius.get(which)
+        if fit:
+            err = "" if fit.get("ea_stderr_ev") is None else f" ± {fit['ea_stderr_ev']:.4f}"
+            print(f"Arrhenius (σT form), {which}: Ea = {fit['ea_ev']:.4f}{err} eV, "
+                  f"R² = {_fmt(fit.get('r2'), '.6f')}, {fit['n_points']} points", file=out)
 
 
 def print_lsv(result: dict, out=sys.stdout) -> None:
@@ -158,14 +157,17 @@ def run_protocols(args, names, station_cfg) -> int:
                     break
                 if not args.json and len(names) > 1:
                     print(f"\n=== {protocol.protocol.name}: {protocol.protocol.description}")
-                result = service.run(protocol, source)
-                if result.report:
-                    print(f"report: {result.report}", file=sys.stderr)
+                result = service.run(protocol, source, report_later=len(names) > 1)
                 results.append(result)
                 if not args.json:
                     print_run_result(result.to_json())
         except ConfigError as exc:
             raise UserError(str(exc)) from None
+        finally:
+            service.finish_reports(results)
+    for result in results:
+        if result.report:
+            print(f"report of run {result.run_id}: {result.report}", file=sys.stderr)
     skipped = len(names) - len(results)
     if skipped and service.stop_requested:
         print(f"{skipped} protocol(s) not run: {service.stop_requested}", file=sys.stderr)
@@ -219,18 +221,24 @@ def cmd_plan(args) -> int:
 def cmd_runs(args) -> int:
     from storage.liveness import effective_status
     from storage.readers import list_runs
-    df = list_runs(args.db)
+    from storage.schema import SchemaError
+    try:
+        df = list_runs(args.db)
+    except SchemaError as exc:
+        raise UserError(str(exc)) from None
     rows = [{"run_id": int(r.run_id), "protocol": r.protocol,
              "status": effective_status(r.status, r.updated_at),
-             "started_at": r.started_at} for r in df.itertuples()]
+             "started_at": r.started_at, "reason": r.reason, "n_points": int(r.n_points)}
+            for r in df.itertuples()]
     if args.json:
         _print_json(rows)
     elif not rows:
         print("no runs")
     else:
-        print(f"{'run':>5}  {'protocol':<24} {'status':<12} started (UTC)")
+        print(f"{'run':>5}  {'protocol':<24} {'status':<12} {'points':>10}  started (UTC)")
         for r in rows:
-            print(f"{r['run_id']:>5}  {r['protocol']:<24} {r['status']:<12} {r['started_at']}")
+            print(f"{r['run_id']:>5}  {r['protocol']:<24} {r['status']:<12} {r['n_points']:>10}  "
+                  f"{r['started_at']}")
     return EXIT_OK
 
 
@@ -238,14 +246,18 @@ def cmd_show(args) -> int:
     from procedures.service import single_or_keyed
     from storage.liveness import effective_status
     from storage.readers import RunNotFound, get_run
+    from storage.schema import SchemaError
     try:
         run = get_run(args.db, args.run_id)
-    except RunNotFound as exc:
+    except (RunNotFound, SchemaError) as exc:
         raise UserError(str(exc)) from None
     analyses = {}
     for a in run.get("analysis", []):
         analyses[a["name"]] = a["result"]
     result = {"run_id": args.run_id, "status": effective_status(run["status"], run.get("updated_at")),
+              "reason": run["reason"], "n_points": run["n_points"],
+              "streams": [{"name": s["name"], "step_index": s["step_index"],
+                           "n_points": s["n_points"]} for s in run["streams"]],
               "analysis": single_or_keyed(analyses)}
     if args.json:
         _print_json(result)
@@ -254,20 +266,40 @@ def cmd_show(args) -> int:
               + (f" ({run['reason']})" if run.get("reason") else ""))
         print(f"started {run['started_at']}, ended {run.get('ended_at')}")
         for s in run.get("streams", []):
-            print(f"  stream {s['name']}: {s.get('points', '?')} points")
-        print_run_result({**result, "run_id": args.run_id})
+            print(f"  stream {s['name']}: {s['n_points']} points")
+        print_run_result({**result, "reason": None})  # the reason is in the first line
     return EXIT_OK
 
 
 def cmd_export(args) -> int:
     from storage.export import ExportError, UnknownFormat, export
     from storage.readers import RunNotFound
+    from storage.schema import SchemaError
     try:
         paths = export(args.db, args.run_id, args.out, args.format)
-    except (RunNotFound, ExportError, UnknownFormat) as exc:
+    except (RunNotFound, ExportError, UnknownFormat, SchemaError) as exc:
         raise UserError(str(exc)) from None
     for p in paths:
         print(p)
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args) -> int:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+    from storage.engine import resolve_db_url, upgrade_database
+    from storage.schema import SchemaError
+    where = make_url(resolve_db_url(args.db)).render_as_string(hide_password=True)
+    try:
+        before, after = upgrade_database(args.db)
+    except (SchemaError, SQLAlchemyError, ImportError) as exc:  # ImportError: no DB driver
+        raise UserError(f"db upgrade of {where}: {exc}") from None
+    if args.json:
+        _print_json({"database": where, "revision_before": before, "revision": after})
+    elif before == after:
+        print(f"{where}: schema already at revision {after}")
+    else:
+        print(f"{where}: schema upgraded from revision {before or '(none)'} to {after}")
     return EXIT_OK
 
 
@@ -493,6 +525,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("files", nargs="+")
     db_arg(sp); json_arg(sp)
     sp.set_defaults(func=cmd_import)
+
+    sp = sub.add_parser("db", help="database administration")
+    dsub = sp.add_subparsers(dest="db_command", required=True)
+    dp = dsub.add_parser("upgrade", help="create or migrate the database schema to the newest "
+                                         "revision (SQLite databases are also upgraded on open)")
+    db_arg(dp); json_arg(dp)
+    dp.set_defaults(func=cmd_db_upgrade)
 
     sp = sub.add_parser("analyze", help="analyse measurement files")
     asub = sp.add_subparsers(dest="kind", required=True)

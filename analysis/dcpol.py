@@ -19,8 +19,9 @@ electronic current (nA for sigma_e ~ 1e-8 S/cm on a 1 mm x 10 mm pellet). The an
    current offset (instrument zero, leakage) only moves the intercept, which is reported as
    "offset_a". Its standard error comes from the regression (None with 2 points). With fewer than 2
    converged steps the same regression runs over every step's last value ("last_values"); with a
-   single voltage level there is no slope and sigma_e is the mean of the per-step I/V ratios
-   ("ratio"), which, unlike the slope, includes any current offset.
+   single voltage level (every step within ``voltage_tolerance_v`` of the others) there is no
+   slope and sigma_e is the mean of the per-step I/V ratios ("ratio"), which, unlike the slope,
+   includes any current offset.
 4. Per step, sigma_e = I_steady / V * L / A (biased by any offset: offset * L / (V * A)).
    t_e = sigma_e / sigma_ion when sigma_ion is given.
 """
@@ -134,7 +135,7 @@ def analyze_dcpol(
 
     converged = [s for s in steps if s["converged"]]
     used, method = (converged, "slope") if len(converged) >= 2 else (steps, "last_values")
-    sigma, stderr, offset, method = _conductance_fit(used, method, geometry_cm)
+    sigma, stderr, offset, method = _conductance_fit(used, method, geometry_cm, voltage_tolerance_v)
     return {
         "steps": [_ordered_step(s) for s in steps],
         "sigma_e_s_per_cm": sigma,
@@ -157,11 +158,12 @@ def _segments_from_voltage(voltage: np.ndarray, tolerance_v: float) -> list[tupl
     bounds: list[tuple[int, int]] = []
     first = 0
     # One pass per step (a handful), each vectorised: the step's level is the median of its first
-    # samples, and it ends at the first sample that leaves level +- tolerance.
+    # samples, and it ends at the first sample that leaves level +- tolerance. On a fast ramp even
+    # the first sample may be off that median: a piece has at least one sample, or this never ends.
     while first < voltage.size:
         level = np.median(despiked[first:first + LEVEL_SAMPLES])
         leaves = np.flatnonzero(np.abs(despiked[first:] - level) > tolerance_v)
-        stop = voltage.size if not leaves.size else first + int(leaves[0])
+        stop = voltage.size if not leaves.size else first + max(int(leaves[0]), 1)
         bounds.append((first, stop))
         first = stop
     return _merge_equal_levels(despiked, bounds, tolerance_v)
@@ -170,20 +172,24 @@ def _segments_from_voltage(voltage: np.ndarray, tolerance_v: float) -> list[tupl
 def _merge_equal_levels(
     voltage: np.ndarray, bounds: list[tuple[int, int]], tolerance_v: float
 ) -> list[tuple[int, int]]:
-    # A slow change of the set voltage is cut into short pieces; glue a short piece to its
-    # neighbour, and neighbours that ended at the same level, so a step is one segment.
+    # A slow change of the set voltage is cut into short pieces, and a glitch longer than the
+    # despiking cuts a step in three; glue a short piece to the piece after it, and neighbours at
+    # the same level, again after each glue (the glued piece may now match the one before), so a
+    # step is one segment.
     merged: list[tuple[int, int]] = []
-    for first, stop in bounds:
-        if merged:
-            previous_first, previous_stop = merged[-1]
-            previous_level = np.median(voltage[previous_first:previous_stop])
-            level = np.median(voltage[first:stop])
-            short = previous_stop - previous_first < LEVEL_SAMPLES
-            if short or abs(level - previous_level) <= tolerance_v:
-                merged[-1] = (previous_first, stop)
-                continue
-        merged.append((first, stop))
+    for piece in bounds:
+        merged.append(piece)
+        while len(merged) > 1 and _one_step(voltage, merged[-2], merged[-1], tolerance_v):
+            (first, _), (_, stop) = merged[-2], merged.pop()
+            merged[-1] = (first, stop)
     return merged
+
+
+def _one_step(voltage: np.ndarray, earlier: tuple[int, int], later: tuple[int, int], tolerance_v: float) -> bool:
+    if earlier[1] - earlier[0] < LEVEL_SAMPLES:
+        return True
+    level_change = np.median(voltage[later[0]:later[1]]) - np.median(voltage[earlier[0]:earlier[1]])
+    return abs(level_change) <= tolerance_v
 
 
 def _segments_from_labels(step: ArrayLike, n: int) -> list[tuple[int, int]]:
@@ -219,14 +225,16 @@ def _steady_state(
 
 
 def _conductance_fit(
-    steps: list[dict[str, Any]], method: str, geometry_cm: float
+    steps: list[dict[str, Any]], method: str, geometry_cm: float, tolerance_v: float
 ) -> tuple[float, float | None, float | None, str]:
     """sigma_e, its standard error, the current offset (A) and the method actually used."""
     volts = np.array([s["voltage_v"] for s in steps])
     amps = np.array([s["steady_current_a"] for s in steps])
-    spread = np.sum((volts - volts.mean()) ** 2)
-    if len(steps) < 2 or spread <= (1e-9 * np.max(np.abs(volts))) ** 2:
+    # Steps repeated at one set voltage differ only by the voltage noise: a slope through them
+    # would be the current noise divided by the voltage noise.
+    if np.ptp(volts) <= tolerance_v:
         return float(np.mean(amps / volts) * geometry_cm), None, None, "ratio"
+    spread = np.sum((volts - volts.mean()) ** 2)
     slope = np.sum((volts - volts.mean()) * (amps - amps.mean())) / spread
     offset = amps.mean() - slope * volts.mean()
     stderr = None

@@ -12,10 +12,17 @@ data) and the one with the lowest Bayesian information criterion wins, unless it
 supported by the data.
 
 Arcs are labelled bulk or grain boundary by their effective (Brug) capacitance
-C_eff = (R^(1-n)·Q)^(1/n): below ``BULK_CAPACITANCE_MAX_F`` an arc is bulk, above it grain boundary; two
-arcs are ordered by time constant (the faster one is bulk).
+C_eff = (R^(1-n)·Q)^(1/n), scaled with the pellet geometry to an apparent relative permittivity
+ε_r = C_eff·L/(ε0·A): a bulk arc is the pellet's own dielectric (ε_r up to ``BULK_PERMITTIVITY_MAX``),
+a grain-boundary arc is a thin layer, so its apparent ε_r is far larger. Of two arcs the one with
+the lower capacitance is the bulk.
 
-R_total is the real-axis intercept where the electrode spike begins (R_s + arcs); σ = L/(R·A).
+R_total is the real-axis intercept where the electrode spike begins (R_s + arcs); σ = L/(R·A). It is
+refused (r_total_determinable False, one warning per failed test naming it) only when the data
+cannot determine it: the low-frequency side never reaches the electrode spike, the intercept is
+not read to R_TOTAL_MAX_RELATIVE_STDERR, the spectrum is scatter (Lin-KK residual above
+SCATTER_KK_PCT), or the circuit misfits the data and also disagrees with the model-free reading of
+the intercept (a straight line through the spike, extrapolated to the real axis).
 """
 
 from __future__ import annotations
@@ -34,18 +41,29 @@ from scipy.signal import find_peaks
 
 from analysis.arrhenius import fit_arrhenius
 from analysis.kramers_kronig import lin_kk
+from analysis.physics import VACUUM_PERMITTIVITY_F_PER_CM, disc_area_cm2
 
-# A pellet's geometric capacitance ε0·εr·A/L stays below 1e-10 F for εr ≲ 60 and A/L ≤ 16 cm
-# (0.5 mm × 10 mm); grain-boundary arcs sit at 1e-11–1e-8 F (Irvine, Sinclair & West 1990).
-BULK_CAPACITANCE_MAX_F = 1e-10
+# Bulk relative permittivities of solid electrolytes are ~5–100 (NASICON, sulfides, hydroborates ~10–30,
+# garnets ~50–60); grain-boundary arcs, thin layers across the pellet, show apparent values of
+# 10^2–10^5 (Irvine, Sinclair & West 1990). Twice the top of the bulk range separates them.
+BULK_PERMITTIVITY_MAX = 200.0
+# Without a pellet geometry, arcs are labelled as if on the bench's standard pellet (10 mm × 1 mm).
+REFERENCE_DIAMETER_MM = 10.0
+REFERENCE_THICKNESS_UM = 1000.0
 # Arcs with an electrode-like capacitance are the spike's curvature, not the electrolyte.
 ELECTRODE_CAPACITANCE_MIN_F = 1e-7
 KK_WARNING_PCT = 1.0
 # R_total counts as determined when 3 standard errors stay within the 3 % the bench aims for.
 R_TOTAL_MAX_RELATIVE_STDERR = 0.01
 # A circuit whose rms residual exceeds Lin-KK's (the noise floor) by more than this factor misses
-# a feature of the data; its R_total is not trusted.
+# a feature of the data (often only the shape of an arc); its R_total then has to agree with the
+# model-free spike-line intercept, within SPIKE_INTERCEPT_TOLERANCE.
 MODEL_ADEQUACY_FACTOR = 1.5
+# The spike line is biased where an arc's tail bends into the spike: on real pellets it differs from
+# the published R_total by up to 3.3 % (LAGP, grain-boundary arc merging into the spike).
+SPIKE_INTERCEPT_TOLERANCE = 0.05
+# A Lin-KK residual this large is not a noisy spectrum but scatter: no intercept can be read.
+SCATTER_KK_PCT = 5.0
 # Evidence needed before an extra arc is accepted (ΔBIC > 10 is "very strong").
 BIC_MARGIN = 10.0
 MAX_FUNCTION_EVALUATIONS = 60
@@ -95,8 +113,10 @@ class SpectrumFit:
         "bulk_offset_and_gb_arc": bulk arc above the window, grain-boundary arc visible
             (R_bulk read from the high-frequency intercept, includes lead resistance);
         "bulk_and_gb_arcs": both arcs fitted.
-    r_total_determinable: False when the spectrum does not reach the electrode spike (arc not
-        closed in the window); r_total_ohm is then only an extrapolation.
+    r_total_determinable: False when the data cannot determine R_total (see the module docstring);
+        r_total_ohm is then only the circuit's extrapolation, and a warning names each failed test.
+    eps_r_bulk, eps_r_gb: apparent relative permittivities ε_r = C·L/(ε0·A) of the arcs (None
+        without a pellet geometry or without that arc).
     parameters: names with units, e.g. "inductance_h", "r_series_ohm", "r_bulk_ohm",
         "q_bulk_s_pow_n_per_ohm", "n_bulk", "r_gb_ohm", ..., "q_electrode_s_pow_n_per_ohm", "n_electrode".
     kk_residual_pct: Lin-KK mean absolute relative residual, percent of |Z|.
@@ -115,6 +135,8 @@ class SpectrumFit:
     r_gb_stderr_ohm: float | None
     c_bulk_f: float | None
     c_gb_f: float | None
+    eps_r_bulk: float | None
+    eps_r_gb: float | None
     inductance_h: float
     kk_residual_pct: float
     fit_residual_pct: float
@@ -392,6 +414,7 @@ class _Features:
     inductance: float
     spike_start: int  # index (descending frequency) of the -Z'' minimum before the spike
     spike_visible: bool
+    spike_intercept: float | None  # real-axis intercept of the straight line through the spike (ohm)
     n_electrode: float
     q_electrode: float
     peaks: tuple[int, ...]  # indices of -Z'' maxima of arcs, by decreasing prominence
@@ -417,6 +440,7 @@ def _read_features(spectrum: _Spectrum) -> _Features:
                      and y_list[-1] > y_list[spike_start] + 3 * tolerance_list[spike_start])
 
     r_total = real_list[spike_start]
+    spike_intercept = None
     n_electrode, q_electrode = 0.8, None
     if spike_visible and y.size - spike_start >= 3:
         # Straight line Z' = slope·(-Z'') + intercept through the spike (closed-form least squares;
@@ -427,7 +451,7 @@ def _read_features(spectrum: _Spectrum) -> _Features:
                  / sum((a - y_mean) ** 2 for a in y_spike))
         intercept = x_mean - slope * y_mean
         if 0 < intercept <= real_list[spike_start] * 1.2:
-            r_total = intercept
+            r_total = spike_intercept = intercept
         if slope > 0:
             n_electrode = min(max(2 / math.pi * math.atan(1 / slope), 0.4), 0.98)
         z_el = abs(complex(real_list[-1] - r_total, -y_list[-1]))
@@ -453,7 +477,7 @@ def _read_features(spectrum: _Spectrum) -> _Features:
         if len(peaks) >= 2:
             a, b = sorted(peaks[:2])
             valleys = (min(range(a, b + 1), key=y_list.__getitem__),)
-    return _Features(r_total, inductance, spike_start, bool(spike_visible), n_electrode,
+    return _Features(r_total, inductance, spike_start, bool(spike_visible), spike_intercept, n_electrode,
                      float(q_electrode), peaks, valleys, clear_arcs)
 
 
@@ -619,11 +643,13 @@ def _kk_squared_residual(kk) -> float:
     return float(kk.residual_real @ kk.residual_real + kk.residual_imag @ kk.residual_imag)
 
 
-def fit_spectrum(frequency_hz, z_real_ohm, z_imag_ohm) -> SpectrumFit:
+def fit_spectrum(frequency_hz, z_real_ohm, z_imag_ohm, thickness_um=None, diameter_mm=None) -> SpectrumFit:
     """Fit a blocking-electrode spectrum and report R_total, R_bulk, R_gb with standard errors.
 
     Inputs: frequencies in Hz (> 0, any order), real and imaginary impedance in ohm (imaginary part
-    negative for capacitive behaviour), at least 8 points. Raises EisInputError on bad input.
+    negative for capacitive behaviour), at least 8 points; optionally the pellet thickness (µm) and
+    electrode diameter (mm), which scale the arc capacitances to permittivities for the bulk/GB
+    labels (both or neither). Raises EisInputError on bad input.
 
     Models with 0, 1, 2 arcs are tried in turn, starting from the number of arcs with a clear -Z''
     maximum in the window; a model with more arcs replaces the current one only if it lowers the
@@ -631,6 +657,10 @@ def fit_spectrum(frequency_hz, z_real_ohm, z_imag_ohm) -> SpectrumFit:
     well as the Lin-KK chain (the noise floor), no further arc could pass that test and the search
     stops.
     """
+    if (thickness_um is None) != (diameter_mm is None):
+        raise EisInputError("give both thickness_um and diameter_mm, or neither "
+                            f"(got thickness_um={thickness_um!r}, diameter_mm={diameter_mm!r})")
+    geometry = None if thickness_um is None else _pellet_geometry_cm(thickness_um, diameter_mm)
     spectrum = _prepare(frequency_hz, z_real_ohm, z_imag_ohm)
     features = _read_features(spectrum)
     kk = lin_kk(spectrum.frequency_hz, spectrum.z)
@@ -660,10 +690,42 @@ def fit_spectrum(frequency_hz, z_real_ohm, z_imag_ohm) -> SpectrumFit:
     if chosen is None:
         raise EisInputError(f"too few points ({spectrum.z.size}) to fit a spectrum")
     covariance = _covariance(chosen, n_residuals)
-    return _summarise(chosen, covariance, spectrum, features, fitted, kk)
+    return _summarise(chosen, covariance, spectrum, features, fitted, kk, geometry)
 
 
-def _summarise(chosen, covariance, spectrum, features, candidates, kk) -> SpectrumFit:
+def relative_permittivity(capacitance_f: float, length_cm: float, area_cm2: float) -> float:
+    """Apparent relative permittivity ε_r = C·L/(ε0·A) of a capacitance across a pellet."""
+    return capacitance_f * length_cm / (VACUUM_PERMITTIVITY_F_PER_CM * area_cm2)
+
+
+def _label_arcs(arcs, geometry):
+    """Roles ("bulk"/"gb") for the fitted arcs, the arcs in that order, and warnings.
+
+    ``geometry``: (length_cm, area_cm2) of the pellet, or None (then the reference pellet, with a
+    warning). One arc is bulk when its apparent ε_r is at most BULK_PERMITTIVITY_MAX, else grain
+    boundary; of two arcs, the lower capacitance is the bulk.
+    """
+    warnings = []
+    if not arcs:
+        return [], arcs, warnings
+    if geometry is None:
+        geometry = _pellet_geometry_cm(REFERENCE_THICKNESS_UM, REFERENCE_DIAMETER_MM)
+        warnings.append(f"no pellet geometry given: bulk/GB labels assume a {REFERENCE_DIAMETER_MM:g} mm × "
+                        f"{REFERENCE_THICKNESS_UM / 1000:g} mm pellet")
+    arcs = sorted(arcs, key=lambda arc: brug_capacitance_f(*arc[:3]))
+    eps_r = relative_permittivity(brug_capacitance_f(*arcs[0][:3]), *geometry)
+    if len(arcs) == 1:
+        return ["bulk" if eps_r <= BULK_PERMITTIVITY_MAX else "gb"], arcs, warnings
+    if eps_r > BULK_PERMITTIVITY_MAX:
+        warnings.append(f"both arcs have grain-boundary-like permittivities (lower one ε_r = {eps_r:.3g} > "
+                        f"{BULK_PERMITTIVITY_MAX:g}); bulk/GB labels uncertain")
+    if arcs[0][3] > arcs[1][3]:
+        warnings.append("the arc with the lower capacitance (labelled bulk) relaxes more slowly than the other; "
+                        "bulk/GB labels uncertain")
+    return ["bulk", "gb"], arcs, warnings
+
+
+def _summarise(chosen, covariance, spectrum, features, candidates, kk, geometry) -> SpectrumFit:
     layout, x = chosen.layout, chosen.x
     warnings: list[str] = []
     stderr = np.sqrt(np.clip(np.diagonal(covariance), 0, None)).tolist() if covariance is not None else None
@@ -687,13 +749,8 @@ def _summarise(chosen, covariance, spectrum, features, candidates, kk) -> Spectr
     r_total = r_series + sum(arc[0] for arc in arcs)
     r_total_stderr = _propagated_stderr(gradient_total, covariance)
 
-    roles: list[str] = []
-    if len(arcs) == 1:
-        roles = ["bulk" if brug_capacitance_f(*arcs[0][:3]) < BULK_CAPACITANCE_MAX_F else "gb"]
-    elif len(arcs) == 2:
-        roles = ["bulk", "gb"]
-        if brug_capacitance_f(*arcs[0][:3]) >= BULK_CAPACITANCE_MAX_F:
-            warnings.append("the faster arc has a grain-boundary-like capacitance; bulk/GB labels uncertain")
+    roles, arcs, role_warnings = _label_arcs(arcs, geometry)
+    warnings += role_warnings
     resistances: dict[str, tuple[float, float | None]] = {}
     capacitances: dict[str, float] = {}
     for role, (r, q, n, arc_tau, column) in zip(roles, arcs):
@@ -733,18 +790,18 @@ def _summarise(chosen, covariance, spectrum, features, candidates, kk) -> Spectr
         separation, model = "bulk_and_gb_arcs", "L-R-p(Rb,CPEb)-p(Rgb,CPEgb)-CPEel"
     r_gb = resistances.get("gb")
 
-    determinable = _r_total_determinable(chosen, spectrum, features, r_total, r_total_stderr, kk)
-    if not determinable:
-        warnings.append("R_total not determinable: the spectrum does not reach the electrode spike, "
-                        "R_total is uncertain by more than "
-                        f"{100 * R_TOTAL_MAX_RELATIVE_STDERR:g} %, or no candidate circuit fits the data")
+    refusals = _r_total_refusals(chosen, spectrum, features, r_total, r_total_stderr, kk)
+    warnings += refusals
+    if not refusals and features.spike_intercept is not None and _misfits(chosen, spectrum, kk):
+        warnings.append(f"circuit misfits the arc shapes (rms residual {_rms(chosen, spectrum):.2%} against "
+                        f"Lin-KK {_kk_rms(kk, spectrum):.2%}); R_total agrees with the spike-line intercept "
+                        f"{features.spike_intercept:.6g} ohm")
     if not chosen.converged:
         warnings.append(f"fit stopped at the evaluation limit ({MAX_FUNCTION_EVALUATIONS})")
 
     if kk.residual_pct > KK_WARNING_PCT:
         warnings.append(f"Kramers-Kronig residual {kk.residual_pct:.2g} % exceeds {KK_WARNING_PCT:g} %: "
                         "data may be non-stationary, non-linear or noisy")
-    fit_rms = 100 * math.sqrt(2 * chosen.cost / (2 * spectrum.z.size))
     names = {0: "L-R-CPEel", 1: "L-R-p(R1,CPE1)-CPEel", 2: "L-R-p(R1,CPE1)-p(R2,CPE2)-CPEel"}
     return SpectrumFit(
         model=model,
@@ -752,37 +809,75 @@ def _summarise(chosen, covariance, spectrum, features, candidates, kk) -> Spectr
         parameters=parameters,
         r_total_ohm=float(r_total),
         r_total_stderr_ohm=r_total_stderr,
-        r_total_determinable=determinable,
+        r_total_determinable=not refusals,
         r_bulk_ohm=None if r_bulk is None else float(r_bulk[0]),
         r_bulk_stderr_ohm=None if r_bulk is None else r_bulk[1],
         r_gb_ohm=None if r_gb is None else float(r_gb[0]),
         r_gb_stderr_ohm=None if r_gb is None else r_gb[1],
         c_bulk_f=capacitances.get("bulk"),
         c_gb_f=capacitances.get("gb"),
+        eps_r_bulk=None if geometry is None or "bulk" not in capacitances
+        else relative_permittivity(capacitances["bulk"], *geometry),
+        eps_r_gb=None if geometry is None or "gb" not in capacitances
+        else relative_permittivity(capacitances["gb"], *geometry),
         inductance_h=float(inductance),
         kk_residual_pct=kk.residual_pct,
-        fit_residual_pct=fit_rms,
+        fit_residual_pct=100 * _rms(chosen, spectrum),
         bic_by_model={names[k]: c.bic for k, c in candidates.items()},
         warnings=tuple(warnings),
     )
 
 
-def _r_total_determinable(chosen, spectrum, features, r_total, r_total_stderr, kk) -> bool:
-    """True when the circuit describes the data as well as Lin-KK does, R_total is known to
-    R_TOTAL_MAX_RELATIVE_STDERR, and the data reach past the arcs into the electrode spike."""
-    if not features.spike_visible:
-        return False
-    if r_total_stderr is None or r_total_stderr > R_TOTAL_MAX_RELATIVE_STDERR * r_total:
-        return False
-    kk_rms = math.sqrt(_kk_squared_residual(kk) / (2 * spectrum.z.size))
-    fit_rms = math.sqrt(2 * chosen.cost / (2 * spectrum.z.size))
-    if fit_rms > MODEL_ADEQUACY_FACTOR * kk_rms + 5e-4:
-        return False
+def _rms(chosen, spectrum) -> float:
+    """Root-mean-square modulus-weighted fit residual (fraction of |Z|)."""
+    return math.sqrt(2 * chosen.cost / (2 * spectrum.z.size))
+
+
+def _kk_rms(kk, spectrum) -> float:
+    return math.sqrt(_kk_squared_residual(kk) / (2 * spectrum.z.size))
+
+
+def _misfits(chosen, spectrum, kk) -> bool:
+    """True when the circuit leaves more than the noise floor (Lin-KK's residual) unexplained."""
+    return _rms(chosen, spectrum) > MODEL_ADEQUACY_FACTOR * _kk_rms(kk, spectrum) + 5e-4
+
+
+def _r_total_refusals(chosen, spectrum, features, r_total, r_total_stderr, kk) -> list[str]:
+    """One warning per failed test of whether the data determine R_total; empty when they do.
+
+    Each names its test in brackets: [spike not reached], [scatter], [intercept uncertain],
+    [intercept disagrees]. A circuit that misfits the arcs is only refused when its R_total also
+    disagrees with the model-free spike-line intercept.
+    """
+    refusals = []
     # One frequency: Python complex arithmetic, the same formulas as _arc and _cpe.
     jw_min = 1j * float(spectrum.omega[-1])
     arcs_imag = sum(-(r / (1 + r * q * jw_min**n)).imag for r, q, n, _, _ in _arc_values(chosen))
     electrode_imag = -(1 / (math.exp(chosen.x[-2]) * jw_min ** float(chosen.x[-1]))).imag
-    return arcs_imag <= 0.05 * r_total and electrode_imag >= arcs_imag
+    f_min = float(spectrum.frequency_hz[-1])
+    if not features.spike_visible:
+        refusals.append(f"R_total not determinable [spike not reached]: -Z'' does not rise into an "
+                        f"electrode spike down to the lowest frequency, {f_min:g} Hz")
+    elif arcs_imag > 0.05 * r_total or electrode_imag < arcs_imag:
+        refusals.append(f"R_total not determinable [spike not reached]: at the lowest frequency, {f_min:g} Hz, "
+                        f"the fitted arcs still give -Z'' = {arcs_imag:.4g} ohm (R_total {r_total:.6g} ohm)")
+    if kk.residual_pct > SCATTER_KK_PCT:
+        refusals.append(f"R_total not determinable [scatter]: Lin-KK residual {kk.residual_pct:.3g} % exceeds "
+                        f"{SCATTER_KK_PCT:g} %, the data are not an impedance spectrum")
+    if r_total_stderr is None or r_total_stderr > R_TOTAL_MAX_RELATIVE_STDERR * r_total:
+        spread = "unknown" if r_total_stderr is None else f"{r_total_stderr:.4g} ohm"
+        refusals.append(f"R_total not determinable [intercept uncertain]: standard error {spread} exceeds "
+                        f"{R_TOTAL_MAX_RELATIVE_STDERR:.0%} of R_total {r_total:.6g} ohm")
+    if _misfits(chosen, spectrum, kk):
+        intercept = features.spike_intercept
+        if intercept is None or abs(r_total - intercept) > SPIKE_INTERCEPT_TOLERANCE * r_total:
+            reading = ("no straight spike to extrapolate" if intercept is None
+                       else f"the spike-line intercept is {intercept:.6g} ohm")
+            refusals.append(f"R_total not determinable [intercept disagrees]: the circuit misfits (rms "
+                            f"{_rms(chosen, spectrum):.2%} against Lin-KK {_kk_rms(kk, spectrum):.2%}) and "
+                            f"its R_total {r_total:.6g} ohm is not confirmed: {reading} (tolerance "
+                            f"{SPIKE_INTERCEPT_TOLERANCE:.0%})")
+    return refusals
 
 
 # --------------------------------------------------------------------------- conductivity
@@ -792,9 +887,7 @@ def _pellet_geometry_cm(thickness_um: float, diameter_mm: float) -> tuple[float,
     for name, value in (("thickness_um", thickness_um), ("diameter_mm", diameter_mm)):
         if value is None or not np.isfinite(value) or value <= 0:
             raise EisInputError(f"{name} must be a finite number > 0, got {value!r}")
-    length_cm = thickness_um * 1e-4
-    area_cm2 = math.pi * (diameter_mm * 0.1) ** 2 / 4
-    return length_cm, area_cm2
+    return thickness_um * 1e-4, disc_area_cm2(diameter_mm)
 
 
 def _conductivity(r_ohm, r_stderr, length_cm, area_cm2):
@@ -819,12 +912,14 @@ def analyze_spectrum(frequency_hz, z_real_ohm, z_imag_ohm, thickness_um, diamete
     Geometry: thickness in µm, electrode diameter in mm (σ = L/(R·A), A = π·d²/4). Returns a dict with
     "file" (= label), "temperature_c", "model", "r_total_ohm", "r_bulk_ohm", "sigma_total_s_per_cm",
     "sigma_bulk_s_per_cm", "kk_residual_pct", plus stderr keys, "r_gb_ohm", "c_bulk_f", "c_gb_f",
-    "inductance_h", "separation", "r_total_determinable" and "warnings". Unknown values are None;
-    r_total_ohm and σ_total are None when R_total is not determinable. Uncertainties come from the fit
-    covariance only (geometry errors not included).
+    "eps_r_bulk", "eps_r_gb" (apparent relative permittivities of the arcs), "inductance_h",
+    "separation", "r_total_determinable", "fit_residual_pct" and "warnings" (one per failed
+    R_total test, naming it). Unknown values are None; r_total_ohm and σ_total are None when R_total
+    is not determinable. Uncertainties come from the fit covariance only (geometry errors not
+    included).
     """
     length_cm, area_cm2 = _pellet_geometry_cm(thickness_um, diameter_mm)
-    fit = fit_spectrum(frequency_hz, z_real_ohm, z_imag_ohm)
+    fit = fit_spectrum(frequency_hz, z_real_ohm, z_imag_ohm, thickness_um, diameter_mm)
     return _result_dict(fit, length_cm, area_cm2, temperature_c, label)
 
 
@@ -849,6 +944,8 @@ def _result_dict(fit: SpectrumFit, length_cm, area_cm2, temperature_c, label) ->
         "sigma_bulk_stderr_s_per_cm": _clean(sigma_bulk_stderr),
         "c_bulk_f": _clean(fit.c_bulk_f),
         "c_gb_f": _clean(fit.c_gb_f),
+        "eps_r_bulk": _clean(fit.eps_r_bulk),
+        "eps_r_gb": _clean(fit.eps_r_gb),
         "inductance_h": _clean(fit.inductance_h),
         "separation": fit.separation,
         "r_total_determinable": fit.r_total_determinable,
@@ -891,25 +988,27 @@ def analyze_eis_series(spectra, thickness_um, diameter_mm) -> dict:
 
     ``spectra``: dicts or DataFrames with frequency_hz, z_real_ohm, z_imag_ohm, temperature_c (°C,
     scalar or constant column) and label. Returns {"spectra": [analyze_spectrum dicts], "arrhenius":
-    {"total": fit_arrhenius dict, "bulk": dict or None} or None}; Arrhenius fits need ≥ 2 distinct
-    temperatures with a known conductivity. A spectrum that cannot be fitted (too few points,
-    non-finite values) gets an entry with None values and an "error" message; a spectrum without
-    the required keys/columns, or bad geometry, raises EisInputError.
+    {"total": fit_arrhenius dict or None, "bulk": fit_arrhenius dict or None} or None (neither)};
+    each Arrhenius fit (ordinary least squares on ln(σT) vs 1/T) needs ≥ 2 distinct temperatures
+    with a known conductivity of its kind, so the bulk one does not depend on the total. A spectrum
+    that cannot be fitted (too few points, non-finite values) gets an entry with None values and an
+    "error" message; a spectrum without the required keys/columns, or bad geometry, raises
+    EisInputError.
     """
     length_cm, area_cm2 = _pellet_geometry_cm(thickness_um, diameter_mm)
     results = []
     for index, spectrum in enumerate(spectra):
         f, zr, zi, temperature, label = _spectrum_fields(spectrum, index)
         try:
-            fit = fit_spectrum(f, zr, zi)
+            fit = fit_spectrum(f, zr, zi, thickness_um, diameter_mm)
         except EisInputError as error:
             # One unusable spectrum (too short, NaN) must not cost the run its other temperatures.
             results.append(_unfitted_dict(f"spectrum {index} ({label or 'no label'}): {error}",
                                           temperature, label))
             continue
         results.append(_result_dict(fit, length_cm, area_cm2, temperature, label))
-    total = _arrhenius_of(results, "sigma_total")
-    arrhenius = None if total is None else {"total": total, "bulk": _arrhenius_of(results, "sigma_bulk")}
+    fits = {which: _arrhenius_of(results, f"sigma_{which}") for which in ("total", "bulk")}
+    arrhenius = fits if any(fits.values()) else None
     return {"spectra": results, "arrhenius": arrhenius}
 
 
@@ -917,21 +1016,19 @@ def _unfitted_dict(error: str, temperature_c, label) -> dict:
     keys = ("model", "r_total_ohm", "r_bulk_ohm", "sigma_total_s_per_cm", "sigma_bulk_s_per_cm",
             "kk_residual_pct", "r_total_stderr_ohm", "r_bulk_stderr_ohm", "r_gb_ohm",
             "sigma_total_stderr_s_per_cm", "sigma_bulk_stderr_s_per_cm", "c_bulk_f", "c_gb_f",
-            "inductance_h", "separation", "fit_residual_pct")
+            "eps_r_bulk", "eps_r_gb", "inductance_h", "separation", "fit_residual_pct")
     return {"file": label, "temperature_c": _clean(temperature_c), **dict.fromkeys(keys),
             "r_total_determinable": False, "warnings": [error], "error": error}
 
 
 def _arrhenius_of(results, prefix: str):
+    """Ordinary least squares on ln(σT) against 1/T over the spectra with a known conductivity and
+    temperature: the fit standard errors measure how well each circuit fits, not the scatter of σ
+    between temperatures, so they do not weight it. None below 2 distinct temperatures."""
     usable = [r for r in results if r["temperature_c"] is not None and r[f"{prefix}_s_per_cm"] is not None]
     if len({r["temperature_c"] for r in usable}) < 2:
         return None
-    stderr = [r[f"{prefix}_stderr_s_per_cm"] for r in usable]
-    return fit_arrhenius(
-        [r["temperature_c"] for r in usable],
-        [r[f"{prefix}_s_per_cm"] for r in usable],
-        None if any(s is None or s <= 0 for s in stderr) else stderr,
-    )
+    return fit_arrhenius([r["temperature_c"] for r in usable], [r[f"{prefix}_s_per_cm"] for r in usable])
 
 
 def read_eis_csv(path) -> pd.DataFrame:

@@ -39,8 +39,9 @@ from scipy.stats import theilslopes
 
 from analysis.inputs import as_series, check_positive
 
-MIN_POINTS = 20
 BASELINE_MIN_POINTS = 10
+# The baseline window spans at most a quarter of the sweep and needs BASELINE_MIN_POINTS samples.
+MIN_POINTS = 4 * BASELINE_MIN_POINTS
 BASELINE_MAX_BINS = 50
 
 
@@ -97,8 +98,7 @@ def analyze_lsv(
     scan_rate = None if time_s is None else _scan_rate(time_s, voltage)
 
     n = voltage.size
-    index = np.arange(n, dtype=float)
-    sweep_slope = np.polyfit(index, voltage, 1)[0]
+    sweep_slope = np.polyfit(np.arange(n), voltage, 1)[0]  # V per sample
     sign = 1.0 if sweep_slope > 0 else -1.0
     swept_v = abs(sweep_slope) * (n - 1)
     if swept_v < 2 * smoothing_v:
@@ -107,7 +107,7 @@ def analyze_lsv(
             f"smoothing_v = {smoothing_v} V"
         )
 
-    window = _odd_window(smoothing_v / swept_v * (n - 1), n)
+    window = _odd_window(smoothing_v / abs(sweep_slope), n)
     voltage_s = _smooth(voltage, window)
     density = current / area_cm2
     density_s = _smooth(density, window)
@@ -161,14 +161,13 @@ def _scan_rate(time_s: ArrayLike, voltage: np.ndarray) -> float:
 
 
 def _odd_window(points: float, n: int) -> int:
-    # Odd (Savitzky-Golay), at least 5 samples, and at most a quarter of the sweep.
-    largest = max(5, (n // 4) | 1)
-    return min(max(int(round(points)) | 1, 5), largest)
+    # Odd (Savitzky-Golay), at least 5 samples, and at most a quarter of the sweep (n >= MIN_POINTS).
+    return min(max(int(round(points)) | 1, 5), (n // 4) | 1)
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     despiked = median_filter(values, size=window, mode="nearest")
-    return savgol_filter(despiked, window, polyorder=2, mode="interp")
+    return savgol_filter(despiked, window, polyorder=2)
 
 
 def _baseline_bounds(swept_v: float, skip_v: float, span_v: float) -> tuple[float, float]:
@@ -190,8 +189,7 @@ def _robust_baseline(
             f"the start); at least {BASELINE_MIN_POINTS} are needed"
         )
     first, last = inside[0], inside[-1] + 1
-    bins = min(BASELINE_MAX_BINS, (last - first) // 5)
-    bins = max(bins, 2)
+    bins = min(BASELINE_MAX_BINS, (last - first) // 5)  # >= 2: the window has >= 10 samples
     per_bin = (last - first) // bins
     stop = first + bins * per_bin
     v_bins = np.median(voltage[first:stop].reshape(bins, per_bin), axis=1)

@@ -33,6 +33,7 @@ from analysis import figures, figures_eis
 from analysis.cycling import DISCHARGE, PreparedRecord, prepare_record
 from analysis.eis import fit_spectrum
 from analysis.physics import disc_area_cm2
+from config.documents import StreamRole
 
 DASH = "—"
 REPORT_NAME = "report.md"
@@ -509,7 +510,7 @@ def _scaled(value, factor: float):
 def _eis_figures(report: _Report, spectra: list[Fields], step_index) -> None:
     """The Nyquist figure of the run's pellet spectra, each marked with its reported R_total and
     R_bulk (``spectra``: the EIS result's entries, [] when the data have no analysis)."""
-    frames = report.frames_of("eis_spectrum", step_index)
+    frames = report.frames_of(StreamRole.EIS_SPECTRUM, step_index)
     if not frames:
         report.note_missing("no impedance spectra stored: no Nyquist plot")
         return
@@ -582,7 +583,7 @@ def _lsv_sweep(report: _Report, result: Fields, step_index, stream: str | None) 
         report.lines += ["No persistent current above the threshold: the electrolyte is stable over "
                          "the whole sweep.", ""]
     result.require("baseline_slope_a_per_cm2_per_v")  # the figure's baseline
-    sweeps = report.frames_of("lsv", step_index)
+    sweeps = report.frames_of(StreamRole.LSV, step_index)
     if stream is not None:
         sweeps = [(name, frame) for name, frame in sweeps if name == stream]
     area = report.sample_area_cm2()
@@ -627,7 +628,7 @@ def _dcpol(report: _Report, result: Fields, step_index) -> None:
         report.lines += ["Ignored segments: " + "; ".join(
             f"{number(g['start_s'])}–{number(g['end_s'])} s at {quantity(g['voltage_v'], 'V')} "
             f"({escape(g['reason'])})" for g in ignored), ""]
-    records = report.frames_of("dc_polarization", step_index)
+    records = report.frames_of(StreamRole.DC_POLARIZATION, step_index)
     if not records:
         report.note_missing("no DC polarization data stored: no current-decay plot")
     step_dicts = [s.data for s in steps]
@@ -753,7 +754,7 @@ def _cycling_record(report: _Report, step_index) -> PreparedRecord | None:
 
 def _largest_cycling_frame(report: _Report, step_index, what: str):
     """(name, frame) of the largest cycling stream of the step, or None (noted) when there is none."""
-    candidates = report.frames_of("cycling", step_index)
+    candidates = report.frames_of(StreamRole.CYCLING, step_index)
     if not candidates:
         report.note_missing(f"no cycling data stored: no {what}")
         return None
@@ -901,7 +902,7 @@ def _cold_discharge_curves(report: _Report, rows: list[Fields]):
     'stream_cycle' (the cycle number within that stream); rows of older results without them are
     matched by 'cycle' when the run has one cycling stream, else by order: the last len(rows)
     discharges of the cycling data."""
-    frames = report.frames_of("cycling")
+    frames = report.frames_of(StreamRole.CYCLING)
     if not frames:
         report.note_missing("no cycling data stored: no discharge curves")
         return [], ""
@@ -940,7 +941,7 @@ def _cold_discharge_curves(report: _Report, rows: list[Fields]):
 
 
 def _chamber(report: _Report) -> None:
-    logs = report.frames_of("chamber_log")
+    logs = report.frames_of(StreamRole.CHAMBER_LOG)
     report.lines += ["## Chamber temperature", ""]
     if not logs:
         report.note_missing("no chamber log stored")
@@ -999,28 +1000,30 @@ def _analyses(report: _Report) -> None:
     _unanalysed_data(report, {_ANALYSED_ROLE.get(a.get("name")) for a in analyses})
 
 
-_ANALYSED_ROLE = {"eis": "eis_spectrum", "lsv": "lsv", "dcpol": "dc_polarization", "cycling": "cycling",
-                  "cold_discharge": "cycling", "symmetric": "cycling"}
+_ANALYSED_ROLE = {"eis": StreamRole.EIS_SPECTRUM, "lsv": StreamRole.LSV, "dcpol": StreamRole.DC_POLARIZATION,
+                  "cycling": StreamRole.CYCLING, "cold_discharge": StreamRole.CYCLING,
+                  "symmetric": StreamRole.CYCLING}
 
 
 def _unanalysed_data(report: _Report, covered: set) -> None:
     """Raw plots of measured data that no analysis result covers (typically an aborted run)."""
-    roles = [role for role in ("eis_spectrum", "lsv", "dc_polarization", "cycling") if role not in covered]
+    roles = [role for role in (StreamRole.EIS_SPECTRUM, StreamRole.LSV, StreamRole.DC_POLARIZATION,
+                               StreamRole.CYCLING) if role not in covered]
     uncovered = {role: report.frames_of(role) for role in roles if report.frames_of(role)}
     if not uncovered:
         return
     report.lines += ["## Data without analysis", ""]
     for role, found in uncovered.items():
         report.note_missing(f"{role} data ({', '.join(name for name, _ in found)}) have no analysis result")
-    if "eis_spectrum" in uncovered:
+    if StreamRole.EIS_SPECTRUM in uncovered:
         _eis_figures(report, [], None)
     area = report.sample_area_cm2()
-    if "lsv" in uncovered and area is None:
+    if StreamRole.LSV in uncovered and area is None:
         report.note_missing("the sample has no diameter_mm: no current density to plot")
-    for name, frame in uncovered.get("lsv", []) if area else []:
+    for name, frame in uncovered.get(StreamRole.LSV, []) if area else []:
         report.figure(f"lsv_{name}", f"LSV {name} (not analysed)",
                       lambda path, frame=frame: figures.lsv_figure(frame, {}, area, path))
-    for name, frame in uncovered.get("dc_polarization", []):
+    for name, frame in uncovered.get(StreamRole.DC_POLARIZATION, []):
         report.figure(f"dcpol_current_{name}", f"DC polarization {name} (not analysed)",
                       lambda path, frame=frame: figures.dcpol_current_figure(frame, [], path))
 

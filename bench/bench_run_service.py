@@ -24,13 +24,21 @@ PROTOCOLS = sorted((ROOT / "config" / "protocols").glob("*.toml"))
 
 
 def run_cli(args: list[str]) -> tuple[float, int, int, str]:
-    """(wall s, peak RSS kB, exit code, stdout) of `main.py ARGS` in a child process."""
+    """(wall s, peak RSS kB, exit code, stdout) of `main.py ARGS` in a child process; the CPU time
+    of the child and its own children (the report process) is printed, because on a loaded
+    machine wall time says little."""
+    import resource
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    print(f"    [main.py {args[0]}: wall {time.perf_counter() - t0:.1f} s, CPU {cpu:.1f} s (process tree), "
+          f"load average {os.getloadavg()[0]:.1f}]")
     return time.perf_counter() - t0, usage.ru_maxrss, proc.returncode, out
 
 

@@ -16,6 +16,11 @@ arrays, written to fresh files in a temp dir:
    ``batch results`` of PAGE rows, run by ``pymeasure.experiment.Worker`` with a Results file,
    timed until the worker thread has finished (its Recorder has written every row).
 
+5. a cycler-shaped stream (the Landt record columns: three ints, ``step_type`` text from a
+   handful of values, six floats) through StorageWriter, against raw sqlite3 executemany into a
+   table with a TEXT column for ``step_type``: what a str column costs the writer; also in
+   pages of ``FOLLOWER_PAGE`` rows, the size the Landt follower emits (a poll's new records).
+
 Targets: StorageWriter >= 60 % of the raw sqlite3 anchor and >= 3x PyMeasure.
 
 Run: ``.venv/bin/python bench/bench_storage_ingest.py [N]`` from the repository root.
@@ -41,8 +46,13 @@ from storage.schema import points, streams  # noqa: E402
 from storage.writer import StorageWriter  # noqa: E402
 
 PAGE = 500
+FOLLOWER_PAGE = 7
 BATCH = 5000
 FLOAT_COLUMNS = ("time_s", "voltage_v", "current_a", "temperature_c", "z_real_ohm")
+CYCLER_INT_COLUMNS = ("record", "cycle", "step")
+CYCLER_FLOAT_COLUMNS = ("test_time_s", "step_time_s", "voltage_v", "current_a", "capacity_ah",
+                        "energy_wh")
+STEP_TYPES = np.array(["Rest", "CC_Chg", "CV_Chg", "Rest", "CC_DChg"], dtype=object)
 
 
 def make_data(n: int) -> dict[str, np.ndarray]:
@@ -50,6 +60,40 @@ def make_data(n: int) -> dict[str, np.ndarray]:
     data = {name: rng.normal(size=n) for name in FLOAT_COLUMNS}
     data["time_s"] = np.arange(n) * 0.1
     return data
+
+
+def make_cycler_data(n: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(2)
+    data = {name: rng.normal(size=n) for name in CYCLER_FLOAT_COLUMNS}
+    data["record"] = np.arange(n)
+    data["cycle"] = np.arange(n) // 2000 + 1
+    data["step"] = np.arange(n) // 400 % 5 + 1
+    data["step_type"] = STEP_TYPES[data["step"] - 1]
+    return data
+
+
+def bench_raw_sqlite_cycler(path: Path, data: dict[str, np.ndarray], n: int) -> float:
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    names = CYCLER_INT_COLUMNS + ("step_type",) + CYCLER_FLOAT_COLUMNS
+    con.execute("CREATE TABLE records (stream_id INTEGER NOT NULL, seq INTEGER NOT NULL, "
+                "record INTEGER, cycle INTEGER, step INTEGER, step_type TEXT, "
+                + ", ".join(f"{c} REAL" for c in CYCLER_FLOAT_COLUMNS)
+                + ", PRIMARY KEY (stream_id, seq)) WITHOUT ROWID")
+    con.commit()
+    sql = (f"INSERT INTO records (stream_id, seq, {', '.join(names)}) "
+           f"VALUES ({','.join('?' * (len(names) + 2))})")
+    t0 = time.perf_counter()
+    for start in range(0, n, BATCH):
+        stop = min(start + BATCH, n)
+        cols = [data[c][start:stop].tolist() for c in names]
+        with con:
+            con.executemany(sql, zip([1] * (stop - start), range(start, stop), *cols))
+    elapsed = time.perf_counter() - t0
+    assert con.execute("SELECT count(*) FROM records").fetchone()[0] == n
+    con.close()
+    return elapsed
 
 
 def bench_raw_sqlite(path: Path, data: dict[str, np.ndarray], n: int) -> float:
@@ -74,21 +118,25 @@ def bench_raw_sqlite(path: Path, data: dict[str, np.ndarray], n: int) -> float:
     return elapsed
 
 
-def bench_storage_writer(path: Path, data: dict[str, np.ndarray], n: int) -> float:
+def bench_storage_writer(path: Path, data: dict[str, np.ndarray], n: int,
+                         columns: dict[str, dict] | None = None, page: int = PAGE) -> float:
+    """StorageWriter time for ``data`` in event pages of ``page`` rows; ``columns`` is the
+    descriptor's (default: FLOAT_COLUMNS, all float)."""
     url = f"sqlite:///{path}"
     engine = make_engine(url)
     writer = StorageWriter(engine, flush_rows=BATCH, flush_interval_s=3600.0)
     run_uid, descriptor_uid = "bench-run", "bench-descriptor"
+    if columns is None:
+        columns = {c: {"unit": c.rsplit("_", 1)[1], "dtype": "float"} for c in FLOAT_COLUMNS}
     pages = [{"descriptor_uid": descriptor_uid, "seq_start": start,
-              "data": {c: data[c][start:start + PAGE] for c in FLOAT_COLUMNS}}
-             for start in range(0, n, PAGE)]
+              "data": {c: data[c][start:start + page] for c in columns}}
+             for start in range(0, n, page)]
     t0 = time.perf_counter()
     writer("start", {"run_uid": run_uid, "time": time.time(), "protocol_name": "bench",
                      "protocol": {}, "sample": {}, "station": {}, "simulated": True})
     writer("descriptor", {"run_uid": run_uid, "descriptor_uid": descriptor_uid,
                           "stream": "data", "step_index": None, "metadata": {},
-                          "columns": {c: {"unit": c.rsplit("_", 1)[1], "dtype": "float"}
-                                      for c in FLOAT_COLUMNS}})
+                          "columns": columns})
     for page in pages:
         writer("event_page", page)
     writer("stop", {"run_uid": run_uid, "time": time.time(), "status": "completed",
@@ -171,6 +219,25 @@ def main() -> None:
     print(f"StorageWriter / PyMeasure   = {ours / pym:.1f}x (target >= 3x)")
     print(f"Core insert() / raw sqlite3 = "
           f"{rates['SQLAlchemy Core insert(), dicts'] / anchor:.2f}")
+
+    cycler = make_cycler_data(n)
+    cycler_columns = {**{c: {"unit": "", "dtype": "int"} for c in CYCLER_INT_COLUMNS},
+                      "step_type": {"unit": "", "dtype": "str"},
+                      **{c: {"unit": "", "dtype": "float"} for c in CYCLER_FLOAT_COLUMNS}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        raw = bench_raw_sqlite_cycler(tmp_path / "raw_cycler.sqlite", cycler, n)
+        ours = bench_storage_writer(tmp_path / "writer_cycler.sqlite", cycler, n,
+                                    cycler_columns)
+        small_pages = bench_storage_writer(tmp_path / "writer_small.sqlite", cycler, n,
+                                           cycler_columns, FOLLOWER_PAGE)
+    print(f"\ncycler records (3 int, step_type str, 6 float columns), N = {n}:")
+    print(f"{'raw sqlite3 executemany, TEXT column':40s} {raw:8.3f} s  {n / raw:12,.0f} rows/s")
+    print(f"{'StorageWriter':40s} {ours:8.3f} s  {n / ours:12,.0f} rows/s")
+    print(f"{f'StorageWriter, pages of {FOLLOWER_PAGE} rows':40s} {small_pages:8.3f} s  "
+          f"{n / small_pages:12,.0f} rows/s")
+    print(f"StorageWriter / raw sqlite3 = {raw / ours:.2f}; "
+          f"in pages of {FOLLOWER_PAGE} rows {raw / small_pages:.2f}")
 
 
 if __name__ == "__main__":

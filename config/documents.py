@@ -47,6 +47,7 @@ class StreamRole(str, enum.Enum):
     EIS_SPECTRUM = "eis_spectrum"
     CELL_EIS = "cell_eis"
     CHAMBER_LOG = "chamber_log"
+    OCV = "ocv"
     LSV = "lsv"
     DC_POLARIZATION = "dc_polarization"
     CYCLING = "cycling"
@@ -78,6 +79,8 @@ STREAM_ROLES: dict[StreamRole, RoleInfo] = {
                                   "z_real_ohm", "z_imag_ohm", -1.0, "Z' / Ω", "−Z'' / Ω", True),
     StreamRole.CHAMBER_LOG: RoleInfo("Chamber", ("time_s", "temperature_c", "setpoint_c"),
                                      "time_s", "temperature_c", 1.0, "time / s", "T / °C"),
+    StreamRole.OCV: RoleInfo("Open-circuit rest", ("time_s", "ewe_v"), "time_s", "ewe_v", 1.0,
+                             "time / s", "E / V"),
     StreamRole.LSV: RoleInfo("LSV", ("time_s", "ewe_v", "i_a"), "ewe_v", "i_a", 1.0,
                              "E / V", "I / A"),
     StreamRole.DC_POLARIZATION: RoleInfo("DC polarization", ("time_s", "setpoint_v", "i_a", "step"),

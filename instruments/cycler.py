@@ -37,6 +37,24 @@ def records_frame(columns: dict) -> pd.DataFrame:
                                      index=pd.RangeIndex(len(arrays[0])), verify_integrity=False)
 
 
+def empty_columns() -> dict[str, np.ndarray]:
+    """Canonical columns with no rows."""
+    return {name: np.asarray([], dtype=_DTYPES.get(name, object)) for name in CANONICAL_COLUMNS}
+
+
+def concat_columns(batches: list[dict]) -> dict[str, np.ndarray]:
+    """One batch of canonical columns from several, in order."""
+    if not batches:
+        return empty_columns()
+    if len(batches) == 1:
+        return batches[0]
+    return {name: np.concatenate([b[name] for b in batches]) for name in CANONICAL_COLUMNS}
+
+
+def n_records(columns: dict) -> int:
+    return len(columns["record"])
+
+
 def empty_records() -> pd.DataFrame:
     """A canonical records DataFrame with no rows."""
     return records_frame({name: [] for name in CANONICAL_COLUMNS})
@@ -91,8 +109,13 @@ class CyclerChannel(abc.ABC):
         """End the program now."""
 
     @abc.abstractmethod
+    def read_new_columns(self) -> dict[str, np.ndarray]:
+        """Records not returned before, as numpy columns by canonical name (CANONICAL_COLUMNS):
+        what acquisition streams, without a DataFrame built and taken apart at every poll."""
+
     def read_new_records(self) -> pd.DataFrame:
-        """Records not returned before, canonical columns (CANONICAL_COLUMNS)."""
+        """Records not returned before, as a canonical DataFrame."""
+        return records_frame(self.read_new_columns())
 
     def pause(self) -> None:
         """Hold the program (only with capabilities.pause)."""

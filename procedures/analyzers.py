@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.eis import analyze_eis_series
+from config.documents import StreamRole
 
 
 class StreamCollector:
@@ -89,7 +90,7 @@ class Analyzer:
 class EisAnalyzer(Analyzer):
     """σ per spectrum and the Arrhenius fit, for runs with PEIS spectra of a pellet."""
 
-    name, role = "eis", "eis_spectrum"
+    name, role = "eis", StreamRole.EIS_SPECTRUM
 
     def spectra(self) -> list[dict]:
         out = []
@@ -139,7 +140,7 @@ def repeated_temperatures(spectra: list[dict], tolerance_c: float = 0.5) -> list
 class LsvAnalyzer(Analyzer):
     """Onset of oxidation or reduction of each LSV sweep; the stability window."""
 
-    name, role = "lsv", "lsv"
+    name, role = "lsv", StreamRole.LSV
 
     def compute(self) -> dict | None:
         from analysis.lsv import analyze_lsv
@@ -160,7 +161,7 @@ class LsvAnalyzer(Analyzer):
 class DcpolAnalyzer(Analyzer):
     """Steady current per voltage step and σe from the I–V slope."""
 
-    name, role = "dcpol", "dc_polarization"
+    name, role = "dcpol", StreamRole.DC_POLARIZATION
 
     def compute(self) -> dict | None:
         from analysis.dcpol import analyze_dcpol
@@ -247,7 +248,7 @@ class CycleChunks:
 class RecordsAnalyzer(Analyzer):
     """Base of the analyzers of cycler records: the records of a phase as one DataFrame."""
 
-    role = "cycling"
+    role = StreamRole.CYCLING
 
     def program_records(self, phase: str = "program"):
         """Records of every stream of the given phase, cycles renumbered to run on across
@@ -335,7 +336,7 @@ class ColdDischargeAnalyzer(RecordsAnalyzer):
 
     def __init__(self) -> None:
         super().__init__()
-        self.eis = StreamCollector("cell_eis")
+        self.eis = StreamCollector(StreamRole.CELL_EIS)
 
     def attach(self, stream, protocol) -> None:
         super().attach(stream, protocol)

@@ -5,6 +5,7 @@ import logging
 from collections import deque
 
 import numpy as np
+from config.documents import StreamRole
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class ChamberLogger:
         self._pending: list[tuple[float, float, float]] = []
 
     def start(self) -> None:
-        self._writer = self.ctx.new_stream("chamber", COLUMNS, metadata={"role": "chamber_log"},
+        self._writer = self.ctx.new_stream("chamber", COLUMNS, metadata={"role": StreamRole.CHAMBER_LOG.value},
                                            step_index=None)
         self._cancel = self.ctx.clock.every(self.interval_s, self._read)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from config.documents import RunStatus
+from config.documents import RunStatus, StreamRole
 from config.errors import ConfigError
 from config.protocol import Protocol, load_protocol, resolve_protocol_path
 from procedures.analyzers import analyzers_for
@@ -71,15 +71,46 @@ def single_or_keyed(analysis: dict):
     return analysis
 
 
+FIGURE_CYCLES_FROM = 200
+"""A cycling stream with more cycles than this has its figures drawn from some of them."""
+
+
+def figure_cycles(last_cycle: int) -> list[int]:
+    """The cycles a long run's figures are drawn from: those the report profiles, each with the
+    cycle before and after it (a record's charge is counted from the record before it, so a drawn
+    cycle needs its neighbours' boundary records), and the last two. The analysis always uses
+    every record."""
+    from analysis.report import VOLTAGE_PROFILE_CYCLES
+    drawn = {*VOLTAGE_PROFILE_CYCLES, last_cycle - 1, last_cycle}
+    return sorted({c + d for c in drawn for d in (-1, 0, 1) if 0 <= c + d <= last_cycle})
+
+
 def write_run_report(db, run_id: int, out_dir=None) -> Path:
     """The run's report (Markdown + figures) from what storage holds, in ``out_dir`` (default
-    reports/run_<id>/ under the project)."""
+    reports/run_<id>/ under the project). A long cycling stream is read only for the cycles its
+    figures show (``figure_cycles``), so memory stays flat however long the run."""
     from analysis.report import render_report
-    from storage.readers import get_run, read_stream
+    from storage.readers import column_max, get_run, read_stream
     run = get_run(db, run_id)
-    frames = {s["name"]: read_stream(db, run_id, s["name"]) for s in run.get("streams", [])}
+    frames = {}
+    for s in run.get("streams", []):
+        where_in = None
+        if (s["metadata"] or {}).get("role") == StreamRole.CYCLING and s["n_points"]:
+            last = column_max(db, run_id, s["name"], "cycle")
+            if last is not None and last > FIGURE_CYCLES_FROM:
+                where_in = {"cycle": figure_cycles(int(last))}
+        frames[s["name"]] = read_stream(db, run_id, s["name"], where_in=where_in)
     out = Path(out_dir) if out_dir else PROJECT_ROOT / "reports" / f"run_{run_id}"
     return render_report(run, frames, out)
+
+
+def _ignore_terminal_signals() -> None:
+    """A report process finishes its report when the terminal's Ctrl+C or hang-up reaches the
+    whole process group: stopping is the run process's business."""
+    import signal
+    for name in ("SIGINT", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 class RunService:
@@ -104,6 +135,8 @@ class RunService:
         self._runner: Runner | None = None
         self._lock = threading.Lock()
         self._stop_reason = ""
+        self._pool = None
+        self._pending_reports: dict[int, object] = {}
 
     # --- control (any thread) -------------------------------------------------------------------
     def abort(self, reason: str = "abort requested") -> None:
@@ -154,19 +187,13 @@ class RunService:
             raise ConfigError("protocols", problems)
         return loaded
 
-    def run_all(self, names_or_paths, subscribers: Iterable[Subscriber] = ()) -> list[RunResult]:
-        """Validate every file first, then run them in order; after an abort the rest are not
-        started."""
-        results = []
-        for protocol, source in self.load_all(names_or_paths):
-            if self._stop_reason:
-                break
-            results.append(self.run(protocol, source, subscribers))
-        return results
+    def run(self, protocol: Protocol, source: str = "", subscribers: Iterable[Subscriber] = (),
+            report_later: bool = False) -> RunResult:
+        """Run one validated protocol with storage, the subscribers and the report hook.
 
-    def run(self, protocol: Protocol, source: str = "",
-            subscribers: Iterable[Subscriber] = ()) -> RunResult:
-        """Run one validated protocol with storage, the subscribers and the report hook."""
+        ``report_later``: write the report in a helper process while the caller goes on (the next
+        run of a queue uses the other core); ``finish_reports`` then waits for it and fills in
+        ``RunResult.report``."""
         from storage.writer import StorageWriter
         stream = DocumentStream()
         writer = StorageWriter(self.db)
@@ -193,13 +220,53 @@ class RunService:
                            reason=outcome.reason, analysis=outcome.analysis,
                            duration_s=outcome.duration_s)
         if self.report_dir is not False and result.run_id is not None:
-            result.report = self._report(result.run_id)
+            if report_later:
+                self._pending_reports[id(result)] = self._report_pool().submit(
+                    write_run_report, self.db, result.run_id, self._report_out(result.run_id))
+            else:
+                result.report = self._report(result.run_id)
         return result
 
+    def run_all(self, names_or_paths, subscribers: Iterable[Subscriber] = ()) -> list[RunResult]:
+        """Validate every file first, then run them in order, each report written while the next
+        run goes on; after an abort the rest are not started."""
+        results = []
+        for protocol, source in self.load_all(names_or_paths):
+            if self._stop_reason:
+                break
+            results.append(self.run(protocol, source, subscribers, report_later=True))
+        self.finish_reports(results)
+        return results
+
+    def finish_reports(self, results: Iterable[RunResult]) -> None:
+        """Wait for the reports written in the background and record their paths."""
+        for result in results:
+            future = self._pending_reports.pop(id(result), None)
+            if future is None:
+                continue
+            try:
+                result.report = str(future.result())
+            except Exception as exc:  # noqa: BLE001 - a report failure must not hide the run's result
+                log.error("report of run %s not written: %s", result.run_id, exc)
+        if not self._pending_reports and self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _report_pool(self):
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+            # spawn: a fresh interpreter, not a fork of one holding open database connections.
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_ignore_terminal_signals)
+        return self._pool
+
+    def _report_out(self, run_id: int) -> Path | None:
+        return Path(self.report_dir) / f"run_{run_id}" if self.report_dir else None
+
     def _report(self, run_id: int) -> str | None:
-        out = Path(self.report_dir) / f"run_{run_id}" if self.report_dir else None
         try:
-            return str(write_run_report(self.db, run_id, out))
+            return str(write_run_report(self.db, run_id, self._report_out(run_id)))
         except Exception as exc:  # noqa: BLE001 - a report failure must not hide the run's result
             log.error("report of run %s not written: %s", run_id, exc)
             return None

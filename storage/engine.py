@@ -5,6 +5,12 @@ environment variable (a path or a SQLAlchemy URL), or ``data/cellbench.sqlite`` 
 project root (the parent of the ``storage/`` package). Any SQLAlchemy URL works; SQLite gets
 WAL journaling so that readers (GUI, CLI) never block the writer and a crash loses at most
 the last unflushed batch.
+
+The schema belongs to the migrations in storage/migrations/: opening a SQLite database brings it
+to the newest revision (creating it if empty, upgrading one written by older code in place);
+any other database is checked and must be upgraded explicitly (``main.py db upgrade --db URL``),
+because a lab server's schema is changed by its administrator, not by whichever client connects
+first.
 """
 from __future__ import annotations
 
@@ -15,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 
-from storage.schema import metadata
+from storage.schema import SCHEMA_REVISION, alembic_version
 
 ENV_VAR = "CELLBENCH_DB"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -42,22 +48,46 @@ def resolve_db_url(url: str | os.PathLike | None) -> str:
 
 
 def make_engine(url: str | os.PathLike | None) -> Engine:
-    """A new Engine for ``url`` (resolved by :func:`resolve_db_url`) with the tables created.
+    """A new Engine for ``url`` (resolved by :func:`resolve_db_url`) on the current schema.
 
-    For a SQLite file the parent directory is created, and every connection is set to
-    ``journal_mode=WAL`` and ``synchronous=NORMAL`` (durable at each checkpoint, no fsync per
-    commit: a power cut may lose the last commits, never corrupt the file).
+    SQLite: the file's parent directory is created, the schema migrated to the newest revision,
+    and every connection set to ``journal_mode=WAL`` and ``synchronous=NORMAL`` (durable at each
+    checkpoint, no fsync per commit: a power cut may lose the last commits, never corrupt the
+    file). Other databases: raises storage.schema.SchemaError unless already current.
     """
-    resolved = resolve_db_url(url)
-    parsed = make_url(resolved)
-    is_sqlite = parsed.get_backend_name() == "sqlite"
-    if is_sqlite and _is_sqlite_file(parsed.database):
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(resolved, json_serializer=_dumps_json)
-    if is_sqlite:
-        event.listen(engine, "connect", _set_sqlite_pragmas)
-    metadata.create_all(engine)
+    engine = _new_engine(url)
+    try:
+        if not schema_is_current(engine):
+            from storage import migrations
+            if engine.dialect.name == "sqlite":
+                migrations.upgrade_engine(engine)
+            else:
+                migrations.check_current(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
+
+
+def upgrade_database(url: str | os.PathLike | None) -> tuple[str | None, str]:
+    """Migrate the database at ``url`` (any backend) to the newest schema revision; returns
+    (revision before, revision after); before is None for a database that had no schema."""
+    from storage import migrations
+    engine = _new_engine(url)
+    try:
+        return migrations.upgrade_engine(engine)
+    finally:
+        engine.dispose()
+
+
+def schema_is_current(engine: Engine) -> bool:
+    """True if the database is at the schema revision this code uses (two cheap queries;
+    importing Alembic is left to the rare case that needs it)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(alembic_version.name):
+            return False
+        return conn.execute(select(alembic_version.c.version_num)).scalars().all() == [
+            SCHEMA_REVISION]
 
 
 def engine_for(url_or_engine: Engine | str | os.PathLike | None) -> Engine:
@@ -76,16 +106,30 @@ def engine_for(url_or_engine: Engine | str | os.PathLike | None) -> Engine:
         return engine
 
 
+def _new_engine(url: str | os.PathLike | None) -> Engine:
+    resolved = resolve_db_url(url)
+    parsed = make_url(resolved)
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite and is_sqlite_file(parsed.database):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(resolved, json_serializer=_dumps_json)
+    if is_sqlite:
+        event.listen(engine, "connect", set_sqlite_pragmas)
+    return engine
+
+
 def describe(engine: Engine) -> str:
     """The engine's URL without its password, for error messages."""
     return engine.url.render_as_string(hide_password=True)
 
 
-def _is_sqlite_file(database: str | None) -> bool:
+def is_sqlite_file(database: str | None) -> bool:
+    """True for the database name of a SQLite URL that is a plain file (not memory, not a URI)."""
     return bool(database) and database != ":memory:" and not database.startswith("file:")
 
 
-def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL journal and synchronous=NORMAL on a new SQLite DBAPI connection."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")

@@ -12,8 +12,18 @@ DataFrame with its original column names and units.
 - ``v0`` .. ``v15``: float columns, and int columns (ints with ``|x| < 2**53`` are exact in a
   double). NaN is stored as NULL and read back as NaN. A stream with more than 16 float/int
   columns is refused when its descriptor arrives (:class:`StreamLayoutError`), never truncated.
-- ``extra``: JSON text of the row's str values and of any int too large for a double, NULL for
-  streams without such columns.
+- str columns: dictionary-encoded per stream. Each value gets an integer code (its index in
+  ``streams.str_codes[column]``, a list grown by the writer in the transaction that first stores
+  the value) and the code goes into a free float slot, so a str column costs what a float column
+  costs. NULL code: the value is None, or is in ``extra``, which holds the values of a column that
+  has reached ``MAX_STR_CODES`` distinct values (free text is not a small set). A str column finds
+  no free slot when the numeric columns use all 16; it then lives in ``extra`` as a whole.
+- ``extra``: JSON text of the row's str values that have no code and of any int too large for a
+  double, NULL otherwise. Streams written before revision 0002 keep their str columns there
+  (their layout says ``"extra"``) and read back unchanged.
+
+``streams.n_points`` is the stream's row count, kept by the writer in the transaction that
+inserts the rows, so no query counts ``points``.
 
 Why this and not the alternatives: one table per stream would need DDL at run time and makes
 "every point of a run" a union over unknown tables; a long (stream, seq, column, value) table
@@ -22,6 +32,9 @@ and needs a pivot to read; a JSON/BLOB per row or per page is compact but opaque
 slow to decode. Fixed float slots keep one row and one B-tree entry per point, bind plain
 floats (the fastest path of every DBAPI) and stay queryable. On SQLite the table is declared
 ``WITHOUT ROWID`` so the primary key *is* the table: one B-tree insert per row instead of two.
+
+The tables are created and changed by the migrations in storage/migrations/ only; this module
+describes revision ``SCHEMA_REVISION`` and is what the code queries.
 
 Timestamps are stored as UTC (:class:`UTCDateTime`); JSON columns use SQLAlchemy's portable
 ``JSON`` type. Nothing here is SQLite-only except the ``sqlite_with_rowid`` option, which
@@ -35,16 +48,24 @@ from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Inde
                         MetaData, String, Table, Text, UniqueConstraint)
 from sqlalchemy.types import TypeDecorator
 
+SCHEMA_REVISION = "0002"
+"""The migration revision these tables describe (storage/migrations/versions/)."""
 N_VALUE_SLOTS = 16
 VALUE_SLOTS = tuple(f"v{i}" for i in range(N_VALUE_SLOTS))
 TIME_SLOT = "time_s"
 EXTRA_SLOT = "extra"
 MAX_EXACT_INT = 2 ** 53
 """Ints with ``|x| < MAX_EXACT_INT`` are stored exactly in a float slot; larger ones in ``extra``."""
+MAX_STR_CODES = 1024
+"""Distinct values of one str column that get codes; further values go to ``extra``."""
 
 
 class StreamLayoutError(ValueError):
     """A stream's columns cannot be stored (too many numeric columns, unknown dtype)."""
+
+
+class SchemaError(RuntimeError):
+    """The database's schema is not one this code can use or upgrade (storage/migrations/)."""
 
 
 class UTCDateTime(TypeDecorator):
@@ -121,6 +142,8 @@ streams = Table(
     Column("metadata", JSON),
     Column("columns", JSON, nullable=False),
     Column("layout", JSON, nullable=False),
+    Column("n_points", Integer, nullable=False, server_default="0"),
+    Column("str_codes", JSON),
     UniqueConstraint("run_id", "name", name="uq_streams_run_name"),
 )
 
@@ -145,12 +168,20 @@ analysis_results = Table(
     Index("ix_analysis_run_name", "run_id", "name"),
 )
 
+alembic_version = Table(
+    "alembic_version", MetaData(),
+    Column("version_num", String(32), primary_key=True),
+)
+"""Alembic's own table (outside ``metadata``): the database's schema revision."""
+
 
 def plan_layout(stream: str, columns: dict) -> dict[str, str]:
     """Slot of each column (``time_s``, ``v0``.., or ``extra``) for a descriptor's ``columns``.
 
-    Raises StreamLayoutError naming the stream if a dtype is unknown or more than
-    ``N_VALUE_SLOTS`` float/int columns need a slot.
+    Float and int columns take slots first, in column order; str columns then take the slots
+    left (coded, see the module docstring) and ``extra`` when none is. Raises StreamLayoutError
+    naming the stream if a dtype is unknown or more than ``N_VALUE_SLOTS`` float/int columns
+    need a slot.
     """
     layout: dict[str, str] = {}
     free = iter(VALUE_SLOTS)
@@ -160,16 +191,19 @@ def plan_layout(stream: str, columns: dict) -> dict[str, str]:
             raise StreamLayoutError(f"stream {stream!r}: column {name!r} has dtype {dtype!r}; "
                                     "expected 'float', 'int' or 'str'")
         if dtype == "str":
-            layout[name] = EXTRA_SLOT
-        elif name == TIME_SLOT and dtype == "float":
+            continue
+        if name == TIME_SLOT and dtype == "float":
             layout[name] = TIME_SLOT
-        else:
-            slot = next(free, None)
-            if slot is None:
-                numeric = [n for n, s in columns.items()
-                           if s.get("dtype", "float") != "str" and n != TIME_SLOT]
-                raise StreamLayoutError(
-                    f"stream {stream!r} has {len(numeric)} float/int columns but storage holds "
-                    f"at most {N_VALUE_SLOTS} per stream (besides time_s); split the stream")
-            layout[name] = slot
-    return layout
+            continue
+        slot = next(free, None)
+        if slot is None:
+            numeric = [n for n, s in columns.items()
+                       if s.get("dtype", "float") != "str" and n != TIME_SLOT]
+            raise StreamLayoutError(
+                f"stream {stream!r} has {len(numeric)} float/int columns but storage holds "
+                f"at most {N_VALUE_SLOTS} per stream (besides time_s); split the stream")
+        layout[name] = slot
+    for name, spec in columns.items():
+        if spec.get("dtype") == "str":
+            layout[name] = next(free, EXTRA_SLOT)
+    return {name: layout[name] for name in columns}

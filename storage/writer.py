@@ -7,7 +7,9 @@ ONE transaction per flush; a flush happens when ``flush_rows`` rows are buffered
 and always at ``step_stop``, ``analysis`` and ``stop``. Every other document is written at once
 (readers see a run, its streams and its current step immediately), in one transaction together
 with whatever rows are buffered at that moment. Each flush also refreshes ``runs.updated_at`` (wall
-time), a heartbeat by which a reader can tell a live run from one whose writer died.
+time), a heartbeat by which a reader can tell a live run from one whose writer died, and, in the
+same transaction as the rows, each stream's ``n_points`` and any new str codes (see
+storage/schema.py).
 
 A crash loses at most the unflushed buffer; the run keeps status ``"running"`` until
 :func:`storage.readers.mark_interrupted` marks it.
@@ -29,12 +31,12 @@ import numpy as np
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from config.documents import FINAL_STATUSES
+from config.documents import FINAL_STATUSES, STEP_STATUSES
 from storage.engine import describe, engine_for
-from storage.schema import (EXTRA_SLOT, MAX_EXACT_INT, analysis_results, plan_layout, points,
-                            runs, steps, streams, utc_from_epoch)
+from storage.schema import (EXTRA_SLOT, MAX_EXACT_INT, MAX_STR_CODES, analysis_results,
+                            plan_layout, points, runs, steps, streams, utc_from_epoch)
 
-RUN_STATUSES = FINAL_STATUSES
+STOP_STATUSES = FINAL_STATUSES
 SQLITE_MAX_PARAMETERS = 999
 """Bound parameters per statement: the limit of SQLite builds before 3.32, safe everywhere."""
 
@@ -53,27 +55,61 @@ class StorageWriteError(RuntimeError):
 class _Stream:
     """What the writer needs to turn one stream's event pages into point parameters.
 
-    A row's parameters are ``stream_id, seq, <numeric slots in float_cols + int_cols order>``
-    and, if the stream has str or int columns, ``extra``. Buffers hold them flat (row after
-    row in one list) because that is what multi-row INSERTs bind.
+    A row's parameters are ``stream_id, seq, <slots in float_cols + int_cols + code_cols
+    order>`` and, if the stream has int or str columns, ``extra``, flat (row after row in one
+    list) because that is what multi-row INSERTs bind.
     """
 
-    __slots__ = ("id", "name", "columns", "float_cols", "int_cols", "extra_cols", "has_extra",
-                 "insert_columns", "rows_per_statement")
+    __slots__ = ("id", "name", "columns", "float_cols", "int_cols", "code_cols", "extra_cols",
+                 "has_extra", "insert_columns", "rows_per_statement", "str_codes", "code_index",
+                 "codes_changed")
 
     def __init__(self, stream_id: int, name: str, columns: dict, layout: dict[str, str]) -> None:
         self.id = stream_id
         self.name = name
         self.columns = columns
-        numeric = {c: layout[c] for c in columns if layout[c] != EXTRA_SLOT}
-        self.float_cols = [c for c in numeric if columns[c]["dtype"] == "float"]
-        self.int_cols = [c for c in numeric if columns[c]["dtype"] == "int"]
-        self.extra_cols = [c for c in columns if columns[c]["dtype"] == "str"]
-        self.has_extra = bool(self.extra_cols or self.int_cols)
+        slotted = {c: layout[c] for c in columns if layout[c] != EXTRA_SLOT}
+        self.float_cols = [c for c in slotted if columns[c]["dtype"] == "float"]
+        self.int_cols = [c for c in slotted if columns[c]["dtype"] == "int"]
+        self.code_cols = [c for c in slotted if columns[c]["dtype"] == "str"]
+        self.extra_cols = [c for c in columns if layout[c] == EXTRA_SLOT]
+        # extra also holds ints beyond a double and str values beyond MAX_STR_CODES.
+        self.has_extra = bool(self.extra_cols or self.int_cols or self.code_cols)
         self.insert_columns = (["stream_id", "seq"]
-                               + [numeric[c] for c in self.float_cols + self.int_cols]
+                               + [slotted[c] for c in self.float_cols + self.int_cols
+                                  + self.code_cols]
                                + ([EXTRA_SLOT] if self.has_extra else []))
         self.rows_per_statement = max(1, SQLITE_MAX_PARAMETERS // len(self.insert_columns))
+        self.str_codes: dict[str, list[str]] = {c: [] for c in self.code_cols}
+        self.code_index: dict[str, dict] = {c: {None: np.nan} for c in self.code_cols}
+        self.codes_changed = False
+        """str_codes has values not yet committed."""
+
+    def encode(self, name: str, values: list) -> tuple[np.ndarray, list[tuple[int, str]]]:
+        """Float codes of str column ``name``'s ``values`` (NaN for None) and the (row, value)
+        pairs that got no code because the column has ``MAX_STR_CODES`` values already."""
+        index = self.code_index[name]
+        try:
+            return np.fromiter(map(index.__getitem__, values), np.float64, len(values)), []
+        except (KeyError, TypeError):  # a new value (or one that is not a str yet)
+            pass
+        table = self.str_codes[name]
+        codes = np.empty(len(values))
+        spilled = []
+        for i, value in enumerate(values):
+            if value is not None and type(value) is not str:
+                value = str(value)
+            code = index.get(value)
+            if code is None:
+                if len(table) < MAX_STR_CODES:
+                    code = index[value] = float(len(table))
+                    table.append(value)
+                    self.codes_changed = True
+                else:
+                    code = np.nan
+                    spilled.append((i, value))
+            codes[i] = code
+        return codes, spilled
 
     def sqlite_insert(self, n_rows: int) -> str:
         """INSERT of ``n_rows`` rows in one statement (one VDBE program run per statement
@@ -87,7 +123,9 @@ class StorageWriter:
     """Subscriber ``writer(name, doc)`` that stores runs in the database at ``url_or_engine``.
 
     ``flush_rows`` (>= 1) and ``flush_interval_s`` (>= 0 s of ``clock`` time) bound what a crash
-    can lose. ``clock`` is any object with ``now()`` in seconds (the run's Clock, so that
+    can lose. An event page is checked and copied when it arrives (a bad page raises then, naming
+    the problem) and turned into rows at the flush, all buffered pages of a stream at once: a
+    cycler follower emits thousands of pages of a few rows, and per-page work would dominate. ``clock`` is any object with ``now()`` in seconds (the run's Clock, so that
     simulated runs flush by virtual time); ``None`` uses ``time.monotonic``.
     """
 
@@ -113,7 +151,8 @@ class StorageWriter:
         """Committed transactions that wrote buffered point rows."""
         self.rows_written = 0
         self._streams: dict[str, _Stream] = {}
-        self._pending: dict[int, list] = {}
+        self._pending: dict[int, list[tuple[int, int, dict]]] = {}
+        """Buffered pages by stream id: (seq_start, rows, columns)."""
         self._pending_rows = 0
         self._last_flush = self._now()
         self._handlers = {
@@ -207,10 +246,11 @@ class StorageWriter:
         if stream is None:
             raise DocumentError(f"storage: event_page for unknown descriptor {uid!r} in run "
                                 f"{self.run_id}; its descriptor document must come first")
-        n, params = _page_params(stream, self.run_id, _field(doc, "seq_start", "event_page"),
-                                 _field(doc, "data", "event_page"))
+        seq_start = _field(doc, "seq_start", "event_page")
+        n, columns = _checked_page(stream, self.run_id, seq_start,
+                                   _field(doc, "data", "event_page"))
         if n:
-            self._pending.setdefault(stream.id, []).extend(params)
+            self._pending.setdefault(stream.id, []).append((int(seq_start), n, columns))
             self._pending_rows += n
 
     def _on_step_start(self, doc: dict) -> None:
@@ -224,7 +264,7 @@ class StorageWriter:
 
     def _on_step_stop(self, doc: dict) -> None:
         index = _field(doc, "step_index", "step_stop")
-        status = _status(doc, "step_stop")
+        status = _status(doc, "step_stop", STEP_STATUSES)
 
         def write(conn: Connection) -> None:
             # The latest row of this step index: a resumed run may start a step again.
@@ -247,7 +287,7 @@ class StorageWriter:
                           f"insert analysis {name!r}")
 
     def _on_stop(self, doc: dict) -> None:
-        status = _status(doc, "stop")
+        status = _status(doc, "stop", STOP_STATUSES)
         _field(doc, "time", "stop")
         ended_at = _wall_now()
         self._transaction(
@@ -279,6 +319,9 @@ class StorageWriter:
             raise StorageWriteError(f"storage: run {self.run_id} ({self.run_uid}): could not "
                                     f"{what}{rows} in {describe(self.engine)}: {exc}") from exc
         if n_rows:
+            for stream in self._streams.values():
+                if stream.id in self._pending:
+                    stream.codes_changed = False
             self._pending.clear()
             self._pending_rows = 0
             self.flushes += 1
@@ -286,9 +329,11 @@ class StorageWriter:
             self._last_flush = self._now()
 
     def _insert_points(self, conn: Connection) -> None:
+        """Insert the buffered rows, and count them (and store new str codes) in ``streams``."""
         by_id = {s.id: s for s in self._streams.values()}
-        for stream_id, params in self._pending.items():
+        for stream_id, pages in self._pending.items():
             stream = by_id[stream_id]
+            params = _rows_params(stream, pages)
             width = len(stream.insert_columns)
             if self._fast_sqlite:
                 _sqlite_insert(conn, stream, params)
@@ -296,6 +341,10 @@ class StorageWriter:
                 conn.execute(insert(points), [
                     _row_dict(stream.insert_columns, params[i:i + width])
                     for i in range(0, len(params), width)])
+            counts = {"n_points": streams.c.n_points + sum(n for _, n, _ in pages)}
+            if stream.codes_changed:
+                counts["str_codes"] = stream.str_codes
+            conn.execute(update(streams).where(streams.c.id == stream_id).values(**counts))
 
 
 def _sqlite_insert(conn: Connection, stream: _Stream, params: list) -> None:
@@ -326,9 +375,10 @@ def _row_dict(keys: list[str], row: list) -> dict:
     return values
 
 
-def _page_params(stream: _Stream, run_id: int | None, seq_start: int,
-                 data: dict) -> tuple[int, list]:
-    """Row count and flat point parameters of one event page (see :class:`_Stream`)."""
+def _checked_page(stream: _Stream, run_id: int | None, seq_start: Any,
+                  data: dict) -> tuple[int, dict]:
+    """Row count and a copy of one event page's columns (float columns float64, int columns
+    integer arrays, str columns lists); raises DocumentError for a page storage cannot take."""
     where = f"run {run_id}, stream {stream.name!r}"
     if data.keys() != stream.columns.keys():
         missing = sorted(set(stream.columns) - set(data))
@@ -341,45 +391,79 @@ def _page_params(stream: _Stream, run_id: int | None, seq_start: int,
                             f"{sorted(lengths)}")
     n = lengths.pop()
     if n == 0:
-        return 0, []
-    seq_start = int(seq_start)
-    if seq_start < 0:
+        return 0, {}
+    if int(seq_start) < 0:
         raise DocumentError(f"storage: event_page of {where}: seq_start {seq_start} < 0")
-    floats = []
+    # Copies: the producer may reuse its arrays once the page is emitted.
+    columns = {}
     for name in stream.float_cols:
         try:
-            floats.append(np.asarray(data[name], dtype=np.float64))
+            columns[name] = np.array(data[name], dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise DocumentError(f"storage: event_page of {where}: column {name!r} is not "
                                 f"float: {exc}") from exc
-    ints = [_int_array(data[name], name, where) for name in stream.int_cols]
-    exact = all(not _has_big_ints(a) for a in ints)
-    if exact and not stream.extra_cols:
+    for name in stream.int_cols:
+        columns[name] = _int_array(np.array(data[name]), name, where)
+    for name in stream.code_cols + stream.extra_cols:
+        values = data[name]
+        columns[name] = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    return n, columns
+
+
+def _rows_params(stream: _Stream, pages: list[tuple[int, int, dict]]) -> list:
+    """Flat point parameters (see :class:`_Stream`) of a stream's buffered pages."""
+    if len(pages) == 1:
+        seq_start, n, data = pages[0]
+        seq = np.arange(seq_start, seq_start + n)
+    else:
+        seq = np.concatenate([np.arange(start, start + n) for start, n, _ in pages])
+        data = {name: np.concatenate([page[name] for _, _, page in pages])
+                for name in stream.float_cols}
+        for name in stream.int_cols:
+            arrays = [page[name] for _, _, page in pages]
+            # uint64 with int64 would promote to float64 and round ints beyond 2**53.
+            exact = np.result_type(*arrays).kind in "iub"
+            data[name] = np.concatenate(arrays, dtype=None if exact else object)
+        data.update({name: list(chain.from_iterable(page[name] for _, _, page in pages))
+                     for name in stream.code_cols + stream.extra_cols})
+        n = len(seq)
+    floats = [data[name] for name in stream.float_cols]
+    ints = [data[name] for name in stream.int_cols]
+    extras: dict[int, dict] = {}
+    codes = []
+    for name in stream.code_cols:
+        column_codes, spilled = stream.encode(name, data[name])
+        codes.append(column_codes)
+        for i, value in spilled:
+            extras.setdefault(i, {})[name] = value
+    big_rows = [np.flatnonzero(_big_int_mask(a)) for a in ints]
+    if not extras and not stream.extra_cols and not any(rows.size for rows in big_rows):
         # All numbers: one float64 block, one tolist(). stream_id and seq are exact in a double
         # and SQLite stores them as integers (column affinity); NaN binds as NULL.
         block = np.empty((n, len(stream.insert_columns)))
         block[:, 0] = stream.id
-        block[:, 1] = np.arange(seq_start, seq_start + n)
-        for j, column in enumerate(floats + ints, start=2):
+        block[:, 1] = seq
+        for j, column in enumerate(floats + ints + codes, start=2):
             block[:, j] = column
         if stream.has_extra:
             block[:, -1] = np.nan
-        return n, block.ravel().tolist()
-    extras: list[dict] = [{} for _ in range(n)]
+        return block.ravel().tolist()
     int_lists = []
-    for name, arr in zip(stream.int_cols, ints):
+    for name, arr, rows in zip(stream.int_cols, ints, big_rows):
         values = arr.tolist()
-        for i in np.flatnonzero(_big_int_mask(arr)):
-            extras[i][name] = values[i]
+        for i in rows.tolist():
+            extras.setdefault(i, {})[name] = values[i]
             values[i] = None
         int_lists.append(values)
     for name in stream.extra_cols:
-        for row_extra, value in zip(extras, data[name]):
-            row_extra[name] = None if value is None else str(value)
-    extra_texts = [json.dumps(e, separators=(",", ":")) if e else None for e in extras]
-    rows = zip(repeat(stream.id, n), range(seq_start, seq_start + n),
-               *(a.tolist() for a in floats), *int_lists, extra_texts)
-    return n, list(chain.from_iterable(rows))
+        for i, value in enumerate(data[name]):
+            extras.setdefault(i, {})[name] = None if value is None else str(value)
+    extra_texts = [None] * n
+    for i, row_extra in extras.items():
+        extra_texts[i] = json.dumps(row_extra, separators=(",", ":"))
+    rows = zip(repeat(stream.id, n), seq.tolist(), *(a.tolist() for a in floats), *int_lists,
+               *(c.tolist() for c in codes), extra_texts)
+    return list(chain.from_iterable(rows))
 
 
 def _int_array(values: Any, name: str, where: str) -> np.ndarray:
@@ -397,10 +481,6 @@ def _big_int_mask(arr: np.ndarray) -> np.ndarray:
     return (arr >= MAX_EXACT_INT) | (arr <= -MAX_EXACT_INT)
 
 
-def _has_big_ints(arr: np.ndarray) -> bool:
-    return bool(_big_int_mask(arr).any())
-
-
 def _field(doc: dict, key: str, name: str) -> Any:
     try:
         return doc[key]
@@ -409,11 +489,11 @@ def _field(doc: dict, key: str, name: str) -> Any:
                             f"(has {sorted(doc)})") from None
 
 
-def _status(doc: dict, name: str) -> str:
+def _status(doc: dict, name: str, allowed: tuple[str, ...]) -> str:
     status = _field(doc, "status", name)
-    if status not in RUN_STATUSES:
+    if status not in allowed:
         raise DocumentError(f"storage: {name!r} document has status {status!r}; "
-                            f"expected one of {RUN_STATUSES}")
+                            f"expected one of {allowed}")
     return status
 
 

@@ -51,10 +51,18 @@ def test_runs_show_and_export(conductivity, db, tmp_path):
     doc, _ = conductivity
     runs = json.loads(cli("runs", "--db", db, "--json").stdout)
     assert runs[0] == {"run_id": doc["run_id"], "protocol": "onbh_conductivity",
-                       "status": "completed", "started_at": runs[0]["started_at"]}
+                       "status": "completed", "started_at": runs[0]["started_at"],
+                       "reason": runs[0]["reason"], "n_points": runs[0]["n_points"]}
     assert runs[0]["started_at"].endswith("+00:00")
     shown = json.loads(cli("show", str(doc["run_id"]), "--db", db, "--json").stdout)
     assert shown["analysis"] == doc["analysis"]
+    assert shown["reason"] == runs[0]["reason"] and isinstance(shown["reason"], str)
+    assert len(shown["streams"]) == 8  # 7 spectra and the chamber log
+    assert shown["n_points"] == runs[0]["n_points"] == sum(s["n_points"] for s in shown["streams"])
+    assert all(s["n_points"] > 0 for s in shown["streams"])
+    text = cli("show", str(doc["run_id"]), "--db", db).stdout
+    chamber = next(s for s in shown["streams"] if s["name"] == "chamber")
+    assert f"stream chamber: {chamber['n_points']} points" in text
     out = tmp_path / "export"
     cli("export", str(doc["run_id"]), "--db", db, "--out", str(out))
     eis = sorted(out.glob("*peis*.csv"))

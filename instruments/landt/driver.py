@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 
 from config.cycling import CellSection, CyclingProgram, check_program_for_cell
 from config.errors import ConfigError
 from instruments.cycler import (CyclerCapabilities, CyclerChannel, CyclerError, CyclerState, Prompt,
-                                empty_records)
+                                concat_columns, n_records)
 from instruments.landt.follower import ExportFollower, ExportRotatedError
 from instruments.landt.steptable import StepTable, render_step_table
 
@@ -55,7 +54,7 @@ class LandtCycler(CyclerChannel):
         self.step_table: StepTable | None = None
         self.fault_reason = ""
         self._follower: ExportFollower | None = None
-        self._buffer: list[pd.DataFrame] = []
+        self._buffer: list[dict] = []
         self._on_prompt: Prompt | None = None
         self._last_growth_s: float | None = None
         self._last_step: int | None = None
@@ -107,12 +106,13 @@ class LandtCycler(CyclerChannel):
         """Read what the export gained into the buffer; returns the number of new records."""
         if self._follower is None:
             return 0
-        frame = self._follower.read_new(include_partial=include_partial)
-        if len(frame):
-            self._buffer.append(frame)
+        records = self._follower.read_new_columns(include_partial=include_partial)
+        n = n_records(records)
+        if n:
+            self._buffer.append(records)
             self._last_growth_s = self.clock.now()
-            self._last_step = int(frame["step"].iloc[-1])
-        return len(frame)
+            self._last_step = int(records["step"][-1])
+        return n
 
     def state(self) -> CyclerState:
         if self._follower is None or self._state in (CyclerState.FINISHED, CyclerState.FAULT):
@@ -144,11 +144,9 @@ class LandtCycler(CyclerChannel):
             self._on_prompt(f"Stop channel {self.channel} in the Landt software now.")
         self._stopped = True
 
-    def read_new_records(self) -> pd.DataFrame:
+    def read_new_columns(self) -> dict:
         if self._follower is not None and self._state not in (CyclerState.FINISHED, CyclerState.FAULT):
             self._poll()
-        if not self._buffer:
-            return empty_records()
-        frame = pd.concat(self._buffer, ignore_index=True) if len(self._buffer) > 1 else self._buffer[0]
+        records = concat_columns(self._buffer)
         self._buffer = []
-        return frame
+        return records

@@ -265,17 +265,18 @@ class StreamState:
     active_sign: int = 0             # sign of the last charge/discharge record
 
 
-def canonical_records(columns: Sequence[Sequence], headers: Sequence, where: str, *,
+def canonical_columns(columns: Sequence[Sequence], headers: Sequence, where: str, *,
                       default_units: dict | None = None, require: Iterable[str] = (),
-                      record_start: int = 0, state: StreamState | None = None) -> pd.DataFrame:
-    """Canonical records from raw columns (``columns[k]`` under ``headers[k]``).
+                      record_start: int = 0, state: StreamState | None = None) -> tuple[dict, int]:
+    """Canonical records from raw columns (``columns[k]`` under ``headers[k]``), as numpy columns
+    by canonical name, and the number of rows dropped.
 
     ``require`` names roles that must be present (no derivation). ``record_start`` numbers rows
     without a record column from ``record_start + 1``. ``state`` carries the derivations across
     the chunks of a followed file (updated in place); without it the columns are a whole file.
     Rows whose Cycle or Step cell is blank are not records and are dropped, as other readers do
     (echemistpy's LANHE reader keeps only rows that start with integer Cycle, Step and Record);
-    their number is in ``frame.attrs["dropped_rows"]``.
+    their number is returned.
     """
     units = {**DEFAULT_UNITS, **(default_units or {})}
     roles = dict(header_roles(headers))
@@ -348,9 +349,16 @@ def canonical_records(columns: Sequence[Sequence], headers: Sequence, where: str
         state.power_w = float(abs(current[-1] * voltage[-1]))
         state.capacity_ah, state.energy_wh = float(capacity[-1]), float(energy[-1])
         state.cycle = int(cycle[-1])
-    frame = records_frame({"record": record, "cycle": cycle, "step": step, "step_type": step_type,
-                           "test_time_s": test_time, "step_time_s": step_time, "voltage_v": voltage,
-                           "current_a": current, "capacity_ah": capacity, "energy_wh": energy})
+    return {"record": record, "cycle": cycle, "step": step, "step_type": step_type,
+            "test_time_s": test_time, "step_time_s": step_time, "voltage_v": voltage,
+            "current_a": current, "capacity_ah": capacity, "energy_wh": energy}, dropped
+
+
+def canonical_records(columns: Sequence[Sequence], headers: Sequence, where: str, **options) -> pd.DataFrame:
+    """``canonical_columns`` as a canonical DataFrame; ``frame.attrs["dropped_rows"]`` holds the
+    number of rows dropped."""
+    records, dropped = canonical_columns(columns, headers, where, **options)
+    frame = records_frame(records)
     frame.attrs["dropped_rows"] = dropped
     return frame
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from instruments.cycler import empty_records
-from instruments.landt.exports import (ExportFormatError, StreamState, canonical_records, decode_text,
+from instruments.cycler import empty_columns, n_records, records_frame
+from instruments.landt.exports import (ExportFormatError, StreamState, canonical_columns, decode_text,
                                        find_header, header_roles, split_text_rows)
 
 EXPORT_COLUMNS_HINT = ("Record, Cycle, Step, StepStatus, TestTime, StepTime, Voltage, Current, "
@@ -74,13 +74,17 @@ class ExportFollower:
 
     def read_new(self, include_partial: bool = False) -> pd.DataFrame:
         """Canonical records appended since the last call (an empty frame when there are none)."""
+        return records_frame(self.read_new_columns(include_partial))
+
+    def read_new_columns(self, include_partial: bool = False) -> dict:
+        """``read_new`` as numpy columns by canonical name."""
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
             if self._offset:
                 raise ExportRotatedError(f"{self.path}: the followed export disappeared after "
                                          f"{self._records} records") from None
-            return empty_records()
+            return empty_columns()
         identity = (stat.st_dev, stat.st_ino)
         if self._identity is not None and identity != self._identity:
             raise ExportRotatedError(f"{self.path}: the followed export was replaced by another file "
@@ -90,13 +94,13 @@ class ExportFollower:
                                      f"{stat.st_size} bytes (truncated or rewritten)")
         self._identity = identity
         if stat.st_size == self._offset:
-            return empty_records()
+            return empty_columns()
         with open(self.path, "rb") as fh:
             fh.seek(self._offset)
             chunk = fh.read(stat.st_size - self._offset)
         end = len(chunk) if include_partial else chunk.rfind(b"\n") + 1
         if end <= 0:
-            return empty_records()
+            return empty_columns()
         lines = [line for line in decode_text(chunk[:end]).splitlines() if line.strip()]
         consumed = self._offset + end
         if self._headers is None:
@@ -109,7 +113,7 @@ class ExportFollower:
                                             f"TestTime, Voltage and Current in the export (better: "
                                             f"{EXPORT_COLUMNS_HINT})")
                 self._offset = consumed
-                return empty_records()
+                return empty_columns()
             self._headers = [h.strip() for h in rows[at]]
             self._separator = "\t" if "\t" in lines[at] else ","
             self._derive_cycles = "cycle" not in header_roles(self._headers)
@@ -118,7 +122,7 @@ class ExportFollower:
         lines = self._held + lines
         self._held = []
         if not lines:
-            return empty_records()
+            return empty_columns()
         rows = [line.split(self._separator) for line in lines]
         width = len(self._headers)
         for i, row in enumerate(rows):
@@ -126,11 +130,12 @@ class ExportFollower:
                 raise ExportFormatError(f"{self.path}: record line {self._records + i + 1} has {len(row)} "
                                         f"fields, the header has {width}")
         state = dataclasses.replace(self._state)
-        frame = canonical_records(list(zip(*rows)), self._headers, str(self.path),
-                                  default_units=self.default_units, record_start=self._records, state=state)
+        records, _ = canonical_columns(list(zip(*rows)), self._headers, str(self.path),
+                                       default_units=self.default_units, record_start=self._records,
+                                       state=state)
         if self._derive_cycles and state.active_sign == 0 and not include_partial:
             self._held = lines  # only rests so far: their cycle depends on what comes next
-            return empty_records()
+            return empty_columns()
         self._state = state
-        self._records += len(frame)
-        return frame
+        self._records += n_records(records)
+        return records

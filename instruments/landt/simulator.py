@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import pandas as pd
 
 from config.cycling import CellSection, ConcreteStep, CyclingProgram, check_program_for_cell, expand
 from config.errors import ConfigError
 from instruments.cycler import (CyclerCapabilities, CyclerChannel, CyclerError, CyclerState, Prompt,
-                                empty_records)
+                                empty_columns)
 from instruments.landt.exports import read_export
 from instruments.landt.follower import ExportFollower
 from instruments.landt.steptable import render_step_table
@@ -190,15 +189,15 @@ class SimulatedLandt(CyclerChannel):
             self._advance()
         return self._state
 
-    def read_new_records(self) -> pd.DataFrame:
+    def read_new_columns(self) -> dict:
         if self._state == CyclerState.RUNNING:
             self._advance()
         if self._follower is None:
-            return empty_records()
+            return empty_columns()
         # Once the program has ended nothing more is written: whatever the follower still holds
         # back (rests whose cycle was not known yet) is read now.
         ended = self._state not in (CyclerState.RUNNING, CyclerState.PAUSED)
-        return self._follower.read_new(include_partial=ended)
+        return self._follower.read_new_columns(include_partial=ended)
 
     # --- simulation -----------------------------------------------------------------------------
     @staticmethod

@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from config.cycling import CyclingProgram
-from instruments.cycler import CANONICAL_COLUMNS, CyclerError, CyclerState
+from instruments.cycler import CyclerError, CyclerState, n_records
 from instruments.espec.stability import wait_until_stable
 from instruments.landt.steptable import render_step_table
 from procedures.estimates import program_estimate
 from procedures.executors.eis import measure_spectrum
+from config.documents import StreamRole
 
 RECORD_COLUMNS = {"record": ("", "int"), "cycle": ("", "int"), "step": ("", "int"),
                   "step_type": ("", "str"), "test_time_s": "s", "step_time_s": "s",
@@ -31,7 +32,7 @@ def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dic
     """Start ``program`` on the station's cycler and stream its records until it ends.
 
     A cycler that cannot start remotely shows the operator its step table (station prompt) and is
-    followed once data appear. ``on_records(frame)`` sees each new batch (the cold-discharge
+    followed once data appear. ``on_records(records)`` sees each new batch (numpy columns) (the cold-discharge
     protocol hooks the chamber onto the cycler's rests there).
     """
     station = ctx.station
@@ -46,19 +47,20 @@ def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dic
     while True:
         ctx.clock.sleep(poll)
         state = cycler.state()
-        frame = cycler.read_new_records()
-        if len(frame):
-            stream.write({name: frame[name].to_numpy() for name in CANONICAL_COLUMNS})
-            rows += len(frame)
-            last_record = frame.iloc[-1]
-            pace.update(frame["cycle"].to_numpy(), frame["test_time_s"].to_numpy())
+        records = cycler.read_new_columns()
+        n = n_records(records)
+        if n:
+            stream.write(records)
+            rows += n
+            last_record = {name: values[-1] for name, values in records.items()}
+            pace.update(records["cycle"], records["test_time_s"])
             ctx.report_progress(cycle=pace.cycle, n_cycles=pace.n_cycles,
                                 step_remaining_s=pace.remaining_s())
             if on_records is not None:
-                on_records(frame)
+                on_records(records)
         if state == CyclerState.FAULT:
             raise CyclerError(f"cycler fault: {getattr(cycler, 'fault_reason', '') or 'unknown'}")
-        if state in (CyclerState.FINISHED, CyclerState.IDLE) and not len(frame):
+        if state in (CyclerState.FINISHED, CyclerState.IDLE) and not n:
             break
     summary = {"records": rows}
     if last_record is not None:
@@ -106,7 +108,7 @@ def run_cycling(ctx, step) -> dict:
     if step.temperature_c is not None:
         settle_chamber(ctx, step.temperature_c, step.stabilization, step.soak_s)
     stream = ctx.new_stream("cycling", RECORD_COLUMNS, metadata={
-        "role": "cycling", "phase": "program", "temperature_c": step.temperature_c})
+        "role": StreamRole.CYCLING.value, "phase": "program", "temperature_c": step.temperature_c})
     return {"stream": stream.stream, **follow_program(ctx, step.program, stream)}
 
 
@@ -124,13 +126,13 @@ def run_cold_discharge(ctx, step) -> dict:
     table = render_step_table(program, cell)
     step_roles = {table.numbers[i]: role for i, role in enumerate(roles)}
     stream = ctx.new_stream("cold_discharge", RECORD_COLUMNS, metadata={
-        "role": "cycling", "phase": "cold_discharge", "temperatures_c": list(step.temperatures_c)})
+        "role": StreamRole.CYCLING.value, "phase": "cold_discharge", "temperatures_c": list(step.temperatures_c)})
     done: set[tuple[str, int]] = set()
     eis_streams: list[dict] = []
 
-    def on_records(frame) -> None:
-        entered = int(frame["step"].iloc[-1])
-        for number in dict.fromkeys(frame["step"].to_numpy().tolist()):
+    def on_records(records) -> None:
+        entered = int(records["step"][-1])
+        for number in dict.fromkeys(records["step"].tolist()):
             role = step_roles.get(int(number))
             if role is None or role in done or role[0] not in ("charge_rest", "discharge_rest"):
                 continue
@@ -150,12 +152,12 @@ def run_cold_discharge(ctx, step) -> dict:
             if step.eis and ctx.station.cell_on_potentiostat():
                 name = f"eis_cell_{_slug(temperature)}c"
                 summary = measure_spectrum(ctx, step.peis, name,
-                                           metadata={"role": "cell_eis", "setpoint_c": temperature})
+                                           metadata={"role": StreamRole.CELL_EIS.value, "setpoint_c": temperature})
                 eis_streams.append({**summary, "setpoint_c": temperature})
-        still = ctx.station.cycler.read_new_records()
-        if len(still):
-            stream.write({name: still[name].to_numpy() for name in CANONICAL_COLUMNS})
-            if int(still["step"].iloc[-1]) != entered:
+        still = ctx.station.cycler.read_new_columns()
+        if n_records(still):
+            stream.write(still)
+            if int(still["step"][-1]) != entered:
                 raise RestTooShort(f"the cycler left rest step {entered} before the chamber had settled "
                                    f"and soaked at {kind} {k}; lengthen rest_before_"
                                    f"{'charge' if kind == 'charge_rest' else 'discharge'}_s")

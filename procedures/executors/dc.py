@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from instruments.biologic import techniques as tq
+from config.documents import StreamRole
 
 DC_COLUMNS = {"time_s": "s", "ewe_v": "V", "i_a": "A"}
 
@@ -29,7 +30,7 @@ def _write_chunks(ctx, pot, technique, stream, extra=None, on_chunk=None) -> int
 def run_lsv(ctx, step) -> dict:
     """OCV rest, then one sweep from the measured open-circuit potential to ``end_voltage_v``."""
     pot = ctx.station.potentiostat
-    ocv_stream = ctx.new_stream("ocv", DC_COLUMNS, metadata={"role": "ocv"})
+    ocv_stream = ctx.new_stream("ocv", DC_COLUMNS, metadata={"role": StreamRole.OCV.value})
     rest = {"ewe": []}
     if step.rest_s > 0:
         _write_chunks(ctx, pot, tq.ocv(step.rest_s, record_every_dt_s=10.0), ocv_stream,
@@ -39,7 +40,7 @@ def run_lsv(ctx, step) -> dict:
     else:
         ocv_v = float(pot.current_values()["ewe_v"])
     stream = ctx.new_stream("lsv", DC_COLUMNS, metadata={
-        "role": "lsv", "scan_rate_v_per_s": step.scan_rate_v_per_s, "start_v": ocv_v,
+        "role": StreamRole.LSV.value, "scan_rate_v_per_s": step.scan_rate_v_per_s, "start_v": ocv_v,
         "end_voltage_v": step.end_voltage_v, "threshold_a_per_cm2": step.threshold_a_per_cm2})
     technique = tq.lsv(ocv_v, step.end_voltage_v, step.scan_rate_v_per_s,
                        record_every_de_v=step.record_every_dv_v)
@@ -66,7 +67,7 @@ def run_dc_polarization(ctx, step) -> dict:
     """
     pot = ctx.station.potentiostat
     stream = ctx.new_stream("dcpol", {**DC_COLUMNS, "setpoint_v": "V", "step": ("", "int")},
-                            metadata={"role": "dc_polarization",
+                            metadata={"role": StreamRole.DC_POLARIZATION.value,
                                       "drift_criterion_per_h": step.drift_criterion_per_h,
                                       "drift_window_s": step.drift_window_s})
     steps = []

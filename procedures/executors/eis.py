@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from instruments.biologic import techniques as tq
+from config.documents import StreamRole
 
 COLUMNS = {"time_s": "s", "frequency_hz": "Hz", "z_real_ohm": "ohm", "z_imag_ohm": "ohm",
            "z_mod_ohm": "ohm", "phase_rad": "rad", "ewe_v": "V", "i_a": "A"}
@@ -30,7 +31,7 @@ def measure_spectrum(ctx, settings, stream_name: str, metadata: dict | None = No
     if logger is not None:
         logger.read_now()
     stream = ctx.new_stream(stream_name, COLUMNS,
-                            metadata={"role": "eis_spectrum", **(metadata or {})})
+                            metadata={"role": StreamRole.EIS_SPECTRUM.value, **(metadata or {})})
     run_t0 = ctx.run_t0
     n = 0
     for chunk in pot.run(peis_technique(settings)):

@@ -61,6 +61,68 @@ def test_bad_input_raises_named_errors(discharges, area, message):
         cold_discharge_table(discharges, area)
 
 
+def test_sub_milliamp_hour_discharges_give_areal_capacity_and_ratio():
+    # A 6 mm coin-type cell: 0.3 mAh at room temperature, nothing left at -30 °C.
+    area = 0.283
+    entries = [{"temperature_c": 25, "discharge_mah": 0.3}, {"temperature_c": -15, "discharge_mah": 0.12},
+               {"temperature_c": -30, "discharge_mah": 0.0}]
+    rows = cold_discharge_table(entries, area)
+    assert [row["discharge_mah"] for row in rows] == [0.3, 0.12, 0.0]
+    assert [row["discharge_mah_per_cm2"] for row in rows] == pytest.approx([0.3 / area, 0.12 / area, 0.0])
+    assert [row["ratio_to_reference_pct"] for row in rows] == pytest.approx([100.0, 40.0, 0.0])
+
+
+def test_a_reference_that_delivered_nothing_gives_no_ratios():
+    # 0 mAh at the reference temperature: a ratio to it would divide by zero.
+    rows = cold_discharge_table([{"temperature_c": 25, "discharge_mah": 0.0},
+                                 {"temperature_c": 0, "discharge_mah": 0.2}], None)
+    assert [row["ratio_to_reference_pct"] for row in rows] == [None, None]
+
+
+def test_default_tolerance_is_one_degree_inclusive():
+    entries = [{"temperature_c": 23.95, "discharge_mah": 4.0}, {"temperature_c": 24.0, "discharge_mah": 2.0},
+               {"temperature_c": 0, "discharge_mah": 1.0}]
+    rows = cold_discharge_table(entries, None)
+    assert [row["ratio_to_reference_pct"] for row in rows] == pytest.approx([200.0, 100.0, 50.0])
+
+
+def test_zero_tolerance_needs_the_exact_temperature():
+    entries = [{"temperature_c": 24.9, "discharge_mah": 4.0}, {"temperature_c": 25.0, "discharge_mah": 2.0}]
+    rows = cold_discharge_table(entries, None, reference_tolerance_c=0.0)
+    assert [row["ratio_to_reference_pct"] for row in rows] == pytest.approx([200.0, 100.0])
+    rows = cold_discharge_table(entries, None, reference_tolerance_c=0.5)
+    assert [row["ratio_to_reference_pct"] for row in rows] == pytest.approx([100.0, 50.0])
+
+
+def test_missing_values_in_a_dataframe_are_handled_per_field():
+    frame = pd.DataFrame({"temperature_c": [25.0, 0.0], "discharge_mah": [3.0, 2.4],
+                          "avg_discharge_voltage_v": [3.1, float("nan")]})
+    rows = cold_discharge_table(frame, 1.0)
+    assert rows[0]["avg_discharge_voltage_v"] == 3.1
+    assert "avg_discharge_voltage_v" not in rows[1]
+    assert rows[1]["ratio_to_reference_pct"] == pytest.approx(80.0)
+    frame.loc[1, "discharge_mah"] = float("nan")
+    with pytest.raises(ColdDischargeInputError, match="entry 1 has no 'discharge_mah'"):
+        cold_discharge_table(frame, 1.0)
+
+
+@pytest.mark.parametrize("entries, area, tolerance, message", [
+    ([{"temperature_c": 25, "discharge_mah": 1}, {"discharge_mah": 1}], 1.0, 1.0,
+     "entry 1 has no 'temperature_c'"),
+    ([{"temperature_c": 25, "discharge_mah": 1}, {"temperature_c": 0, "discharge_mah": float("inf")}], 1.0,
+     1.0, "entry 1: 'discharge_mah' is not finite"),
+    ([{"temperature_c": 25, "discharge_mah": 1}, {"temperature_c": 0, "discharge_mah": 1,
+                                                  "avg_discharge_voltage_v": "n/a"}], 1.0, 1.0,
+     "entry 1: 'avg_discharge_voltage_v' is not a number"),
+    ([{"temperature_c": 25, "discharge_mah": 1}], float("inf"), 1.0, "area_cm2 must be a positive number"),
+    ([{"temperature_c": 25, "discharge_mah": 1}], "1.0", 1.0, "area_cm2 must be a positive number"),
+    ([{"temperature_c": 25, "discharge_mah": 1}], 1.0, -0.5, "reference_tolerance_c must be >= 0"),
+])
+def test_more_bad_input_names_entry_and_field(entries, area, tolerance, message):
+    with pytest.raises(ColdDischargeInputError, match=message):
+        cold_discharge_table(entries, area, reference_tolerance_c=tolerance)
+
+
 def test_per_temperature_summary_compares_only_cycles_at_one_temperature():
     from analysis.cold_discharge import per_temperature_summary
 
@@ -88,3 +150,22 @@ def test_per_temperature_summary_names_bad_input():
         per_temperature_summary([{"discharge_mah": 1.0}], {1: 25.0})
     with pytest.raises(ColdDischargeInputError, match="tolerance_c must be >= 0"):
         per_temperature_summary([], {}, tolerance_c=-1.0)
+
+
+def test_per_temperature_summary_at_its_edges():
+    from analysis.cold_discharge import per_temperature_summary
+
+    # Sub-mAh discharges; an empty discharge first in its group leaves nothing to retain from.
+    cycles = [{"cycle": 1, "discharge_mah": 0.5, "ce_pct": 80.0}, {"cycle": 2, "discharge_mah": 0.0, "ce_pct": 0.0},
+              {"cycle": 3, "discharge_mah": 0.0, "ce_pct": 50.0}, {"cycle": 4, "discharge_mah": 0.4, "ce_pct": 95.0}]
+    warm, cold = per_temperature_summary(cycles, {1: 25.0, 2: 24.0, 3: -20.0, 4: -20.0})
+    assert warm["cycles"] == [1, 2]  # 1 °C apart: one group, the tolerance is inclusive
+    assert warm["retention_pct"] == 0.0  # two discharges suffice; the second delivered nothing
+    assert warm["mean_ce_pct"] == 0.0
+    assert cold["cycles"] == [3, 4] and cold["retention_pct"] is None
+    assert cold["mean_ce_pct"] == pytest.approx(72.5)
+    exact = per_temperature_summary(cycles, {1: 25.0, 2: 24.9}, tolerance_c=0.0)
+    assert [g["cycles"] for g in exact] == [[1], [2]]
+    half = per_temperature_summary(cycles, {1: 25.0, 2: 24.6, 4: 24.4}, tolerance_c=0.5)
+    assert [g["cycles"] for g in half] == [[1, 2], [4]]
+    assert half[0]["retention_pct"] == 0.0

@@ -22,7 +22,9 @@ from analysis.eis import (
     fit_spectrum,
     read_eis_csv,
 )
+from analysis.arrhenius import fit_arrhenius
 from analysis.figures_eis import arrhenius_plot, nyquist_overlay
+from analysis.kramers_kronig import lin_kk
 
 VACUUM_PERMITTIVITY_F_PER_CM = 8.8541878128e-14
 BOLTZMANN_EV_PER_K = 8.617333262e-5
@@ -401,3 +403,365 @@ def test_csv_reader_round_trips_any_finite_values(tmp_path_factory, rows):
     path.write_text("\n".join(lines) + "\n")
     frame = read_eis_csv(path)
     assert [tuple(r) for r in frame.itertuples(index=False)] == rows
+
+
+# ----------------------------------------------------------------------------- geometry and labels
+
+
+@pytest.mark.parametrize("diameter_mm, thickness_mm", [(6.0, 0.3), (13.0, 2.5), (20.0, 0.5), (8.0, 2.1)])
+def test_conductivity_and_permittivity_follow_the_pellet_geometry(diameter_mm, thickness_mm):
+    f = frequencies(7e6, 1)
+    z, r_total, _ = pellet(f, 1e-6, thickness_mm, diameter_mm, eps_r=20, noise=0.003, seed=21)
+    result = analyze_spectrum(f, z.real, z.imag, thickness_mm * 1000, diameter_mm)
+    length_cm, area_cm2 = thickness_mm / 10, math.pi * (diameter_mm / 10) ** 2 / 4
+    assert result["r_total_ohm"] == pytest.approx(r_total, rel=0.03)
+    assert result["sigma_total_s_per_cm"] == pytest.approx(length_cm / (result["r_total_ohm"] * area_cm2), rel=1e-12)
+    assert result["sigma_total_s_per_cm"] == pytest.approx(1e-6, rel=0.03)
+    assert result["sigma_total_stderr_s_per_cm"] == pytest.approx(
+        result["sigma_total_s_per_cm"] * result["r_total_stderr_ohm"] / result["r_total_ohm"], rel=1e-12)
+    assert result["sigma_bulk_s_per_cm"] == pytest.approx(length_cm / (result["r_bulk_ohm"] * area_cm2), rel=1e-12)
+    assert result["sigma_bulk_stderr_s_per_cm"] == pytest.approx(
+        result["sigma_bulk_s_per_cm"] * result["r_bulk_stderr_ohm"] / result["r_bulk_ohm"], rel=1e-12)
+    assert result["eps_r_bulk"] == pytest.approx(
+        result["c_bulk_f"] * length_cm / (VACUUM_PERMITTIVITY_F_PER_CM * area_cm2), rel=1e-12)
+    assert result["eps_r_bulk"] == pytest.approx(20, rel=0.2)
+    assert result["separation"] == "bulk_arc" and result["eps_r_gb"] is None
+
+
+def single_arc(f, r_ohm, c_f, r_series_ohm=2e3, n=0.9):
+    """Noiseless R_s + p(R, CPE with Brug capacitance c_f) + blocking CPE."""
+    omega = 2 * np.pi * f
+    q = c_f**n / r_ohm ** (1 - n)
+    return r_series_ohm + r_ohm / (1 + r_ohm * q * (1j * omega) ** n) + 1 / (2e-6 * (1j * omega) ** 0.85)
+
+
+@pytest.mark.parametrize("eps_r, separation", [(190, "bulk_arc"), (215, "bulk_offset_and_gb_arc")])
+def test_one_arc_is_bulk_or_grain_boundary_by_its_permittivity_not_its_capacitance(eps_r, separation):
+    """The same 1e-10 F arc is bulk on one pellet and grain boundary on a thicker one: ε_r = C·L/(ε0·A)
+    either side of BULK_PERMITTIVITY_MAX (200)."""
+    f = frequencies(7e6, 1)
+    area_cm2 = math.pi / 4  # 10 mm
+    thickness_um = eps_r * VACUUM_PERMITTIVITY_F_PER_CM * area_cm2 / 1e-10 * 1e4
+    z = single_arc(f, 1e5, 1e-10)
+    fit = fit_spectrum(f, z.real, z.imag, thickness_um, 10.0)
+    assert fit.separation == separation
+    assert (fit.eps_r_bulk if separation == "bulk_arc" else fit.eps_r_gb) == pytest.approx(eps_r, rel=1e-6)
+    if separation == "bulk_arc":
+        assert fit.r_bulk_ohm == pytest.approx(1.02e5, rel=1e-6) and fit.r_gb_ohm is None
+    else:  # R_bulk is the high-frequency intercept
+        assert fit.r_bulk_ohm == pytest.approx(2e3, rel=1e-6) and fit.r_gb_ohm == pytest.approx(1e5, rel=1e-6)
+    assert not fit.warnings
+
+
+def test_without_geometry_labels_assume_the_reference_pellet_and_say_so():
+    f = frequencies(7e6, 1)
+    z = single_arc(f, 1e5, 1e-10)  # ε_r 144 on the 10 mm × 1 mm reference pellet: bulk
+    fit = fit_spectrum(f, z.real, z.imag)
+    assert fit.separation == "bulk_arc" and fit.eps_r_bulk is None
+    assert fit.warnings == ("no pellet geometry given: bulk/GB labels assume a 10 mm × 1 mm pellet",)
+    with pytest.raises(EisInputError, match="give both thickness_um and diameter_mm"):
+        fit_spectrum(f, z.real, z.imag, thickness_um=1000)
+    with pytest.raises(EisInputError, match="diameter_mm must be a finite number > 0"):
+        fit_spectrum(f, z.real, z.imag, 1000, -1)
+
+
+def test_two_arcs_bulk_is_the_lower_capacitance_and_conflicts_are_flagged():
+    f = frequencies(7e6, 1)
+    omega = 2 * np.pi * f
+    # The low-capacitance arc (1e-11 F, ε_r 14) relaxes more slowly (τ 1 µs) than the other
+    # (1e-10 F, τ 0.2 µs): it is still the bulk, and the conflict is reported.
+    z = (1e5 / (1 + 1e5 * (1e-11 ** 0.95 / 1e5 ** 0.05) * (1j * omega) ** 0.95)
+         + 2e3 / (1 + 2e3 * (1e-10 ** 0.95 / 2e3 ** 0.05) * (1j * omega) ** 0.95)
+         + 1 / (2e-6 * (1j * omega) ** 0.85))
+    fit = fit_spectrum(f, z.real, z.imag, 1000, 10)
+    assert fit.separation == "bulk_and_gb_arcs"
+    assert fit.r_gb_ohm == pytest.approx(2e3, rel=1e-3)
+    assert fit.c_bulk_f == pytest.approx(1e-11, rel=1e-3) and fit.c_gb_f == pytest.approx(1e-10, rel=1e-3)
+    assert any("relaxes more slowly" in w for w in fit.warnings)
+    # On a 3 mm pellet of 3 mm diameter both arcs have grain-boundary-like permittivities.
+    fit = fit_spectrum(f, z.real, z.imag, 3000, 3)
+    assert fit.eps_r_bulk > 200
+    assert any("both arcs have grain-boundary-like permittivities" in w for w in fit.warnings)
+
+
+# ----------------------------------------------------------------------------- refusals, by test
+
+
+def test_noisy_spectrum_is_refused_as_intercept_uncertain_only():
+    f = frequencies(7e6, 1)
+    z, _, _ = pellet(f, 1e-6, 1.0, gb_ratio=1.0, noise=0.04, seed=0)
+    result = analyze_spectrum(f, z.real, z.imag, 1000, 10)
+    refusals = [w for w in result["warnings"] if "not determinable" in w]
+    assert len(refusals) == 1 and refusals[0].startswith("R_total not determinable [intercept uncertain]")
+    assert result["r_total_ohm"] is None and result["r_total_stderr_ohm"] is None
+    # The same pellet at 2 % noise is reported (KK warning only).
+    z, r_total, _ = pellet(f, 1e-6, 1.0, gb_ratio=1.0, noise=0.02, seed=0)
+    result = analyze_spectrum(f, z.real, z.imag, 1000, 10)
+    assert result["r_total_ohm"] == pytest.approx(r_total, rel=0.03)
+    assert [w[:32] for w in result["warnings"]] == ["Kramers-Kronig residual 1.3 % ex"]
+
+
+@pytest.mark.parametrize("sigma, q1, n1, q2, n2", [(2.1e-5, 1.7e-6, 0.31, 2e-5, 0.9),
+                                                   (3.3e-5, 1e-6, 0.53, 1.9e-6, 0.83)])
+def test_misfit_that_disagrees_with_the_spike_line_is_refused(sigma, q1, n1, q2, n2):
+    """An electrode of two CPEs bends the spike: the circuit (one electrode CPE) misfits and puts
+    R_total 10 % too high, with a small standard error. Only the spike-line cross-check catches it."""
+    f = frequencies(7e6, 1)
+    omega = 2 * np.pi * f
+    z, r_total, _ = pellet(f, sigma, 1.0, gb_ratio=1.0)
+    z = z - 1 / (2e-6 * (1j * omega) ** 0.85) + 1 / (q1 * (1j * omega) ** n1) + 1 / (q2 * (1j * omega) ** n2)
+    fit = fit_spectrum(f, z.real, z.imag, 1000, 10)
+    assert fit.r_total_ohm > 1.1 * r_total and fit.r_total_stderr_ohm < 0.01 * fit.r_total_ohm
+    refusals = [w for w in fit.warnings if "not determinable" in w]
+    assert len(refusals) == 1 and refusals[0].startswith("R_total not determinable [intercept disagrees]")
+    assert not fit.r_total_determinable
+
+
+def test_scatter_is_refused_and_named():
+    f = frequencies(7e6, 1)
+    z, _, _ = pellet(f, 1e-6, 1.0, gb_ratio=1.0, noise=0.002)
+    order = np.random.default_rng(3).permutation(f.size)
+    fit = fit_spectrum(f, z.real[order], z.imag[order], 1000, 10)
+    assert fit.kk_residual_pct > 5
+    assert any(w.startswith("R_total not determinable [scatter]: Lin-KK residual") for w in fit.warnings)
+
+
+def test_each_failed_test_gets_its_own_warning():
+    f = frequencies(7e6, 3e3)  # ends before the spike, as in the arc-not-closed test
+    z, _, _ = pellet(f, 1e-7, 2.0, noise=0.005, seed=4)
+    fit = fit_spectrum(f, z.real, z.imag, 2000, 10)
+    tags = [w.split("]")[0] + "]" for w in fit.warnings if w.startswith("R_total not determinable")]
+    assert "R_total not determinable [spike not reached]" in tags
+    assert len(tags) == len(set(tags))
+
+
+# ----------------------------------------------------------------------------- result fields
+
+
+def test_every_result_field_is_the_fit_it_reports():
+    """Each field the CLI and report show, tied to an independent computation from the same fit."""
+    f = frequencies(7e6, 1)
+    z, _, _ = pellet(f, 1e-6, 1.5, 13.0, gb_ratio=2.0, inductance_h=3e-7, noise=0.004, seed=5)
+    fit = fit_spectrum(f, z.real, z.imag, 1500, 13)
+    result = analyze_spectrum(f, z.real, z.imag, 1500, 13, temperature_c=25.5, label="p.csv")
+    p = {name: estimate.value for name, estimate in fit.parameters.items()}
+    assert result["file"] == "p.csv" and result["temperature_c"] == 25.5
+    assert result["model"] == fit.model == "L-R-p(Rb,CPEb)-p(Rgb,CPEgb)-CPEel"
+    assert result["separation"] == "bulk_and_gb_arcs"
+    assert result["r_total_ohm"] == pytest.approx(p["r_series_ohm"] + p["r_bulk_ohm"] + p["r_gb_ohm"], rel=1e-12)
+    assert result["r_bulk_ohm"] == pytest.approx(p["r_series_ohm"] + p["r_bulk_ohm"], rel=1e-12)
+    assert result["r_gb_ohm"] == pytest.approx(p["r_gb_ohm"], rel=1e-12)
+    for role in ("bulk", "gb"):
+        c = (p[f"r_{role}_ohm"] ** (1 - p[f"n_{role}"]) * p[f"q_{role}_s_pow_n_per_ohm"]) ** (1 / p[f"n_{role}"])
+        assert result[f"c_{role}_f"] == pytest.approx(c, rel=1e-9)
+        assert result[f"eps_r_{role}"] == pytest.approx(
+            c * 0.15 / (VACUUM_PERMITTIVITY_F_PER_CM * math.pi * 1.3**2 / 4), rel=1e-9)
+    assert result["inductance_h"] == pytest.approx(p["inductance_h"], rel=1e-12)
+    relative = (fit.predict(f) - z) / np.abs(z)
+    rms_pct = 100 * math.sqrt(np.mean(relative.real**2 + relative.imag**2) / 2)
+    assert result["fit_residual_pct"] == pytest.approx(rms_pct, rel=1e-6)
+    assert result["kk_residual_pct"] == pytest.approx(lin_kk(f, z).residual_pct, rel=1e-9)
+    assert result["r_total_determinable"] is True and result["warnings"] == []
+    for key in ("r_total_stderr_ohm", "r_bulk_stderr_ohm"):
+        assert 0 < result[key] < 0.03 * result[key.replace("_stderr", "")]
+
+
+def test_unfitted_entry_has_every_key_of_a_fitted_one():
+    spectra = _series([0, 20])
+    spectra[0] = {**spectra[0], "frequency_hz": spectra[0]["frequency_hz"][:5],
+                  "z_real_ohm": spectra[0]["z_real_ohm"][:5], "z_imag_ohm": spectra[0]["z_imag_ohm"][:5]}
+    broken, fitted = analyze_eis_series(spectra, 1000, 10)["spectra"]
+    assert set(broken) == set(fitted) | {"error"}
+    assert broken["warnings"] == [broken["error"]] and broken["r_total_determinable"] is False
+
+
+def test_reported_standard_error_matches_the_scatter_of_repeated_measurements():
+    """Monte Carlo: 30 noise realisations of one pellet; the spread of R_total equals the reported
+    standard error (median over realisations) within the sampling error of 30 draws."""
+    f = frequencies(7e6, 1)
+    totals, stderrs = [], []
+    for seed in range(30):
+        z, r_total, _ = pellet(f, 1e-5, 1.0, gb_ratio=1.0, noise=0.01, seed=100 + seed)
+        fit = fit_spectrum(f, z.real, z.imag, 1000, 10)
+        totals.append(fit.r_total_ohm)
+        stderrs.append(fit.r_total_stderr_ohm)
+    spread = float(np.std(totals, ddof=1))
+    assert 0.7 < float(np.median(stderrs)) / spread < 1.4
+    assert abs(np.mean(totals) - r_total) < 3 * spread / math.sqrt(30) + 0.002 * r_total
+
+
+def test_series_arrhenius_is_ordinary_least_squares_on_the_reported_conductivities():
+    result = analyze_eis_series(_series(range(-10, 51, 10)), 1000, 10)
+    rows = result["spectra"]
+    ols = fit_arrhenius([r["temperature_c"] for r in rows], [r["sigma_total_s_per_cm"] for r in rows])
+    assert result["arrhenius"]["total"] == ols
+
+
+def test_series_without_temperatures_has_no_arrhenius():
+    spectra = [{k: v for k, v in s.items() if k != "temperature_c"} for s in _series([0, 20, 40])]
+    result = analyze_eis_series(spectra, 1000, 10)
+    assert result["arrhenius"] is None
+    assert [s["temperature_c"] for s in result["spectra"]] == [None] * 3
+
+
+def test_spectrum_fields_from_frames_and_dicts():
+    spectra = _series([10, 30])
+    frame = pd.DataFrame({k: spectra[0][k] for k in ("frequency_hz", "z_real_ohm", "z_imag_ohm")})
+    frame["temperature_c"] = np.linspace(9.9, 10.1, len(frame))  # a logged, slightly varying column
+    frame["label"] = "from-column"
+    as_dict = {**spectra[1], "temperature_c": np.array([29.5, 30.5])}
+    result = analyze_eis_series([frame, as_dict], 1000, 10)
+    assert [s["file"] for s in result["spectra"]] == ["from-column", "T+30C"]
+    assert [s["temperature_c"] for s in result["spectra"]] == pytest.approx([10.0, 30.0])
+    with pytest.raises(EisInputError, match="spectrum 0: expected a dict or DataFrame, got list"):
+        analyze_eis_series([[1, 2, 3]], 1000, 10)
+    with pytest.raises(EisInputError, match=r"spectrum 0: missing column\(s\) \['z_imag_ohm'\]"):
+        analyze_eis_series([frame.drop(columns="z_imag_ohm")], 1000, 10)
+
+
+# ----------------------------------------------------------------------------- small paths
+
+
+def test_geometry_errors_name_the_input_and_thin_pellets_are_accepted():
+    f = frequencies(7e6, 1)
+    z, _, _ = pellet(f, 1e-3)
+    for thickness, diameter, name in ((float("nan"), 10, "thickness_um"), (1000, float("inf"), "diameter_mm"),
+                                      (None, 10, "thickness_um"), (1000, 0, "diameter_mm")):
+        with pytest.raises(EisInputError, match=f"^{name} must be a finite number > 0, got"):
+            analyze_spectrum(f, z.real, z.imag, thickness, diameter)
+    # A 0.5 µm film on a 0.8 mm electrode is unusual but valid geometry.
+    result = analyze_spectrum(f, z.real, z.imag, 0.5, 0.8)
+    assert result["sigma_total_s_per_cm"] == pytest.approx(
+        0.5e-4 / (result["r_total_ohm"] * math.pi * 0.08**2 / 4), rel=1e-12)
+
+
+def test_sub_ohm_pellet_is_analysed():
+    """σ = 0.1 S/cm, 0.1 mm thick, 20 mm wide: R_total is 32 mΩ, well below 1 Ω."""
+    f = frequencies(7e6, 1)
+    z, r_total, _ = pellet(f, 0.1, 0.1, 20.0, q_el=2e-3, noise=0.003, seed=2)
+    result = analyze_spectrum(f, z.real, z.imag, 100, 20)
+    assert r_total < 0.05
+    assert result["r_total_ohm"] == pytest.approx(r_total, rel=0.03)
+    assert result["sigma_total_s_per_cm"] == pytest.approx(0.1, rel=0.03)
+
+
+def test_conductivity_and_clean_helpers():
+    from analysis.eis import _clean, _conductivity
+    assert _conductivity(0.5, 0.01, 0.1, 1.0) == pytest.approx((0.2, 0.004))
+    assert _conductivity(100.0, None, 0.1, 1.0) == (pytest.approx(1e-3), None)
+    assert _conductivity(0.0, 1.0, 0.1, 1.0) == (None, None)
+    assert _conductivity(None, None, 0.1, 1.0) == (None, None)
+    assert _clean(float("nan")) is None and _clean(float("-inf")) is None and _clean(None) is None
+    assert _clean(np.float32(2.5)) == 2.5 and type(_clean(np.float32(2.5))) is float
+
+
+def test_labels_and_temperatures_of_frames_and_dicts_without_them():
+    spectra = _series([10, 30])
+    columns = ("frequency_hz", "z_real_ohm", "z_imag_ohm")
+    bare_frame = pd.DataFrame({k: spectra[0][k] for k in columns})
+    labelled_frame = bare_frame.assign(label="from-column")
+    labelled_frame.attrs["label"] = "from-attrs"  # read_eis_csv's file name wins over a column
+    bare_dict = {k: spectra[1][k] for k in columns}
+    none_label = {**bare_dict, "label": None, "temperature_c": 30}
+    result = analyze_eis_series([bare_frame, labelled_frame, bare_dict, none_label], 1000, 10)
+    assert [s["file"] for s in result["spectra"]] == ["", "from-attrs", "", ""]
+    assert [s["temperature_c"] for s in result["spectra"]] == [None, None, None, 30.0]
+    f = frequencies(7e6, 1)
+    z, _, _ = pellet(f, 1e-5)
+    assert analyze_spectrum(f, z.real, z.imag, 1000, 10)["file"] == ""
+    short = {k: v[:5] for k, v in bare_dict.items()}
+    assert analyze_eis_series([short], 1000, 10)["spectra"][0]["error"].startswith(
+        "spectrum 0 (no label): a spectrum needs at least 8 points")
+
+
+def test_csv_reader_messages_name_file_line_and_column(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("")
+    with pytest.raises(EisCsvError, match=r"s\.csv: empty file, expected a header with "
+                                          r"frequency_hz, z_real_ohm, z_imag_ohm$"):
+        read_eis_csv(path)
+    path.write_text("frequency_hz,temperature_c\n1,2\n")
+    with pytest.raises(EisCsvError, match=r"line 1: missing column\(s\) z_real_ohm, z_imag_ohm$"):
+        read_eis_csv(path)
+    path.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n")
+    with pytest.raises(EisCsvError, match=r"s\.csv: no data rows after the header on line 1$"):
+        read_eis_csv(path)
+    path.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n1,2\n")
+    with pytest.raises(EisCsvError, match=r"line 2, column z_imag_ohm: '' is not a number$"):
+        read_eis_csv(path)
+    path.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n1,2,3\n1,inf,3\n")
+    with pytest.raises(EisCsvError, match=r"line 3, column z_real_ohm: 'inf' is not a finite number$"):
+        read_eis_csv(path)
+    path.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n1,2,3\n1,\"" + "9" * 200_000 + "\",3\n")
+    with pytest.raises(EisCsvError, match=r"s\.csv, line 3: unreadable \(field larger than field limit"):
+        read_eis_csv(path)
+    path.write_bytes(b"frequency_hz,z_real_ohm,z_imag_ohm\r\n1,2,3\r\n10,abc,3\r\n")
+    with pytest.raises(EisCsvError, match=r"line 3, column z_real_ohm: 'abc'"):
+        read_eis_csv(path)
+
+
+def test_standard_errors_equal_an_independent_finite_difference_covariance():
+    """s²·(JᵀJ)⁻¹ with J by central differences of the circuit written out here, in plain
+    parameters (L, R_s, R, Q, n per arc, Q_el, n_el); the propagated standard errors of R_total,
+    R_bulk and R_gb must equal the reported ones (they do not depend on the parametrisation)."""
+    f = frequencies(7e6, 1)
+    z, _, _ = pellet(f, 1e-5, 1.0, gb_ratio=1.5, inductance_h=3e-7, noise=0.005, seed=12)
+    z = z + 50.0  # lead resistance keeps R_s off its bound
+    fit = fit_spectrum(f, z.real, z.imag, 1000, 10)
+    assert fit.separation == "bulk_and_gb_arcs"
+    names = ["inductance_h", "r_series_ohm", "r_bulk_ohm", "q_bulk_s_pow_n_per_ohm", "n_bulk", "r_gb_ohm",
+             "q_gb_s_pow_n_per_ohm", "n_gb", "q_electrode_s_pow_n_per_ohm", "n_electrode"]
+    p0 = np.array([fit.parameters[name].value for name in names])
+    omega = 2 * np.pi * f
+
+    def weighted_residual(p):
+        model = (1j * omega * p[0] + p[1] + p[2] / (1 + p[2] * p[3] * (1j * omega) ** p[4])
+                 + p[5] / (1 + p[5] * p[6] * (1j * omega) ** p[7]) + 1 / (p[8] * (1j * omega) ** p[9]))
+        r = (model - z) / np.abs(z)
+        return np.concatenate([r.real, r.imag])
+
+    jacobian = np.empty((2 * f.size, p0.size))
+    for i, value in enumerate(p0):
+        step = 1e-6 * (abs(value) or 1.0)  # L may sit on its bound, 0; Z is linear in it
+        up, down = p0.copy(), p0.copy()
+        up[i] += step
+        down[i] -= step
+        jacobian[:, i] = (weighted_residual(up) - weighted_residual(down)) / (2 * step)
+    residual = weighted_residual(p0)
+    s2 = residual @ residual / (residual.size - p0.size)
+    covariance = s2 * np.linalg.inv(jacobian.T @ jacobian)
+
+    def stderr(gradient):
+        gradient = np.asarray(gradient, dtype=float)
+        return math.sqrt(gradient @ covariance @ gradient)
+
+    assert fit.r_total_stderr_ohm == pytest.approx(stderr([0, 1, 1, 0, 0, 1, 0, 0, 0, 0]), rel=0.02)
+    assert fit.r_bulk_stderr_ohm == pytest.approx(stderr([0, 1, 1, 0, 0, 0, 0, 0, 0, 0]), rel=0.02)
+    assert fit.r_gb_stderr_ohm == pytest.approx(stderr([0, 0, 0, 0, 0, 1, 0, 0, 0, 0]), rel=0.02)
+    for index, name in enumerate(names):
+        assert fit.parameters[name].stderr == pytest.approx(math.sqrt(covariance[index, index]), rel=0.02), name
+    # BIC of the chosen model: N·ln(SSE/N) + P·ln(N), N = 2 × points, P = 10.
+    n = residual.size
+    assert fit.bic_by_model["L-R-p(R1,CPE1)-p(R2,CPE2)-CPEel"] == pytest.approx(
+        n * math.log(residual @ residual / n) + 10 * math.log(n), rel=1e-6)
+
+
+def test_grain_boundary_arc_without_a_high_frequency_intercept_has_no_bulk():
+    f = frequencies(7e6, 1)
+    z = single_arc(f, 1e5, 1e-9, r_series_ohm=0.0)  # ε_r 1440 on 10 mm × 1 mm: grain boundary
+    fit = fit_spectrum(f, z.real, z.imag, 1000, 10)
+    assert fit.separation == "bulk_offset_and_gb_arc"
+    assert fit.r_bulk_ohm is None and fit.r_bulk_stderr_ohm is None
+    assert fit.r_gb_ohm == pytest.approx(1e5, rel=1e-6)
+    assert fit.warnings == ("high-frequency intercept indistinguishable from zero: R_bulk unknown",)
+
+
+@pytest.mark.parametrize("f_hz, z_real, message", [
+    ([0.0, 1, 2, 3, 4, 5, 6, 7], [1.0] * 8, r"^frequency_hz must be > 0 \(index 0\)$"),
+    ([1, 2, 3, 4, 5, 6, 7, 8], [1.0, 1, 1, 0, 1, 1, 1, 1], r"^impedance is zero at index 3$"),
+    ([1, 2, 3, 4, 5, 6, 7, 8], ["a"] * 8, r"^z_real_ohm: not numeric"),
+])
+def test_prepare_errors_name_the_index(f_hz, z_real, message):
+    z_imag = [0.0 if value == 0 else -1.0 for value in z_real] if not isinstance(z_real[0], str) else [1.0] * 8
+    with pytest.raises(EisInputError, match=message):
+        fit_spectrum(f_hz, z_real, z_imag)

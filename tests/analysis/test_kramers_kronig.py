@@ -84,3 +84,52 @@ def test_residuals_equal_an_independent_complex_least_squares_fit():
 def test_bad_input_is_refused(f, z, message):
     with pytest.raises(KramersKronigInputError, match=message):
         lin_kk(f, z)
+
+
+def independent_chain(f, z, m):
+    """Residuals and mu of the R, L, 1/C + m Voigt chain by numpy's SVD solver on the complex design;
+    τ log-spaced over 1/ω_max … 1/ω_min, one element at the geometric centre."""
+    omega = 2 * np.pi * f
+    tau = (np.geomspace(1 / omega.max(), 1 / omega.min(), m) if m > 1
+           else np.array([1 / np.sqrt(omega.max() * omega.min())]))
+    design = np.column_stack([np.ones_like(omega), 1j * omega, 1 / (1j * omega),
+                              1 / (1 + 1j * np.outer(omega, tau))]) / np.abs(z)[:, None]
+    stacked = np.vstack([design.real, design.imag])
+    target = np.concatenate([z.real, z.imag]) / np.tile(np.abs(z), 2)
+    scale = np.linalg.norm(stacked, axis=0)
+    coefficients = np.linalg.lstsq(stacked / scale, target, rcond=None)[0] / scale
+    voigt_r = coefficients[3:]
+    mu = 1 - -voigt_r[voigt_r < 0].sum() / voigt_r[voigt_r >= 0].sum()
+    return target - stacked @ coefficients, mu
+
+
+@pytest.mark.parametrize("kwargs, seed", [({}, 5), ({"r_ohm": 30, "inductance_h": 3e-7}, 6),
+                                          ({"r_ohm": 1e6, "n_el": 0.7}, 7)])
+def test_number_of_elements_is_the_first_that_over_fits(kwargs, seed):
+    """Schönleber's rule searched one M at a time (from 3 per decade) must give the same M as the
+    coarse search with back-filling."""
+    z = with_noise(blocking_pellet(F, **kwargs), 0.003, seed=seed)
+    result = lin_kk(F, z)
+    start = max(3, round(3 * np.log10(F.max() / F.min())))
+    first = next(m for m in range(start, 51) if independent_chain(F, z, m)[1] <= 0.85)
+    assert result.n_elements == first
+    assert result.mu == pytest.approx(independent_chain(F, z, first)[1], abs=1e-6)
+
+
+def test_one_element_chain_sits_at_the_geometric_centre():
+    z = with_noise(blocking_pellet(F), 0.003, seed=8)
+    result = lin_kk(F, z, max_elements=1)
+    residual, mu = independent_chain(F, z, 1)
+    assert result.n_elements == 1
+    np.testing.assert_allclose(np.concatenate([result.residual_real, result.residual_imag]), residual, atol=1e-9)
+    assert result.mu == pytest.approx(mu, abs=1e-9)
+
+
+def test_search_ends_at_max_elements_when_the_chain_never_over_fits():
+    z = with_noise(blocking_pellet(F), 0.003, seed=9)
+    result = lin_kk(F, z, mu_threshold=-1.0, max_elements=7)
+    assert result.n_elements == 7
+    residual, mu = independent_chain(F, z, 7)
+    assert result.mu == pytest.approx(mu, abs=1e-9) and mu > -1.0
+    assert result.residual_pct == pytest.approx(100 * np.abs(residual).mean(), rel=1e-9)
+    assert result.max_residual_pct == pytest.approx(100 * np.abs(residual).max(), rel=1e-9)

@@ -24,3 +24,23 @@ def test_block_by_block_equals_the_whole_record(tmp_path, shortened_protocol, ru
             assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-12), (a["cycle"], key)
     for key in ("ice_pct", "mean_ce_pct", "retention_pct"):
         assert chunked[key] == pytest.approx(whole[key], rel=1e-12)
+
+
+def test_report_of_a_long_run_reads_only_the_cycles_its_figures_draw(tmp_path, shortened_protocol,
+                                                                     run_protocol_object, monkeypatch):
+    from analysis import report as report_module
+    from procedures import service
+    monkeypatch.setattr(service, "FIGURE_CYCLES_FROM", 10)
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    _, run_id, _ = run_protocol_object(shortened_protocol("full_cell_15mg", 25), db)
+    seen = {}
+    render = report_module.render_report
+    monkeypatch.setattr(report_module, "render_report",
+                        lambda run, frames, out: seen.update(frames) or render(run, frames, out))
+    path = service.write_run_report(db, run_id, tmp_path / "rep")
+    cycles = sorted(set(seen["cycling"]["cycle"].tolist()))
+    assert cycles == [0, 1, 2, 3, 9, 10, 11, 23, 24, 25] or cycles == [1, 2, 3, 9, 10, 11, 23, 24, 25]
+    full = read_stream(db, run_id, "cycling")
+    part = full[full["cycle"].isin(cycles)]
+    assert seen["cycling"]["voltage_v"].tolist() == part["voltage_v"].tolist()
+    assert "cycles 1, 2, 10, 25" in path.read_text(encoding="utf-8")

@@ -1,6 +1,7 @@
 """StorageWriter: documents in, DataFrames out; batching; statuses; crashes; errors; engine."""
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime, timezone
 
@@ -425,3 +426,135 @@ def test_make_engine_creates_directory_tables_and_wal(tmp_path):
             "SELECT name FROM sqlite_master WHERE type='table'").scalars())
     assert {"runs", "steps", "streams", "points", "analysis_results"} <= tables
     engine.dispose()
+
+
+# --- str columns, point counts, statuses --------------------------------------------------
+def stored_stream(engine, name: str):
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(
+            "SELECT id, layout, str_codes, n_points FROM streams WHERE name = ?", (name,)).one()
+
+
+def test_str_columns_are_coded_in_a_float_slot_with_the_code_table_in_the_stream(url):
+    engine, writer, docs, uid = new_run(url, flush_rows=4)
+    records = StreamWriter(docs.emit, uid, "cycling", {"record": ("", "int"),
+                                                       "step_type": ("", "str"), "v": "V"})
+    values = ["Rest", "CC_Chg", None, "Rest", "CC_DChg", "", "CC_Chg"]
+    records.write({"record": [0, 1, 2], "step_type": np.array(values[:3], dtype=object),
+                   "v": [1.0, 2.0, 3.0]})
+    records.write({"record": [3, 4, 5, 6], "step_type": values[3:], "v": [4.0, 5, 6, 7]})
+    writer.flush()
+    stream_id, layout, codes, n_points = stored_stream(engine, "cycling")
+    assert json.loads(layout) == {"record": "v0", "step_type": "v2", "v": "v1"}
+    assert json.loads(codes) == {"step_type": ["Rest", "CC_Chg", "CC_DChg", ""]}
+    assert n_points == 7
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT v2, extra FROM points WHERE stream_id = ? "
+                                      "ORDER BY seq", (stream_id,)).all()
+    assert stored == [(0.0, None), (1.0, None), (None, None), (0.0, None), (2.0, None),
+                      (3.0, None), (1.0, None)]  # no per-row JSON
+    frame = read_stream(engine, writer.run_id, "cycling")
+    assert frame["step_type"].tolist() == values
+    assert frame["step_type"].dtype == object
+
+
+def test_str_values_beyond_the_code_limit_and_non_str_values_round_trip(url, monkeypatch):
+    monkeypatch.setattr("storage.writer.MAX_STR_CODES", 3)
+    engine, writer, docs, uid = new_run(url)
+    notes = StreamWriter(docs.emit, uid, "notes", {"n": ("", "int"), "note": ("", "str")})
+    first = ["a", "b", "a", None]
+    second = ["c", "free text 1", "b", 7, "free text 2", 2.5]
+    notes.write({"n": [1, 2, 3, 2**60], "note": first})
+    notes.write({"n": [5, 6, 7, 8, 9, 10], "note": second})
+    stop(docs, uid)
+    _, _, codes, n_points = stored_stream(engine, "notes")
+    assert json.loads(codes) == {"note": ["a", "b", "c"]} and n_points == 10
+    frame = read_stream(engine, 1, "notes")
+    assert frame["note"].tolist() == first + ["c", "free text 1", "b", "7", "free text 2", "2.5"]
+    assert frame["n"].tolist() == [1, 2, 3, 2**60, 5, 6, 7, 8, 9, 10]
+
+
+def test_str_column_without_a_free_slot_is_kept_in_extra(url):
+    engine, writer, docs, uid = new_run(url)
+    columns = {f"x{i}": "V" for i in range(N_VALUE_SLOTS)}
+    wide = StreamWriter(docs.emit, uid, "wide", {**columns, "tag": ("", "str")})
+    wide.write({**{c: [float(i)] * 2 for i, c in enumerate(columns)}, "tag": ["p", None]})
+    writer.flush()
+    _, layout, codes, _ = stored_stream(engine, "wide")
+    assert json.loads(layout)["tag"] == "extra" and codes is None
+    frame = read_stream(engine, writer.run_id, "wide")
+    assert frame["tag"].tolist() == ["p", None] and frame["x15"].tolist() == [15.0, 15.0]
+
+
+def fail_next_stream_update(engine) -> None:
+    """The next UPDATE of ``streams`` fails as a full disk would, once."""
+    def fail(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("UPDATE streams"):
+            event.remove(engine, "before_cursor_execute", fail)
+            raise sqlite3.OperationalError("database or disk is full")
+    event.listen(engine, "before_cursor_execute", fail)
+
+
+def test_code_table_of_a_failed_flush_is_written_by_the_retry(url):
+    engine, writer, docs, uid = new_run(url, flush_rows=10**6)
+    tags = StreamWriter(docs.emit, uid, "tags", {"tag": ("", "str")})
+    tags.write({"tag": ["a"]})
+    writer.flush()
+    tags.write({"tag": ["b", "a", "c"]})
+    fail_next_stream_update(engine)
+    with pytest.raises(StorageWriteError, match="disk is full"):
+        writer.flush()
+    assert stored_stream(engine, "tags")[2:] == ('{"tag": ["a"]}', 1)  # rolled back together
+    assert read_stream(engine, writer.run_id, "tags")["tag"].tolist() == ["a"]
+    writer.flush()
+    assert stored_stream(engine, "tags")[2:] == ('{"tag": ["a", "b", "c"]}', 4)
+    assert read_stream(engine, writer.run_id, "tags")["tag"].tolist() == ["a", "b", "a", "c"]
+
+
+def test_point_counts_follow_each_commit_and_roll_back_with_a_failed_one(url):
+    engine, writer, docs, uid = new_run(url, flush_rows=10**6)
+    a = StreamWriter(docs.emit, uid, "a", {"time_s": "s"})
+    b = StreamWriter(docs.emit, uid, "b", {"time_s": "s"})
+    a.write({"time_s": [0.0, 1.0]})
+    assert stored_stream(engine, "a")[3] == 0  # buffered, not committed
+    b.write({"time_s": [0.0]})
+    writer.flush()
+    a.write({"time_s": [2.0]})
+    writer.flush()
+    assert [s["n_points"] for s in get_run(engine, writer.run_id)["streams"]] == [3, 1]
+    b.write({"time_s": [9.0]})
+    a.write({"time_s": [3.0]})
+    fail_next_stream_update(engine)
+    with pytest.raises(StorageWriteError):
+        writer.flush()
+    assert [s["n_points"] for s in get_run(engine, writer.run_id)["streams"]] == [3, 1]
+    assert len(read_stream(engine, writer.run_id, "a")) == 3  # the rows rolled back too
+    writer.flush()
+    assert [s["n_points"] for s in get_run(engine, writer.run_id)["streams"]] == [4, 2]
+
+
+def test_unsafe_is_a_stop_status_but_not_a_step_status(url):
+    engine, writer, docs, uid = new_run(url)
+    docs.emit("step_start", {"run_uid": uid, "step_index": 0, "kind": "eis", "time": T0})
+    with pytest.raises(DocumentError, match="status 'unsafe'"):
+        docs.emit("step_stop", {"run_uid": uid, "step_index": 0, "status": "unsafe",
+                                "time": T0})
+    stop(docs, uid, status="unsafe", reason="cell relay did not open")
+    run = get_run(engine, 1)
+    assert (run["status"], run["reason"]) == ("unsafe", "cell relay did not open")
+
+
+def test_pages_are_copied_when_they_arrive_and_mixed_int_dtypes_stay_exact(url):
+    engine, writer, docs, uid = new_run(url, flush_rows=10**6)
+    stream = StreamWriter(docs.emit, uid, "s", {"v": "V", "n": ("", "int"),
+                                                "tag": ("", "str")})
+    v, tags = np.array([1.0, 2.0]), np.array(["a", "b"], dtype=object)
+    stream.write({"v": v, "n": np.array([2**63 - 1, 5], dtype=np.uint64), "tag": tags})
+    v[:] = -1.0  # the producer reuses its buffers before the flush
+    tags[:] = "z"
+    stream.write({"v": v, "n": np.array([-(2**62), 3], dtype=np.int64), "tag": tags})
+    writer.flush()
+    frame = read_stream(engine, writer.run_id, "s")
+    assert frame["v"].tolist() == [1.0, 2.0, -1.0, -1.0]
+    assert frame["tag"].tolist() == ["a", "b", "z", "z"]
+    assert frame["n"].tolist() == [2**63 - 1, 5, -(2**62), 3]

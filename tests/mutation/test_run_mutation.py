@@ -1,0 +1,55 @@
+"""The mutation runner's own logic: which mutants count, and the constant changes it makes."""
+
+import ast
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location("run_mutation", Path(__file__).with_name("run_mutation.py"))
+run_mutation = importlib.util.module_from_spec(_SPEC)
+sys.modules["run_mutation"] = run_mutation  # its dataclasses look their module up
+_SPEC.loader.exec_module(run_mutation)
+
+
+def _function(source: str) -> ast.FunctionDef:
+    return ast.parse(source).body[0]
+
+
+ORIGINAL = '''
+def f(x):
+    if x < 0:
+        raise ValueError(f"x must be >= 0, got {x}")
+    return x * 2
+'''
+
+
+@pytest.mark.parametrize("mutant, message_only", [
+    (ORIGINAL.replace('f"x must be >= 0, got {x}"', '"XXx must be >= 0XX"'), True),
+    (ORIGINAL.replace('ValueError(f"x must be >= 0, got {x}")', "ValueError(None)"), True),
+    (ORIGINAL.replace('ValueError(f"x must be >= 0, got {x}")', "ValueError()"), True),
+    (ORIGINAL.replace("raise ValueError", "raise TypeError"), False),
+    (ORIGINAL.replace("x < 0", "x <= 0"), False),
+    (ORIGINAL.replace("x * 2", "x * 3"), False),
+    (ORIGINAL.replace("x < 0", "x <= 0").replace('f"x must be >= 0, got {x}"', '"XX"'), False),
+    (ORIGINAL, False),
+])
+def test_only_a_changed_exception_message_is_left_out(mutant, message_only):
+    assert run_mutation._only_message(_function(ORIGINAL), _function(mutant)) is message_only
+
+
+def test_constant_variants_are_plus_minus_one_and_factors_without_repeats():
+    assert run_mutation._variants(50) == [51, 49, 25, 55, 100]
+    assert run_mutation._variants(5) == [6, 4, 2, 10]  # 5 * 1.1 rounds to 6, already there
+    assert run_mutation._variants(1e-10) == pytest.approx([1 + 1e-10, -1 + 1e-10, 5e-11, 1.1e-10, 2e-10])
+    assert run_mutation._variants(0) == [1, -1]
+
+
+def test_module_level_numbers_are_found_and_replaced_in_place():
+    source = 'Ω_OHM = 5\nLIMIT: float = -1.5  # µA\nNAME = "x"\nFLAG = True\nPAIR = (1, 2)\n\ndef f():\n    y = 3\n'
+    found = list(run_mutation._numeric_constants(source))
+    assert [(name, value) for name, _, value in found] == [("Ω_OHM", 5), ("LIMIT", -1.5)]
+    node = found[1][1]
+    assert run_mutation._replace_segment(source, node, "-3.0").splitlines()[1] == "LIMIT: float = -3.0  # µA"
+    assert run_mutation._replace_segment(source, found[0][1], "10").splitlines()[0] == "Ω_OHM = 10"
