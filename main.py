@@ -471,8 +471,10 @@ DEMO_PROTOCOLS = ["onbh_conductivity", "lsv_oxidation", "lsv_reduction", "dc_pol
 
 
 def cmd_gui(args) -> int:
-    from gui.app import main as gui_main
-    return gui_main(station=args.station, db=args.db)
+    from gui.app import ScriptedOptions, main as gui_main
+    options = ScriptedOptions(runs=args.run, quit_when_done=args.quit_when_done,
+                              screenshot=args.screenshot, state_json=args.state_json)
+    return gui_main(station=args.station, db=args.db, simulate=args.simulate, options=options)
 
 
 # --- parser -------------------------------------------------------------------------------------
@@ -590,6 +592,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("gui", help="open the desktop GUI")
     sp.add_argument("--station", default=None)
+    sp.add_argument("--simulate", action="store_true", help="use the simulated station")
+    sp.add_argument("--run", action="append", default=[], metavar="PROTOCOL",
+                    help="queue and start this protocol (repeatable)")
+    sp.add_argument("--quit-when-done", action="store_true",
+                    help="close when the queue is done; exit 0 when every run completed")
+    sp.add_argument("--screenshot", metavar="FILE.png", help="save the main window at the end")
+    sp.add_argument("--state-json", metavar="FILE.json", help="write the state of every plot at the end")
     db_arg(sp)
     sp.set_defaults(func=cmd_gui)
     return p

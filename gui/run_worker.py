@@ -27,10 +27,17 @@ class RunWorker(QThread):
         super().__init__()
         self.protocol = protocol
         self.source = source
+        self._pause_requested = False
         self.service = RunService(
             station_cfg, db, report_dir=report_dir,
             operator=EventOperator(lambda request, answer: self.operator_request.emit(request, answer)),
-            subscribers=[lambda name, doc: self.document.emit(name, doc)])
+            subscribers=[lambda name, doc: self.document.emit(name, doc)],
+            on_runner=self._on_runner)
+
+    def _on_runner(self, runner) -> None:
+        # A pause asked for before the run had started holds it at its first safe point.
+        if self._pause_requested:
+            runner.pause()
 
     def run(self) -> None:  # QThread entry point
         try:
@@ -44,7 +51,9 @@ class RunWorker(QThread):
         self.service.abort("aborted from the GUI")
 
     def pause(self) -> None:
+        self._pause_requested = True
         self.service.pause()
 
     def resume(self) -> None:
+        self._pause_requested = False
         self.service.resume()
