@@ -181,7 +181,14 @@ def test_abort_then_start_next_from_the_dialog(window, qtbot, tmp_path):
     from config.protocol import resolve_protocol_path
     assert window.add_protocol(resolve_protocol_path("onbh_stability"))
     assert window.add_protocol(_short(tmp_path, "next_one"))
-    window.document.connect(lambda name, doc: name == "step_start" and window.abort())
+    aborted = []
+
+    def abort_the_first_run(name, doc):
+        # Only the first run: the second one's step_start must not abort it too.
+        if name == "step_start" and not aborted:
+            aborted.append(doc)
+            window.abort()
+    window.document.connect(abort_the_first_run)
     window.start_queue()
     qtbot.waitUntil(lambda: window.continue_dialog is not None, timeout=60000)
     window.continue_dialog.button(window.continue_dialog.standardButtons().Yes).click()
