@@ -2,8 +2,10 @@
 primitive steps, its executor, its station checks, whether it needs the chamber, and how long it
 is expected to take.
 
-Adding a step kind means writing its model (config/protocol.py, with its own ``station_problems``)
-and one entry here; the runner, ``plan``, validation and progress read everything from this table.
+Adding a step kind means writing its model (config/protocol.py, and its station checks there) and
+one entry here; the runner, ``plan`` and progress read everything else from this table. A pause
+takes effect between steps; an executor that has safe points inside its step (the DC polarization,
+between voltage steps) calls ``ctx.checkpoint()`` there.
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ class StepKind:
     estimate: Callable[["est.PlanState", object], est.Estimate] | None
     expand: Callable[[object], Iterable] | None = None
     uses_chamber: Callable[[object], bool] = lambda step: False
-    pausable_inside: bool = False
 
 
 # --- expansion ------------------------------------------------------------------------------------
@@ -46,8 +47,7 @@ STEP_KINDS: dict[str, StepKind] = {k.kind: k for k in (
              uses_chamber=lambda s: True),
     StepKind("hold", HoldStep, run_hold, est.estimate_hold, uses_chamber=lambda s: s.setpoint_c is not None),
     StepKind("lsv", LsvStep, run_lsv, est.estimate_lsv),
-    StepKind("dc_polarization", DcPolarizationStep, run_dc_polarization, est.estimate_dcpol,
-             pausable_inside=True),
+    StepKind("dc_polarization", DcPolarizationStep, run_dc_polarization, est.estimate_dcpol),
     StepKind("cycling", CyclingStep, run_cycling, est.estimate_cycling,
              uses_chamber=lambda s: s.temperature_c is not None),
     StepKind("cold_discharge", ColdDischargeStep, run_cold_discharge, est.estimate_cold_discharge,

@@ -265,3 +265,15 @@ def test_example_scripts_run_on_the_simulated_station(tmp_path, script, args):
     else:
         assert "lsv_reduction" in proc.stdout and "dc_polarization" in proc.stdout
         assert "σe =" in proc.stdout
+
+
+def test_the_step_kind_registry_covers_every_protocol_step_model():
+    from typing import get_args
+
+    from config.protocol import STEP_KINDS as PROTOCOL_KINDS, Step
+    from procedures.steps import STEP_KINDS
+    models = {m.model_fields["kind"].annotation.__args__[0]: m for m in get_args(get_args(Step)[0])}
+    assert set(STEP_KINDS) == set(PROTOCOL_KINDS) == set(models)
+    for kind, entry in STEP_KINDS.items():
+        assert entry.model is models[kind]
+        assert (entry.execute is None) == (entry.expand is not None)  # run, or expand into steps that run
