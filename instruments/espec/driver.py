@@ -536,10 +536,33 @@ class EspecChamber(Instrument):
         pause = self.retry_backoff_s * 2 ** (attempt - 1)
         log.warning("%s: %s; retry %d of %d in %g s", self.name, exc, attempt, self.retries, pause)
         self.clock.sleep(pause)
+        if isinstance(exc, EspecCommunicationError):
+            self._reopen()
         try:
             self.adapter.flush_read_buffer()
         except Exception as flush_exc:  # noqa: BLE001 - a failed flush must not hide the fault
             log.debug("%s: flushing the read buffer failed: %s", self.name, flush_exc)
+
+    def _reopen(self) -> None:
+        """After no reply or a failed send, open the VISA resource again with its settings: a
+        LAN chamber's socket does not survive the chamber's or the switch's restart."""
+        adapter = self.adapter
+        connection = getattr(adapter, "connection", None)
+        manager = getattr(adapter, "manager", None)
+        name = getattr(adapter, "resource_name", None)
+        if connection is None or manager is None or not isinstance(name, str):
+            return  # not a VISA resource (simulator, protocol tests)
+        settings = {key: getattr(connection, key) for key in (
+            "timeout", "read_termination", "write_termination", "baud_rate", "data_bits", "parity",
+            "stop_bits") if hasattr(connection, key)}
+        try:
+            connection.close()
+        except Exception as close_exc:  # noqa: BLE001 - it is being replaced anyway
+            log.debug("%s: closing the lost connection failed: %s", self.name, close_exc)
+        try:
+            adapter.connection = manager.open_resource(name, **settings)
+        except Exception as open_exc:  # noqa: BLE001 - the next attempt reports the fault
+            log.warning("%s: reopening %s failed: %s", self.name, name, open_exc)
 
     def ask(self, command: str, query_delay=None) -> str:
         """Send a query and read its checked reply, retrying transient faults (``NA:`` is not

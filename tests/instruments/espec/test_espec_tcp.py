@@ -67,6 +67,23 @@ def test_timeout_over_tcp_is_retried_and_names_the_command(lab):
         server.close()
 
 
+@pytest.mark.timeout(120)
+def test_a_dropped_connection_is_opened_again(lab):
+    sim = EspecSimulator(lab)
+    server = serve_tcp(sim)
+    chamber = tcp_chamber(server, lab.clock)
+    try:
+        assert chamber.mode == "STANDBY"
+        server.close()                        # the chamber restarts: the socket is gone
+        server = serve_tcp(sim, port=server.port)
+        chamber.setpoint = 30.0
+        assert chamber.setpoint == 30.0
+        assert chamber.retried_commands >= 1
+    finally:
+        chamber.close()
+        server.close()
+
+
 def serve_bytes(replies: dict):
     """A one-client TCP chamber that answers each command line with the given raw bytes."""
     listener = socket.create_server(("127.0.0.1", 0))
