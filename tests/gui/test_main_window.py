@@ -61,7 +61,35 @@ def test_bad_protocol_is_refused_with_its_problems(window, tmp_path):
     assert "sample.colour: unknown key" in text
 
 
-def test_abort_button_stops_the_run_and_marks_it_aborted(window, qtbot):
+@pytest.fixture
+def first_run_held(monkeypatch):
+    """The first run's worker thread waits at its first step until the run is aborted (or 30 s):
+    a simulated run can otherwise finish before the window has handled a click, and an abort test
+    would race it."""
+    import threading
+
+    from gui import main_window
+    held = []
+
+    class HeldWorker(main_window.RunWorker):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            service = self.service
+
+            def hold(name, doc):
+                if name == "step_start" and not held:
+                    held.append(doc)
+                    until = threading.Event()
+                    for _ in range(600):
+                        if service.stop_requested or until.wait(0.05):
+                            break
+            service.subscribers.append(hold)
+
+    monkeypatch.setattr(main_window, "RunWorker", HeldWorker)
+    return held
+
+
+def test_abort_button_stops_the_run_and_marks_it_aborted(window, qtbot, first_run_held):
     from config.protocol import resolve_protocol_path
     assert window.add_protocol(resolve_protocol_path("onbh_stability"))  # 30 simulated days
     seen = []
@@ -153,7 +181,7 @@ def test_queue_items_can_be_reordered_and_removed(window, tmp_path):
     assert window.start_button.isEnabled()
 
 
-def test_abort_stops_the_queue_and_asks_instead_of_starting_the_next(window, qtbot, tmp_path):
+def test_abort_stops_the_queue_and_asks_instead_of_starting_the_next(window, qtbot, tmp_path, first_run_held):
     from config.protocol import resolve_protocol_path
     assert window.add_protocol(resolve_protocol_path("onbh_stability"))
     assert window.add_protocol(_short(tmp_path, "next_one"))
@@ -177,7 +205,7 @@ def test_abort_stops_the_queue_and_asks_instead_of_starting_the_next(window, qtb
     assert window.start_button.isEnabled() and not window.abort_button.isEnabled()
 
 
-def test_abort_then_start_next_from_the_dialog(window, qtbot, tmp_path):
+def test_abort_then_start_next_from_the_dialog(window, qtbot, tmp_path, first_run_held):
     from config.protocol import resolve_protocol_path
     assert window.add_protocol(resolve_protocol_path("onbh_stability"))
     assert window.add_protocol(_short(tmp_path, "next_one"))
@@ -369,7 +397,7 @@ def test_editor_form_comes_from_the_models_with_units():
     assert unit_of("cathode_loading_mg_per_cm2") == "mg/cm²" and unit_of("name") == ""
 
 
-def test_closing_during_a_run_asks_then_aborts_it_safely(window, qtbot, monkeypatch, tmp_path):
+def test_closing_during_a_run_asks_then_aborts_it_safely(window, qtbot, monkeypatch, tmp_path, first_run_held):
     from PyQt6.QtWidgets import QMessageBox
 
     from config.protocol import resolve_protocol_path
