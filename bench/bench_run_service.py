@@ -78,10 +78,15 @@ def bench_memory(tmp: Path) -> None:
     text = (ROOT / "config" / "protocols" / "full_cell_45mg.toml").read_text()
     long = tmp / "full_cell_45mg_1000.toml"
     long.write_text(re.sub(r"count = 100\b", "count = 1000", text))
+    # 1,000 C/10 cycles may take 1,667 days with every timeout reached: beyond the shipped
+    # station's one-year limit, so both runs use a station that allows five years.
+    station = tmp / "station.toml"
+    station.write_text(re.sub(r"max_protocol_duration_s = [0-9.e+]+", "max_protocol_duration_s = 1.6e8",
+                              (ROOT / "config" / "station.toml").read_text()))
     rows = []
     for path in (ROOT / "config" / "protocols" / "full_cell_45mg.toml", long):
-        wall, rss, code, out = run_cli(["run", str(path), "--simulate", "--json", "--db",
-                                        str(tmp / f"{path.stem}.sqlite"), "--report-dir", str(tmp / "rep")])
+        wall, rss, code, out = run_cli(["run", str(path), "--simulate", "--json", "--station", str(station),
+                                        "--db", str(tmp / f"{path.stem}.sqlite"), "--report-dir", str(tmp / "rep")])
         result = json.loads(out)
         rows.append((path.stem, wall, rss, len(result["analysis"]["cycles"]), result["status"]))
         print(f"  {path.stem:<22} {result['status']:<10} {rows[-1][3]:5d} cycles  wall {wall:7.1f} s  "
