@@ -54,6 +54,17 @@ def export_run(db: Database, run_id: int, out_dir: str | Path) -> list[Path]:
     Returns the written paths, CSVs in stream order, then run.json. Raises RunNotFound for a
     run that is not in the database.
     """
+    def write_csv(frame, stream, path_stem, run):
+        frame = frame.rename(columns={c: header_with_unit(c, u) for c, u in frame.attrs["units"].items()})
+        path = Path(f"{path_stem}.csv")  # a stem may hold dots: no with_suffix
+        frame.to_csv(path, index=True)
+        return path
+    return _export_streams(db, run_id, out_dir, write_csv)
+
+
+def _export_streams(db: Database, run_id: int, out_dir: str | Path, write_stream) -> list[Path]:
+    """Every stream through ``write_stream(frame, stream, path_stem, run) -> path`` (stems unique
+    within ``out_dir``), then run.json; returns the paths in that order."""
     run = get_run(db, run_id)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -61,11 +72,7 @@ def export_run(db: Database, run_id: int, out_dir: str | Path) -> list[Path]:
     used: set[str] = set()
     for stream in run["streams"]:
         frame = read_stream(db, run_id, stream["name"])
-        frame = frame.rename(columns={c: header_with_unit(c, u)
-                                      for c, u in frame.attrs["units"].items()})
-        path = out / f"{_unique_stem(stream['name'], used)}.csv"
-        frame.to_csv(path, index=True)
-        written.append(path)
+        written.append(write_stream(frame, stream, out / _unique_stem(stream["name"], used), run))
     path = out / "run.json"
     path.write_text(json.dumps(run, indent=2, default=str) + "\n", encoding="utf-8")
     written.append(path)
@@ -287,13 +294,7 @@ def export_parquet(db: Database, run_id: int, out_dir: str | Path) -> list[Path]
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    run = get_run(db, run_id)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    used: set[str] = set()
-    for stream in run["streams"]:
-        frame = read_stream(db, run_id, stream["name"])
+    def write_parquet(frame, stream, path_stem, run):
         units = frame.attrs["units"]
         table = pa.Table.from_pandas(frame, preserve_index=True)
         fields = [field.with_metadata({b"unit": units[field.name].encode()}) if field.name in units else field
@@ -302,13 +303,10 @@ def export_parquet(db: Database, run_id: int, out_dir: str | Path) -> list[Path]
                      "step_index": stream["step_index"], "metadata": stream["metadata"], "units": units}
         schema = pa.schema(fields, metadata={**(table.schema.metadata or {}),
                                              b"cellbench": json.dumps(described, default=str).encode()})
-        path = out / f"{_unique_stem(stream['name'], used)}.parquet"
+        path = Path(f"{path_stem}.parquet")
         pq.write_table(table.cast(schema), path)
-        written.append(path)
-    path = out / "run.json"
-    path.write_text(json.dumps(run, indent=2, default=str) + "\n", encoding="utf-8")
-    written.append(path)
-    return written
+        return path
+    return _export_streams(db, run_id, out_dir, write_parquet)
 
 
 def read_parquet_stream(path: str | Path) -> pd.DataFrame:
