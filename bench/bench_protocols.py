@@ -21,6 +21,11 @@ TARGETS_S = {"onbh_conductivity": 20.0, "lsv_oxidation": 10.0, "full_cell_15mg":
              "full_cell_30mg": 30.0, "full_cell_45mg": 30.0}
 
 
+def _fmt(value, spec: str) -> str:
+    """A figure, or a dash where the analysis gives none (a cold run's CE over mixed temperatures)."""
+    return "—" if value is None else format(value, spec)
+
+
 def figures(name: str, analysis: dict) -> str:
     if "eis" in analysis:
         eis = analysis["eis"]
@@ -40,8 +45,8 @@ def figures(name: str, analysis: dict) -> str:
     cycles = result["cycles"]
     text = (f"{len(cycles)} cycles; first charge {cycles[0]['charge_mah_per_cm2']:.3f}, first discharge "
             f"{cycles[0]['discharge_mah_per_cm2']:.3f}, last discharge {cycles[-1]['discharge_mah_per_cm2']:.3f}"
-            f" mAh/cm2; ICE {result['ice_pct']:.2f} %, mean CE {result['mean_ce_pct']:.3f} %, "
-            f"retention {result['retention_pct']:.1f} %")
+            f" mAh/cm2; ICE {_fmt(result['ice_pct'], '.2f')} %, mean CE {_fmt(result['mean_ce_pct'], '.3f')} %, "
+            f"retention {_fmt(result['retention_pct'], '.1f')} %")
     if "cold_discharge" in result:
         text += "; cold: " + ", ".join(f"{r['temperature_c']:g} C {r['discharge_mah_per_cm2']:.2f}"
                                        for r in result["cold_discharge"])

@@ -17,7 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
+
+from bench_protocols import figures
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOLS = sorted((ROOT / "config" / "protocols").glob("*.toml"))
@@ -42,26 +45,12 @@ def run_cli(args: list[str]) -> tuple[float, int, int, str]:
     return time.perf_counter() - t0, usage.ru_maxrss, proc.returncode, out
 
 
-def figure(result: dict) -> str:
-    a = result["analysis"] or {}
-    if "spectra" in a:
-        by_t = {round(s["temperature_c"]): s["sigma_total_s_per_cm"] for s in a["spectra"] if s["temperature_c"] is not None}
-        ea = (a.get("arrhenius") or {}).get("total", {}).get("ea_ev")
-        return (f"σ(30 °C) {by_t.get(30, float('nan')) * 1e3:.3f} mS/cm, σ(−10 °C) "
-                f"{by_t.get(-10, float('nan')) * 1e3:.4f} mS/cm, Ea {ea if ea is None else round(ea, 4)} eV")
-    if "onset_threshold_v" in a:
-        return f"onset {a['onset_threshold_v']} V"
-    if "sigma_e_s_per_cm" in a:
-        return f"σe {a['sigma_e_s_per_cm']:.3e} S/cm"
-    if "cold_discharge" in a:
-        return "cold " + ", ".join(f"{r['temperature_c']:g} °C {r['discharge_mah_per_cm2']:.2f}" for r in a["cold_discharge"])
-    if "ice_pct" in a:
-        c = a["cycles"]
-        return (f"{len(c)} cycles, first discharge {c[0]['discharge_mah_per_cm2']:.3f} mAh/cm², ICE "
-                f"{a['ice_pct']:.2f} %, mean CE {a['mean_ce_pct']:.3f} %, retention {a['retention_pct']:.1f} %")
-    if "cycles" in a:
-        return f"{len(a['cycles'])} symmetric cycles"
-    return json.dumps(a)[:80]
+def figure(path: Path, result: dict) -> str:
+    """The paper's figures of one run, as bench_protocols.py prints them (the CLI shows a run's
+    single analysis unkeyed: its name is the protocol's [protocol] analysis)."""
+    analysis = result["analysis"] or {}
+    name = tomllib.loads(path.read_text(encoding="utf-8"))["protocol"].get("analysis", "eis")
+    return figures(name, {name: analysis})
 
 
 def bench_all(tmp: Path) -> None:
@@ -71,7 +60,7 @@ def bench_all(tmp: Path) -> None:
     print(f"all {len(PROTOCOLS)} shipped protocols in one process: wall {wall:.1f} s (target <= 30 s: "
           f"{'met' if wall <= 30 else 'NOT met'}), exit {code}, peak RSS {rss / 1024:.0f} MB")
     for path, result in zip(PROTOCOLS, results):
-        print(f"  {path.stem:<22} {result['status']:<10} report {'yes' if result.get('report') else 'NO '}  {figure(result)}")
+        print(f"  {path.stem:<22} {result['status']:<10} report {'yes' if result.get('report') else 'NO '}  {figure(path, result)}")
 
 
 def bench_memory(tmp: Path) -> None:
