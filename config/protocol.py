@@ -261,10 +261,28 @@ STEP_KINDS = frozenset(get_args(model.model_fields["kind"].annotation)[0]
                        for model in get_args(get_args(Step)[0]))
 
 
+class ChamberWatch(_Strict):
+    """The band a chamber must hold while the run soaks or measures at a set point: leaving
+    ``set point ± band_c`` suspends the run; it counts as back once within ``band_c −
+    hysteresis_c`` (so noise at the edge does not toggle it). A condition that has not recovered
+    after ``recovery_timeout_s`` ends the run safe."""
+
+    band_c: float = Field(default=0.5, gt=0, le=10)
+    hysteresis_c: float = Field(default=0.2, ge=0)
+    recovery_timeout_s: float = Field(default=14400.0, gt=0)
+
+    @model_validator(mode="after")
+    def _hysteresis(self):
+        if self.hysteresis_c >= self.band_c:
+            raise ValueError(f"hysteresis_c ({self.hysteresis_c}) must be below band_c ({self.band_c})")
+        return self
+
+
 class ProtocolInfo(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
     chamber_log_interval_s: float = Field(default=10.0, gt=0)
+    watch: ChamberWatch = ChamberWatch()
     analysis: Literal["eis", "lsv", "dcpol", "cycling", "symmetric", "cold_discharge", "none"] = "eis"
 
 
