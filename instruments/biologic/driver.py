@@ -579,6 +579,14 @@ FAKE_OPTIONS = {"fail_on", "start_race_polls", "firmware", "current_offset_a", "
                 "ewe_noise_v", "n_channels", "option_error"}
 
 
+def fake_option_problems(options: dict) -> list[str]:
+    """Problems of ``[sim.faults.potentiostat]``'s settings of the simulated EClib (the transport
+    faults, rate, kinds and timeout_s, are checked by instruments.sim.faults)."""
+    bad = sorted(set(options) - FAKE_OPTIONS)
+    return [f"sim.faults.potentiostat: unknown option(s) {bad}; known: "
+            f"{sorted(FAKE_OPTIONS | {'rate', 'kinds', 'timeout_s'})}"] if bad else []
+
+
 def open_potentiostat(config, clock, lab=None) -> BiologicPotentiostat:
     """A driver (not yet connected) from the station's potentiostat section (dict or model).
 
@@ -600,10 +608,11 @@ def open_potentiostat(config, clock, lab=None) -> BiologicPotentiostat:
         dll = api.load_eclib(cfg.get("dll_path", ""))
     else:
         from instruments.biologic.fake_dll import FakeEClib
-        options = dict((getattr(lab, "faults", None) or {}).get("potentiostat") or {})
-        bad = sorted(set(options) - FAKE_OPTIONS)
-        if bad:
-            raise BiologicConfigError(f"sim.faults.potentiostat: unknown option(s) {bad}; known: {sorted(FAKE_OPTIONS)}")
+        from instruments.sim.faults import transport_part
+        _, options = transport_part((getattr(lab, "faults", None) or {}).get("potentiostat"))
+        problems = fake_option_problems(options)
+        if problems:
+            raise BiologicConfigError("; ".join(problems))
         options.setdefault("n_channels", max(int(cfg.get("channel", 1)), 1))
         dll = FakeEClib(lab, board=board, model=model, max_eis_frequency_hz=max_f, addresses=(address,), **options)
     return BiologicPotentiostat(

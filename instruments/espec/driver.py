@@ -310,6 +310,7 @@ class EspecChamber(Instrument):
         self._humidity: bool | None = None  # probed once by has_humidity()
         self._next_command_at = -math.inf
         self._last_command: str | None = None
+        self._unsent: EspecCommunicationError | None = None
         self._rs485_echo: bool | None = None  # learned from the first unambiguous reply
         self.retries, self.retry_backoff_s = int(retries), float(retry_backoff_s)
         self.retried_commands = 0
@@ -555,6 +556,9 @@ class EspecChamber(Instrument):
         """After no reply or a failed send, open the VISA resource again with its settings: a
         LAN chamber's socket does not survive the chamber's or the switch's restart."""
         adapter = self.adapter
+        if callable(getattr(adapter, "reopen", None)):
+            adapter.reopen()  # the in-process simulator's connection
+            return
         connection = getattr(adapter, "connection", None)
         manager = getattr(adapter, "manager", None)
         name = getattr(adapter, "resource_name", None)
@@ -577,17 +581,19 @@ class EspecChamber(Instrument):
         return self._retry(lambda n: super(EspecChamber, self).ask(command, query_delay), command)
 
     def write(self, command: str, **kwargs) -> None:
-        """Send ``command`` after the pacing interval, with the RS-485 address prefix if any."""
+        """Send ``command`` after the pacing interval, with the RS-485 address prefix if any.
+        A command that cannot be sent is reported by the read of its reply (every command has
+        one), so a setting and a query are retried alike."""
         clock = self.clock
         while clock.now() < self._next_command_at:
             clock.wait_until(self._next_command_at)
         self._last_command = command
+        self._unsent = None
         wire = command if self.rs485_address is None else f"{self.rs485_address},{command}"
         try:
             super().write(wire, **kwargs)
         except (VisaIOError, OSError) as exc:
-            raise EspecCommunicationError(self.name, command, None, f"could not send: {exc}") \
-                from exc
+            self._unsent = EspecCommunicationError(self.name, command, None, f"could not send: {exc}")
         finally:
             self._next_command_at = clock.now() + self.command_interval_s
 
@@ -595,6 +601,9 @@ class EspecChamber(Instrument):
         """Read one reply and check it against the last command: ``NA:`` raises EspecRefused,
         a setting must be answered ``OK:<echo>``, a known query must have its fields."""
         command = self._last_command or "(nothing sent)"
+        if self._unsent is not None:
+            unsent, self._unsent = self._unsent, None
+            raise unsent
         try:
             reply = super().read(**kwargs)
         except (VisaIOError, TimeoutError, OSError) as exc:
