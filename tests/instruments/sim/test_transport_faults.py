@@ -186,3 +186,22 @@ def test_cycler_faults_lose_and_repeat_no_record(kind, tmp_path):
     if kind == "read_error":
         assert sim.retried_reads == lab.injectors["cycler"].injected[kind]
     pd.testing.assert_frame_equal(frames["faulty"], frames["quiet"])
+
+
+def test_a_dropped_lan_connection_is_opened_again_through_visa():
+    from instruments.espec.adapters import open_chamber
+    from instruments.espec.simulator import serve_tcp
+    lab = SimLab(VirtualClock(start=T0), {"seed": 4, "faults": {"chamber": {"rate": 0.1,
+                                                                          "kinds": ["disconnect"]}}})
+    with serve_tcp(EspecSimulator(lab)) as server:
+        chamber = open_chamber({"transport": "tcp", "timeout_s": 0.5}, lab.clock, visa_library="@py",
+                               address=server.resource_name)
+        chamber.retries = 8
+        try:
+            for k in range(30):
+                chamber.setpoint = 20.0 + k % 3
+                assert chamber.temperature_status[1] == 20.0 + k % 3
+        finally:
+            chamber.close()
+    injected = lab.injectors["chamber"].injected["disconnect"]
+    assert injected >= 3 and chamber.retried_commands == injected
