@@ -3,7 +3,7 @@ instrument calls, on the simulated station through the run service.
 
 A case is one protocol with one fault kind of one instrument (``[sim.faults.<instrument>]
 rate = 0.01, kinds = [<kind>]``, instruments/sim/faults.py), run in its own process with a
-timeout. Each case must end as the issue asks: ``completed`` (the faults were retried), or
+timeout; the instruments a protocol never calls get no case. Each case must end as the issue asks: ``completed`` (the faults were retried), or
 ``failed``/``unsafe`` with the failure stored and naming an instrument error, never a traceback
 out of the run service and never a hang. Reported per case: status, faults injected, retries by
 the drivers, points stored (against the fault-free run of the same protocol), wall time.
@@ -140,10 +140,15 @@ def run_matrix(names, cases, db_dir: Path, rate: float = RATE, cycles: int | Non
                timeout_s: float = 1800.0, on_result=None) -> list[CaseResult]:
     """Every (protocol, fault) case, each in a fresh spawned process (a hang is a timeout, a
     crash of the process a problem), one at a time; the fault-free case of each protocol first."""
+    from config.station import load_station
+    from procedures.steps import instruments_used
     results = []
     context = multiprocessing.get_context("spawn")
+    station = load_station(simulate=True)
     for name in names:
-        for instrument, kind in [(None, None), *cases]:
+        # A fault of an instrument the protocol never calls cannot happen: not run.
+        used = instruments_used(shortened(name, cycles), station)
+        for instrument, kind in [(None, None), *[c for c in cases if c[0] in used]]:
             db = f"sqlite:///{db_dir / f'{name}.sqlite'}"
             t0 = time.perf_counter()
             with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
