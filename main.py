@@ -148,6 +148,7 @@ def run_protocols(args, names, station_cfg) -> int:
     from procedures.progress import ProgressPrinter
     from procedures.service import RunService
     from procedures.signals import stop_on_signals
+    from procedures.station import InstrumentUnreachable
     service = RunService(station_cfg, args.db, operator=ConsoleOperator(),
                          subscribers=[ProgressPrinter()], report_dir=args.report_dir)
     results = []
@@ -162,7 +163,9 @@ def run_protocols(args, names, station_cfg) -> int:
                 results.append(result)
                 if not args.json:
                     print_run_result(result.to_json())
-        except ConfigError as exc:
+        except (ConfigError, InstrumentUnreachable) as exc:
+            # An unreachable instrument is the station's problem, found before anything ran or
+            # was stored: exit 2 like a station file that cannot be used, not 1 (no run failed).
             raise UserError(str(exc)) from None
         finally:
             service.finish_reports(results)

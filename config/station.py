@@ -139,9 +139,21 @@ class SimConfig(_Strict):
     cell: dict = Field(default_factory=dict, description="Overrides of the cell model constants")
     polarization: dict = Field(default_factory=dict,
                                description="Overrides of the LSV / DC-polarization model constants")
-    faults: dict = Field(default_factory=dict, description="Fault injection, per instrument")
+    faults: dict = Field(default_factory=dict, description="Fault injection, per instrument: "
+                         "[sim.faults.chamber|potentiostat|cycler] with rate and kinds "
+                         "(instruments/sim/faults.py) and each simulator's own settings")
 
     _finite_tables = field_validator("cell", "polarization", "faults")(reject_non_finite)
+
+    @field_validator("faults")
+    @classmethod
+    def _known_faults(cls, faults: dict) -> dict:
+        # The simulators define their faults; checked here so a typo fails at load, not mid-run.
+        from instruments.sim.faults import fault_table_problems
+        problems = fault_table_problems(faults)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return faults
 
 
 class PlanningConfig(_Strict):

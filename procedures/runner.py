@@ -129,10 +129,17 @@ class Runner:
         self.control.resume()
 
     def run(self, protocol, protocol_source: str = "") -> RunOutcome:
+        """Run ``protocol``. The instruments it needs are opened and identified before the run
+        is announced (and so stored): one that does not answer raises InstrumentUnreachable and
+        leaves no run behind."""
         clock = self.station.clock
         run_uid = new_uid()
         emit = self.stream.emit
         planned = plan_steps(protocol, self.station.config)
+        try:
+            self.station.open_for(protocol)
+        except Aborted:
+            pass  # stopped while connecting: stored as aborted below, like any abort
         for analyzer in self.analyzers:
             analyzer.attach(self.stream, protocol)
         emit("start", {
@@ -152,7 +159,6 @@ class Runner:
         logger = None
         try:
             clock.check_abort()
-            self.station.prepare(protocol)
             if uses_chamber(protocol):
                 logger = ChamberLogger(ctx, protocol.protocol.chamber_log_interval_s)
                 logger.start()

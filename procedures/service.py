@@ -191,6 +191,9 @@ class RunService:
             report_later: bool = False) -> RunResult:
         """Run one validated protocol with storage, the subscribers and the report hook.
 
+        Raises InstrumentUnreachable (procedures.station), with no run stored, when an instrument
+        the protocol needs does not answer.
+
         ``report_later``: write the report in a helper process while the caller goes on (the next
         run of a queue uses the other core); ``finish_reports`` then waits for it and fills in
         ``RunResult.report``."""
@@ -200,21 +203,23 @@ class RunService:
         stream.subscribe(writer, critical=True)
         for subscriber in [*self.subscribers, *subscribers]:
             stream.subscribe(subscriber)
-        with Station(self.station_cfg, operator=self.operator) as station:
-            runner = Runner(station, stream, analyzers_for(protocol))
-            with self._lock:
-                self._runner = runner
-                if self._stop_reason:
-                    runner.abort(self._stop_reason)
-            if self.on_runner is not None:
-                self.on_runner(runner)
-            try:
-                with stop_on_signals(self.abort):
-                    outcome = runner.run(protocol, protocol_source=source)
-            finally:
+        try:
+            with Station(self.station_cfg, operator=self.operator) as station:
+                runner = Runner(station, stream, analyzers_for(protocol))
                 with self._lock:
-                    self._runner = None
-        writer.close()
+                    self._runner = runner
+                    if self._stop_reason:
+                        runner.abort(self._stop_reason)
+                if self.on_runner is not None:
+                    self.on_runner(runner)
+                try:
+                    with stop_on_signals(self.abort):
+                        outcome = runner.run(protocol, protocol_source=source)
+                finally:
+                    with self._lock:
+                        self._runner = None
+        finally:
+            writer.close()
         result = RunResult(run_id=writer.last_run_id, status=outcome.status,
                            protocol_name=protocol.protocol.name, source=source,
                            reason=outcome.reason, analysis=outcome.analysis,

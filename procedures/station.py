@@ -14,6 +14,11 @@ from procedures.operator import Operator, UnattendedOperator
 log = logging.getLogger(__name__)
 
 
+class InstrumentUnreachable(RuntimeError):
+    """An instrument a protocol needs could not be opened or did not identify itself; nothing
+    was commanded and nothing stored."""
+
+
 class Station:
     """``config``: the validated station file; ``operator``: who answers requests (default: nobody,
     so a step that needs a person fails clearly); ``instruments``: a prebuilt instrument set
@@ -78,6 +83,29 @@ class Station:
         sample = {**protocol.sample.model_dump(), "area_cm2": protocol.sample.area_cm2}
         cell = protocol.cell.model_dump() if protocol.cell is not None else None
         self.instruments.mount(sample, cell)
+
+    def open_for(self, protocol) -> None:
+        """Mount ``protocol``'s sample and open and identify every instrument it talks to, before
+        anything is stored: InstrumentUnreachable names each one that does not answer (all are
+        tried)."""
+        from instruments.clock import Aborted
+        from procedures.steps import instruments_used
+        try:
+            self.prepare(protocol)
+        except Exception as exc:  # noqa: BLE001 - e.g. a simulated load the lab does not know
+            raise InstrumentUnreachable(f"the sample cannot be mounted, nothing was run or stored: "
+                                        f"{type(exc).__name__}: {exc}") from None
+        problems = []
+        for name in instruments_used(protocol, self.config):
+            try:
+                getattr(self, name)
+            except Aborted:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever the transport raised, said plainly
+                problems.append(f"{name}: {type(exc).__name__}: {exc}")
+        if problems:
+            raise InstrumentUnreachable("the station's instruments did not answer, nothing was run "
+                                        "or stored: " + "; ".join(problems))
 
     def snapshot(self) -> dict:
         return {"config": self.config.model_dump(mode="json"), "simulated": self.simulated,

@@ -29,6 +29,9 @@ class StepKind:
     estimate: Callable[["est.PlanState", object], est.Estimate] | None
     expand: Callable[[object], Iterable] | None = None
     uses_chamber: Callable[[object], bool] = lambda step: False
+    # The other instruments a step of this kind talks to, given the station file (opened and
+    # identified before the run is stored).
+    instruments: Callable[[object, object], tuple[str, ...]] = lambda step, station_cfg: ()
 
 
 # --- expansion ------------------------------------------------------------------------------------
@@ -40,18 +43,29 @@ def _expand_series(step: TemperatureEisSeries):
         yield PeisStep(kind="peis", name=f"{label}PEIS at {t:g} °C", peis=step.peis)
 
 
+def _potentiostat(step, station_cfg) -> tuple[str, ...]:
+    return ("potentiostat",)
+
+
+def _cold_discharge_instruments(step, station_cfg) -> tuple[str, ...]:
+    # The cell's EIS needs the potentiostat, unless the station never reaches the cell with it.
+    cell_eis = step.eis and station_cfg.cycler.cell_eis != "none"
+    return ("cycler", "potentiostat") if cell_eis else ("cycler",)
+
+
 STEP_KINDS: dict[str, StepKind] = {k.kind: k for k in (
     StepKind("chamber", ChamberStep, run_chamber, est.estimate_chamber, uses_chamber=lambda s: True),
-    StepKind("peis", PeisStep, run_peis, est.estimate_peis),
+    StepKind("peis", PeisStep, run_peis, est.estimate_peis, instruments=_potentiostat),
     StepKind("temperature_eis_series", TemperatureEisSeries, None, None, expand=_expand_series,
-             uses_chamber=lambda s: True),
+             uses_chamber=lambda s: True, instruments=_potentiostat),
     StepKind("hold", HoldStep, run_hold, est.estimate_hold, uses_chamber=lambda s: s.setpoint_c is not None),
-    StepKind("lsv", LsvStep, run_lsv, est.estimate_lsv),
-    StepKind("dc_polarization", DcPolarizationStep, run_dc_polarization, est.estimate_dcpol),
+    StepKind("lsv", LsvStep, run_lsv, est.estimate_lsv, instruments=_potentiostat),
+    StepKind("dc_polarization", DcPolarizationStep, run_dc_polarization, est.estimate_dcpol,
+             instruments=_potentiostat),
     StepKind("cycling", CyclingStep, run_cycling, est.estimate_cycling,
-             uses_chamber=lambda s: s.temperature_c is not None),
+             uses_chamber=lambda s: s.temperature_c is not None, instruments=lambda s, cfg: ("cycler",)),
     StepKind("cold_discharge", ColdDischargeStep, run_cold_discharge, est.estimate_cold_discharge,
-             uses_chamber=lambda s: True),
+             uses_chamber=lambda s: True, instruments=_cold_discharge_instruments),
 )}
 
 
@@ -74,6 +88,14 @@ def expand_steps(protocol):
 
 def uses_chamber(protocol) -> bool:
     return any(kind_of(step).uses_chamber(step) for step in protocol.steps)
+
+
+def instruments_used(protocol, station_cfg) -> list[str]:
+    """The instruments a protocol talks to on this station, in the order they are opened."""
+    used = {"chamber"} if uses_chamber(protocol) else set()
+    for step in protocol.steps:
+        used.update(kind_of(step).instruments(step, station_cfg))
+    return [name for name in ("chamber", "potentiostat", "cycler") if name in used]
 
 
 def execute_step(ctx, step) -> dict:

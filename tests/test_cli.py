@@ -171,3 +171,20 @@ def test_analyze_cycling_csv_with_a_discharge_before_the_first_charge(tmp_path):
     assert first["discharge_mah"] == pytest.approx(2.0, rel=0.01)
     assert doc["ice_pct"] == pytest.approx(90.0, rel=0.01)
     assert doc["reference_cycle"] == 1
+
+
+def test_a_station_that_does_not_answer_is_an_error_with_exit_2_and_no_run(tmp_path):
+    from storage.readers import list_runs
+    station = tmp_path / "lab.toml"
+    station.write_text(f"""[station]
+simulate = false
+[chamber]
+address = "ASRL/dev/ttyCELLBENCH-NO-SUCH-PORT::INSTR"
+[potentiostat]
+dll_path = "{tmp_path / 'no' / 'EClib64.dll'}"
+""", encoding="utf-8")
+    db = tmp_path / "u.sqlite"
+    proc = cli("run", "onbh_conductivity", "--station", str(station), "--db", str(db), check_exit=2)
+    assert "error: the station's instruments did not answer" in proc.stderr
+    assert "chamber:" in proc.stderr and "potentiostat:" in proc.stderr
+    assert list_runs(f"sqlite:///{db}").empty

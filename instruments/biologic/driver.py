@@ -15,9 +15,10 @@ columns; ``time_s`` counts seconds since the channel started (``started_at`` is 
 time). Closing the iterator early (break, abort) or an error stops the channel; a stop the
 library refuses is logged (the run's safe state then tries again and fails the run loudly).
 
-Transient library errors (communication, a busy library, a corrupted transfer: ``TRANSIENT``)
-are retried ``retries`` times with a doubling pause from ``retry_backoff_s``; any other error,
-or one that persists, is raised.
+Transient library errors (communication, a lost connection, a busy library, a corrupted
+transfer: ``TRANSIENT``) are retried under ``instruments.retry``'s policy: ``retries`` times with
+a doubling pause from ``retry_backoff_s``, on the clock; any other error (a technique file that
+does not fit the firmware, -401, is not cured by another try), or one that persists, is raised.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ import numpy as np
 from instruments.biologic import api, layouts
 from instruments.biologic import techniques as tq
 from instruments.biologic.api import BiologicError
+from instruments.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,10 @@ BOARD_TYPE_OF = {name: code for code, name in api.BOARD_TYPE_CODES.items()}
 IEEE_PROBES = {0x3F800000: 1.0, 0xC0490FDB: -3.1415927410125732, 0x2EDBE6FF: 1e-10}
 
 
-# EClib codes worth another try: the call did not reach the instrument or its answer was lost.
-TRANSIENT = frozenset({-12, -101, -104, -105, -200, -202, -404})
+# EClib codes worth another try: the call did not reach the instrument or its answer was lost
+# (-1: the instrument was not reachable for this call, as during a USB re-enumeration; -201: the
+# connection could not be made this time).
+TRANSIENT = frozenset({-1, -12, -101, -104, -105, -200, -201, -202, -404})
 
 
 class StartTimeout(RuntimeError):
@@ -155,8 +159,10 @@ class BiologicPotentiostat:
             raise BiologicConfigError(f"potentiostat.connect_timeout_s must be 1..255 s, not {connect_timeout_s}")
         if not 0 < max_voltage_v <= 100:
             raise BiologicConfigError(f"potentiostat.max_voltage_v must be in (0, 100] V, not {max_voltage_v}")
-        if retries < 0 or retry_backoff_s < 0:
-            raise BiologicConfigError(f"retries ({retries}) and retry_backoff_s ({retry_backoff_s}) must be >= 0")
+        try:
+            RetryPolicy(retries, retry_backoff_s)
+        except ValueError as exc:
+            raise BiologicConfigError(f"potentiostat: {exc}") from None
         self.dll, self.clock = dll, clock
         self.address, self.channel, self.board, self.model = address, channel, board, model
         self.limits = tq.Limits(board=board, max_eis_frequency_hz=float(max_eis_frequency_hz))
@@ -186,23 +192,25 @@ class BiologicPotentiostat:
     def __repr__(self) -> str:
         return f"<BiologicPotentiostat {self.model} {self.address} channel {self.channel} ({self.board})>"
 
-    def _call(self, name: str, *args, detail: str = "") -> None:
+    def _call(self, name: str, *args, detail: str = "", accept: tuple[int, ...] = (0,)) -> int:
+        """Call EClib's ``name``; a code in ``accept`` is returned, a transient one retried under
+        the retry policy, any other raised as BiologicError."""
         function = getattr(self.dll, name)
-        pause = self.retry_backoff_s
-        for attempt in range(self.retries + 1):
+        instrument = f"BioLogic {self.model} at {self.address}"
+
+        def attempt(n: int) -> int:
             code = function(*args)
-            if code == 0:
-                return
-            if code == -13 and name == "BL_StartChannel" and attempt > 0:
-                return  # the start before the lost reply went through
-            if code not in TRANSIENT or attempt == self.retries:
-                break
+            if code in accept:
+                return code
+            if code == -13 and name == "BL_StartChannel" and n > 0:
+                return 0  # the start before the lost reply went through
+            raise BiologicError(name, code, detail, instrument=instrument)
+
+        def count(exc) -> None:
             self.retried_calls += 1
-            log.warning("%r: %s returned %d (%s); retry %d of %d in %g s", self, name, code,
-                        api.error_name(code), attempt + 1, self.retries, pause)
-            self.clock.sleep(pause)
-            pause *= 2
-        raise BiologicError(name, code, detail, instrument=f"BioLogic {self.model} at {self.address}")
+        return RetryPolicy(self.retries, self.retry_backoff_s).call(
+            attempt, clock=self.clock, transient=lambda exc: getattr(exc, "code", None) in TRANSIENT,
+            describe=f"{self!r}: {name}", on_retry=count)
 
     def _check_potentials(self, technique: tq.Technique) -> None:
         """No potential beyond ±max_voltage_v: every voltage parameter, and an EIS bias plus its
@@ -276,9 +284,6 @@ class BiologicPotentiostat:
         code, info = self._read_channel_info()
         if code == 0 and info.firmware_code == api.FIRMWARE_KERNEL and not force:
             return
-        if code not in (0, -308, -309):
-            raise BiologicError("BL_GetChannelInfos", code, f"channel {self.channel}",
-                                instrument=f"BioLogic {self.model} at {self.address}")
         chans = (ctypes.c_uint8 * 16)()
         results = (ctypes.c_int32 * 16)()
         chans[self._ch] = 1
@@ -365,7 +370,9 @@ class BiologicPotentiostat:
 
     def _read_channel_info(self) -> tuple[int, ChannelInfo]:
         info = api.TChannelInfos()
-        code = self.dll.BL_GetChannelInfos(self._id, self._ch, byref(info))
+        # Before the kernel is loaded the library answers -308 (or -309) with part of the info.
+        code = self._call("BL_GetChannelInfos", self._id, self._ch, byref(info), accept=(0, -308, -309),
+                          detail=f"channel {self.channel}")
         board = None
         if self.dll.has("BL_GetChannelBoardType"):
             board_code = ctypes.c_uint32()
@@ -572,6 +579,14 @@ FAKE_OPTIONS = {"fail_on", "start_race_polls", "firmware", "current_offset_a", "
                 "ewe_noise_v", "n_channels", "option_error"}
 
 
+def fake_option_problems(options: dict) -> list[str]:
+    """Problems of ``[sim.faults.potentiostat]``'s settings of the simulated EClib (the transport
+    faults, rate, kinds and timeout_s, are checked by instruments.sim.faults)."""
+    bad = sorted(set(options) - FAKE_OPTIONS)
+    return [f"sim.faults.potentiostat: unknown option(s) {bad}; known: "
+            f"{sorted(FAKE_OPTIONS | {'rate', 'kinds', 'timeout_s'})}"] if bad else []
+
+
 def open_potentiostat(config, clock, lab=None) -> BiologicPotentiostat:
     """A driver (not yet connected) from the station's potentiostat section (dict or model).
 
@@ -593,10 +608,11 @@ def open_potentiostat(config, clock, lab=None) -> BiologicPotentiostat:
         dll = api.load_eclib(cfg.get("dll_path", ""))
     else:
         from instruments.biologic.fake_dll import FakeEClib
-        options = dict((getattr(lab, "faults", None) or {}).get("potentiostat") or {})
-        bad = sorted(set(options) - FAKE_OPTIONS)
-        if bad:
-            raise BiologicConfigError(f"sim.faults.potentiostat: unknown option(s) {bad}; known: {sorted(FAKE_OPTIONS)}")
+        from instruments.sim.faults import transport_part
+        _, options = transport_part((getattr(lab, "faults", None) or {}).get("potentiostat"))
+        problems = fake_option_problems(options)
+        if problems:
+            raise BiologicConfigError("; ".join(problems))
         options.setdefault("n_channels", max(int(cfg.get("channel", 1)), 1))
         dll = FakeEClib(lab, board=board, model=model, max_eis_frequency_hz=max_f, addresses=(address,), **options)
     return BiologicPotentiostat(

@@ -13,7 +13,7 @@ from pymeasure.adapters import Adapter
 
 from instruments.clock import Clock
 from instruments.espec.driver import EspecChamber
-from instruments.espec.simulator import TERMINATOR, EspecSimulator
+from instruments.espec.simulator import TERMINATOR, EspecSimulator, SimulatedDisconnect
 
 ESPEC_TCP_PORT = 57732
 CHAMBER_FIELDS = ("driver", "transport", "address", "rs485_address", "baud_rate", "timeout_s",
@@ -27,7 +27,8 @@ class SimulatorAdapter(Adapter):
 
     Writes append the CR LF terminator and go through the simulator's line framing; reads take
     one CR LF terminated reply. A command the simulator does not answer makes the next read
-    fail like a serial timeout (TimeoutError), without waiting.
+    fail like a serial timeout (TimeoutError), without waiting. A connection the simulator drops
+    refuses every write (ConnectionResetError) until ``reopen()``, as a lost socket does.
     """
 
     def __init__(self, simulator: EspecSimulator, **kwargs) -> None:
@@ -37,7 +38,18 @@ class SimulatorAdapter(Adapter):
         self._received = ""
 
     def _write(self, command: str, **kwargs) -> None:
-        self._received += self._session.feed(command + TERMINATOR)
+        if self._session is None:
+            raise ConnectionResetError("the connection to the simulated chamber was dropped")
+        try:
+            self._received += self._session.feed(command + TERMINATOR)
+        except SimulatedDisconnect:
+            self._session = None
+            raise ConnectionResetError("the simulated chamber dropped the connection") from None
+
+    def reopen(self) -> None:
+        """Connect again (a new session; what the old one held is gone)."""
+        self._session = self.simulator.session()
+        self._received = ""
 
     def _read(self, **kwargs) -> str:
         reply, terminator, rest = self._received.partition(TERMINATOR)

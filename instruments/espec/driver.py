@@ -19,9 +19,11 @@ Faults: a reply that does not arrive, cannot be decoded (bytes that are not ASCI
 or holds a non-finite number (``nan``, ``inf``, ``1e999``) is an error, never a value. Such a
 transient fault is retried ``retries`` times, after a pause that doubles from
 ``retry_backoff_s`` (clock time), with the read buffer flushed so that a late reply cannot answer
-the next command; a setting is sent again (ESPEC settings are idempotent). ``NA:`` is the
-chamber's answer, not a fault: it is raised at once. At connect, ``check_range`` compares the
-station's maximum temperature with the chamber's own (``TYPE?``).
+the next command; a setting is sent again (ESPEC settings are idempotent); the policy is
+``instruments.retry``'s. ``NA:`` is the chamber's answer, not a fault, and is raised at once,
+except ``NA:CMD ERR`` and ``NA:PARA ERR`` to a command this driver formatted and checked: the
+command was corrupted on its way in, and is sent again like any transient fault. At connect,
+``check_range`` compares the station's maximum temperature with the chamber's own (``TYPE?``).
 
 The chamber needs a pause between commands (0.2–0.5 s); the driver waits it through the injected
 Clock, so simulated runs do not sleep. Periodic clock tasks may run during that pause, before a
@@ -40,6 +42,7 @@ from pyvisa.errors import VisaIOError
 
 from instruments.clock import Clock, WallClock
 from instruments.espec.errors import EspecCommunicationError, EspecError, EspecRefused
+from instruments.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -281,9 +284,10 @@ class EspecChamber(Instrument):
             raise ValueError(f"{name}: command_interval_s must be >= 0, not {command_interval_s}")
         if rs485_address is not None and not 1 <= int(rs485_address) <= 16:
             raise ValueError(f"{name}: rs485_address must be 1-16, not {rs485_address}")
-        if not 0 <= retries <= 10 or not 0 <= retry_backoff_s <= 60:
-            raise ValueError(f"{name}: retries must be 0-10 and retry_backoff_s 0-60 s, not "
-                             f"{retries} and {retry_backoff_s}")
+        try:
+            RetryPolicy(retries, retry_backoff_s)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
         limits = (float(min_temperature_c), float(max_temperature_c))
         if safe_temperature_c is not None:
             temperature_in_limits(safe_temperature_c, limits)
@@ -306,6 +310,7 @@ class EspecChamber(Instrument):
         self._humidity: bool | None = None  # probed once by has_humidity()
         self._next_command_at = -math.inf
         self._last_command: str | None = None
+        self._unsent: EspecCommunicationError | None = None
         self._rs485_echo: bool | None = None  # learned from the first unambiguous reply
         self.retries, self.retry_backoff_s = int(retries), float(retry_backoff_s)
         self.retried_commands = 0
@@ -530,23 +535,30 @@ class EspecChamber(Instrument):
         self.check_set_errors()
 
     # --- communication -----------------------------------------------------------------------
-    def _retry_pause(self, attempt: int, command: str, exc: EspecError) -> None:
-        """Wait before retry ``attempt`` (1-based) and drop whatever late reply is pending."""
-        self.retried_commands += 1
-        pause = self.retry_backoff_s * 2 ** (attempt - 1)
-        log.warning("%s: %s; retry %d of %d in %g s", self.name, exc, attempt, self.retries, pause)
-        self.clock.sleep(pause)
-        if isinstance(exc, EspecCommunicationError):
-            self._reopen()
-        try:
-            self.adapter.flush_read_buffer()
-        except Exception as flush_exc:  # noqa: BLE001 - a failed flush must not hide the fault
-            log.debug("%s: flushing the read buffer failed: %s", self.name, flush_exc)
+    def _retry(self, attempt, command: str):
+        """``attempt(n)`` under the retry policy: transient faults retried after a pause, with
+        the connection reopened if it failed and a late reply flushed."""
+        def count(exc) -> None:
+            self.retried_commands += 1
+
+        def prepare(exc) -> None:
+            if isinstance(exc, EspecCommunicationError):
+                self._reopen()
+            try:
+                self.adapter.flush_read_buffer()
+            except Exception as flush_exc:  # noqa: BLE001 - a failed flush must not hide the fault
+                log.debug("%s: flushing the read buffer failed: %s", self.name, flush_exc)
+        return RetryPolicy(self.retries, self.retry_backoff_s).call(
+            attempt, clock=self.clock, transient=is_transient, describe=f"{self.name}: {command!r}",
+            on_retry=count, before_retry=prepare)
 
     def _reopen(self) -> None:
         """After no reply or a failed send, open the VISA resource again with its settings: a
         LAN chamber's socket does not survive the chamber's or the switch's restart."""
         adapter = self.adapter
+        if callable(getattr(adapter, "reopen", None)):
+            adapter.reopen()  # the in-process simulator's connection
+            return
         connection = getattr(adapter, "connection", None)
         manager = getattr(adapter, "manager", None)
         name = getattr(adapter, "resource_name", None)
@@ -565,31 +577,23 @@ class EspecChamber(Instrument):
             log.warning("%s: reopening %s failed: %s", self.name, name, open_exc)
 
     def ask(self, command: str, query_delay=None) -> str:
-        """Send a query and read its checked reply, retrying transient faults (``NA:`` is not
-        one: it is raised at once)."""
-        for attempt in range(self.retries + 1):
-            try:
-                return super().ask(command, query_delay)
-            except EspecRefused:
-                raise
-            except EspecError as exc:
-                if attempt == self.retries:
-                    raise
-                self._retry_pause(attempt + 1, command, exc)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Send a query and read its checked reply, retrying transient faults."""
+        return self._retry(lambda n: super(EspecChamber, self).ask(command, query_delay), command)
 
     def write(self, command: str, **kwargs) -> None:
-        """Send ``command`` after the pacing interval, with the RS-485 address prefix if any."""
+        """Send ``command`` after the pacing interval, with the RS-485 address prefix if any.
+        A command that cannot be sent is reported by the read of its reply (every command has
+        one), so a setting and a query are retried alike."""
         clock = self.clock
         while clock.now() < self._next_command_at:
             clock.wait_until(self._next_command_at)
         self._last_command = command
+        self._unsent = None
         wire = command if self.rs485_address is None else f"{self.rs485_address},{command}"
         try:
             super().write(wire, **kwargs)
         except (VisaIOError, OSError) as exc:
-            raise EspecCommunicationError(self.name, command, None, f"could not send: {exc}") \
-                from exc
+            self._unsent = EspecCommunicationError(self.name, command, None, f"could not send: {exc}")
         finally:
             self._next_command_at = clock.now() + self.command_interval_s
 
@@ -597,6 +601,9 @@ class EspecChamber(Instrument):
         """Read one reply and check it against the last command: ``NA:`` raises EspecRefused,
         a setting must be answered ``OK:<echo>``, a known query must have its fields."""
         command = self._last_command or "(nothing sent)"
+        if self._unsent is not None:
+            unsent, self._unsent = self._unsent, None
+            raise unsent
         try:
             reply = super().read(**kwargs)
         except (VisaIOError, TimeoutError, OSError) as exc:
@@ -615,18 +622,16 @@ class EspecChamber(Instrument):
         """Read and check the ``OK:``/``NA:`` reply of the setting just sent; on a transient
         fault send the setting again (settings are idempotent) and read again."""
         command = self._last_command
-        for attempt in range(self.retries + 1):
-            try:
-                self.read()
-                return []
-            except EspecRefused:
-                raise
-            except EspecError as exc:
-                if attempt == self.retries or command is None:
-                    raise
-                self._retry_pause(attempt + 1, command, exc)
+
+        def attempt(n: int) -> list:
+            if n and command is not None:
                 self.write(command)
-        raise AssertionError("unreachable")  # pragma: no cover
+            self.read()
+            return []
+        if command is None:
+            self.read()
+            return []
+        return self._retry(attempt, command)
 
     def _check_reply(self, command: str, reply: str) -> None:
         if not reply.isprintable():
@@ -676,6 +681,19 @@ class EspecChamber(Instrument):
                 return stripped
             return reply
         return reply[len(prefix):] if self._rs485_echo else reply
+
+
+CORRUPTED_COMMAND_REFUSALS = ("CMD ERR", "PARA ERR")
+"""``NA:`` reasons that, to a command the driver formatted and checked, mean the command was
+corrupted on the line."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether another try may cure ``exc``: no reply, a garbled or undecodable reply, a broken
+    connection, or a command the chamber received corrupted."""
+    if isinstance(exc, EspecRefused):
+        return exc.reason in CORRUPTED_COMMAND_REFUSALS
+    return isinstance(exc, EspecError)
 
 
 def _alarm_count_matches(reply: str) -> bool:

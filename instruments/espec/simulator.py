@@ -39,10 +39,12 @@ added noise, so readings are reproducible. A temperature alarm (code 2 above the
 3 below the lower one) is active while the chamber is in CONSTANT and the reading is outside the
 limits; it clears by itself when the reading returns (a real chamber may latch it).
 
-Fault injection (``faults``; from a SimLab, its ``faults["chamber"]``):
-``drop_reply_every`` n: every n-th command gets no reply; ``garble_every`` n: every n-th reply
-is corrupted; ``na_on``: a command word or list of them (``"TEMP"`` matches ``TEMP?`` and
-``TEMP, S..``) answered ``NA:<na_reply>`` (default ``PROTECT ON``).
+Fault injection (``faults``; from a SimLab, its ``faults["chamber"]``): ``rate`` and ``kinds``,
+transport faults drawn per command (timeouts, garbled and truncated replies, disconnects,
+``NA:CMD ERR``; ``instruments.sim.faults``); ``drop_reply_every`` n: every n-th command gets no
+reply; ``garble_every`` n: every n-th reply is corrupted; ``na_on``: a command word or list of
+them (``"TEMP"`` matches ``TEMP?`` and ``TEMP, S..``) answered ``NA:<na_reply>`` (default
+``PROTECT ON``).
 """
 from __future__ import annotations
 
@@ -52,9 +54,12 @@ import socket
 import socketserver
 import threading
 
+from instruments.sim.faults import FaultInjector, transport_part
+
 DEFAULT_ROM = "{series}-SIM V1.00 (cellbench simulator)"
 FAULT_KEYS = ("drop_reply_every", "garble_every", "na_on", "na_reply")
 TERMINATOR = "\r\n"
+TRUNCATED = "\0TRUNCATED"  # marks a reply whose end (terminator included) is lost on the line
 TEMPERATURE_ALARM_HIGH = 2
 TEMPERATURE_ALARM_LOW = 3
 
@@ -66,14 +71,33 @@ def _fmt(value_c: float) -> str:
     return f"{round(value_c, 1) + 0.0:.1f}"
 
 
-def _check_faults(faults: dict) -> dict:
-    faults = dict(faults or {})
+CONTROL_BYTES = ("\x00", "\x15", "\x1b", "\x7f")  # what line noise leaves of a character
+
+
+class SimulatedDisconnect(ConnectionError):
+    """The simulated chamber dropped the connection (a fault injected at the transport)."""
+
+
+def chamber_fault_problems(faults: dict) -> list[str]:
+    """Problems of the chamber's own fault settings (the transport faults, rate and kinds, are
+    checked by instruments.sim.faults)."""
+    problems = []
     unknown = sorted(set(faults) - set(FAULT_KEYS))
     if unknown:
-        raise ValueError(f"sim.faults.chamber: unknown fault(s) {unknown}; known: {list(FAULT_KEYS)}")
+        problems.append(f"sim.faults.chamber: unknown fault(s) {unknown}; known: "
+                        f"{['rate', 'kinds', *FAULT_KEYS]}")
     for key in ("drop_reply_every", "garble_every"):
-        if key in faults and (not isinstance(faults[key], int) or faults[key] < 1):
-            raise ValueError(f"sim.faults.chamber.{key} must be an integer >= 1, not {faults[key]!r}")
+        if key in faults and (isinstance(faults[key], bool) or not isinstance(faults[key], int)
+                              or faults[key] < 1):
+            problems.append(f"sim.faults.chamber.{key} must be an integer >= 1, not {faults[key]!r}")
+    return problems
+
+
+def _check_faults(faults: dict) -> dict:
+    _, faults = transport_part(faults)
+    problems = chamber_fault_problems(faults)
+    if problems:
+        raise ValueError("; ".join(problems))
     na_on = faults.get("na_on", ())
     faults["na_on"] = {na_on} if isinstance(na_on, str) else set(na_on)
     return faults
@@ -110,6 +134,8 @@ class EspecSimulator:
         if faults is None:
             faults = getattr(source, "faults", {}).get("chamber", {})
         self.faults = _check_faults(faults)
+        self.injector = (source.fault_injector("chamber", faults) if hasattr(source, "fault_injector")
+                         else FaultInjector("chamber", faults))
         self.min_temperature_c = float(min_temperature_c)
         self.max_temperature_c = float(max_temperature_c)
         self.rom = rom.format(series="SH" if humidity else "SU")
@@ -140,7 +166,9 @@ class EspecSimulator:
         return LineSession(self)
 
     def handle(self, line: str) -> str | None:
-        """Answer one command line (without terminator); None means the chamber stays silent."""
+        """Answer one command line (without terminator); None means the chamber stays silent.
+        A reply that ends in a lost terminator (a truncated reply) is returned ending in
+        ``TRUNCATED``; an injected disconnect raises SimulatedDisconnect."""
         with self._lock:
             self.commands_handled += 1
             count = self.commands_handled
@@ -149,11 +177,22 @@ class EspecSimulator:
                 return None
             if self._fault_due("drop_reply_every", count):
                 return None
-            reply = self._reply(command, address)
+            fault = self.injector.draw()
+            if fault == "timeout":
+                return None
+            if fault == "disconnect":
+                raise SimulatedDisconnect("the simulated chamber dropped the connection")
+            reply = "NA:CMD ERR" if fault == "na" else self._reply(command, address)
             if address is not None and self.echo_address:
                 reply = f"{address},{reply}"
             if self._fault_due("garble_every", count):
                 reply = "\x15" + reply[len(reply) // 2:]
+            if fault == "garbled":
+                at = int(self.injector.uniform() * len(reply))
+                noise = CONTROL_BYTES[int(self.injector.uniform() * len(CONTROL_BYTES))]
+                reply = reply[:at] + noise + reply[at + 1:]
+            elif fault == "truncated":
+                reply = reply[:int(self.injector.uniform() * len(reply))] + TRUNCATED
             return reply
 
     def _fault_due(self, key: str, count: int) -> bool:
@@ -323,7 +362,8 @@ class LineSession:
         """Take received text (any chunking); return the replies to send back, terminated."""
         *lines, self._pending = (self._pending + data).split(TERMINATOR)
         replies = (self.simulator.handle(line) for line in lines)
-        return "".join(reply + TERMINATOR for reply in replies if reply is not None)
+        return "".join(reply[:-len(TRUNCATED)] if reply.endswith(TRUNCATED) else reply + TERMINATOR
+                       for reply in replies if reply is not None)
 
 
 # --- loopback TCP server -----------------------------------------------------------------------
@@ -363,7 +403,10 @@ class SimulatorServer:
                 data = sock.recv(4096)
                 if not data:
                     return
-                out = session.feed(data.decode("ascii", errors="replace"))
+                try:
+                    out = session.feed(data.decode("ascii", errors="replace"))
+                except SimulatedDisconnect:
+                    return  # the socket is closed when this handler returns
                 if out:
                     sock.sendall(out.encode("ascii", errors="replace"))
         except OSError:

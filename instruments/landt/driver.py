@@ -17,7 +17,7 @@ from config.cycling import CellSection, CyclingProgram, check_program_for_cell
 from config.errors import ConfigError
 from instruments.cycler import (CyclerCapabilities, CyclerChannel, CyclerError, CyclerState, Prompt,
                                 concat_columns, n_records)
-from instruments.landt.follower import ExportFollower, ExportRotatedError
+from instruments.landt.follower import ExportFollower, ExportRotatedError, read_retrying
 from instruments.landt.steptable import StepTable, render_step_table
 
 
@@ -53,6 +53,7 @@ class LandtCycler(CyclerChannel):
         self.name = f"Landt channel {channel} ({self.export_path})"
         self.step_table: StepTable | None = None
         self.fault_reason = ""
+        self.retried_reads = 0
         self._follower: ExportFollower | None = None
         self._buffer: list[dict] = []
         self._on_prompt: Prompt | None = None
@@ -106,13 +107,16 @@ class LandtCycler(CyclerChannel):
         """Read what the export gained into the buffer; returns the number of new records."""
         if self._follower is None:
             return 0
-        records = self._follower.read_new_columns(include_partial=include_partial)
+        records = read_retrying(self._follower, self.clock, include_partial, on_retry=self._count_retry)
         n = n_records(records)
         if n:
             self._buffer.append(records)
             self._last_growth_s = self.clock.now()
             self._last_step = int(records["step"][-1])
         return n
+
+    def _count_retry(self, exc) -> None:
+        self.retried_reads += 1
 
     def state(self) -> CyclerState:
         if self._follower is None or self._state in (CyclerState.FINISHED, CyclerState.FAULT):

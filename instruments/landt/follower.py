@@ -7,7 +7,10 @@ newline is being written: it stays in the file and is read next time (or at once
 
 Lines before the header (the software's metadata block) are skipped. A file that shrinks, is
 replaced by another one (new inode) or disappears after data were read raises
-``ExportRotatedError``: the procedure must decide whether that is a new test.
+``ExportRotatedError``: the procedure must decide whether that is a new test. A file that cannot
+be read this time (the Landt software holds it: a sharing violation, a network share that
+hiccups) raises ``ExportReadError`` with nothing consumed; ``read_retrying`` tries again under
+the instruments' retry policy.
 
 A chunk is parsed on its own (the header once, then numpy per column; durations in one pass),
 and what the whole-file reader would derive from earlier rows (step numbers, step time,
@@ -26,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from instruments.cycler import empty_columns, n_records, records_frame
+from instruments.retry import DEFAULT_RETRY
 from instruments.landt.exports import (ExportFormatError, StreamState, canonical_columns, decode_text,
                                        find_header, header_roles, split_text_rows)
 
@@ -38,12 +42,18 @@ class ExportRotatedError(ExportFormatError):
     """The followed file shrank, was replaced or vanished."""
 
 
-class ExportFollower:
-    """Reads what was appended to ``path`` since the last call (see module doc)."""
+class ExportReadError(OSError):
+    """The export could not be read this time; nothing was consumed, a later read may succeed."""
 
-    def __init__(self, path, *, default_units: dict | None = None) -> None:
+
+class ExportFollower:
+    """Reads what was appended to ``path`` since the last call (see module doc). ``opener``
+    opens the file (``open``; the simulated Landt's can fail like a real share)."""
+
+    def __init__(self, path, *, default_units: dict | None = None, opener=open) -> None:
         self.path = Path(path)
         self.default_units = default_units
+        self.opener = opener
         self._offset = 0
         self._identity: tuple[int, int] | None = None
         self._headers: list[str] | None = None
@@ -64,10 +74,12 @@ class ExportFollower:
     def has_data(self) -> bool:
         """Whether the file exists with anything beyond a header (a quick check before a start)."""
         try:
-            with open(self.path, "rb") as fh:
+            with self.opener(self.path, "rb") as fh:
                 lines = [line for line in fh.read(_MAX_PREAMBLE_BYTES).splitlines() if line.strip()]
         except FileNotFoundError:
             return False
+        except OSError:
+            return False  # not readable this time: known at a later look
         rows = split_text_rows(decode_text(b"\n".join(lines)).splitlines())
         at = find_header(rows)
         return at is not None and len(rows) > at + 1
@@ -95,9 +107,16 @@ class ExportFollower:
         self._identity = identity
         if stat.st_size == self._offset:
             return empty_columns()
-        with open(self.path, "rb") as fh:
-            fh.seek(self._offset)
-            chunk = fh.read(stat.st_size - self._offset)
+        try:
+            with self.opener(self.path, "rb") as fh:
+                fh.seek(self._offset)
+                chunk = fh.read(stat.st_size - self._offset)
+        except FileNotFoundError:
+            raise ExportRotatedError(f"{self.path}: the followed export disappeared after "
+                                     f"{self._records} records") from None
+        except OSError as exc:
+            raise ExportReadError(exc.errno, f"{self.path}: the export cannot be read now: "
+                                  f"{exc.strerror or exc}") from exc
         end = len(chunk) if include_partial else chunk.rfind(b"\n") + 1
         if end <= 0:
             return empty_columns()
@@ -139,3 +158,11 @@ class ExportFollower:
         self._state = state
         self._records += n_records(records)
         return records
+
+
+def read_retrying(follower: ExportFollower, clock, include_partial: bool = False, on_retry=None) -> dict:
+    """``follower.read_new_columns`` with a read error retried under the retry policy, on
+    ``clock``; ``on_retry(exc)`` counts the retries."""
+    return DEFAULT_RETRY.call(lambda n: follower.read_new_columns(include_partial), clock=clock,
+                              transient=lambda exc: isinstance(exc, ExportReadError),
+                              describe=f"Landt export {follower.path}", on_retry=on_retry)

@@ -16,11 +16,17 @@ limits are checked on every record: the first record outside them ends the run i
 unrecorded until ``resume()``); both rewind the cell model to the start of the running step and
 recompute it up to now, so the cell is left in the state it has at that moment (the model is
 shared with the potentiostat simulator, e.g. for EIS between cold discharges).
+
+Transport faults from the lab (``instruments.sim.faults``): a write of new records that stops
+part-way (``partial_write``: the export ends in a truncated line until the next write, and is
+completed when the program ends) and an export that cannot be opened for a read
+(``read_error``, retried by the reader).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
 import math
 from pathlib import Path
 from typing import Iterator
@@ -32,7 +38,7 @@ from config.errors import ConfigError
 from instruments.cycler import (CyclerCapabilities, CyclerChannel, CyclerError, CyclerState, Prompt,
                                 empty_columns)
 from instruments.landt.exports import read_export
-from instruments.landt.follower import ExportFollower
+from instruments.landt.follower import ExportFollower, read_retrying
 from instruments.landt.steptable import render_step_table
 from instruments.landt.workbooks import write_workbook
 
@@ -122,6 +128,9 @@ class SimulatedLandt(CyclerChannel):
         self.channel = channel
         self.name = f"simulated Landt channel {channel}"
         self.fault_reason = ""
+        self.retried_reads = 0
+        self.faults = lab.fault_injector("cycler") if hasattr(lab, "fault_injector") else None
+        self._unwritten = ""
         self._state = CyclerState.IDLE
         self._follower: ExportFollower | None = None
         self._segments: Iterator[_Segment] = iter(())
@@ -146,7 +155,8 @@ class SimulatedLandt(CyclerChannel):
         self.export_path.parent.mkdir(parents=True, exist_ok=True)
         self.export_path.write_text(EXPORT_HEADER if self.layout == "full" else MINIMAL_EXPORT_HEADER,
                                     encoding="utf-8")
-        self._follower = ExportFollower(self.export_path)
+        self._unwritten = ""
+        self._follower = ExportFollower(self.export_path, opener=self._open_export)
         self._t0 = self.clock.now()
         self._next_start = self._t0
         self._record = 0
@@ -161,6 +171,7 @@ class SimulatedLandt(CyclerChannel):
         if self._running is not None:
             self._cut_running(self.clock.now())
         self._state = CyclerState.FINISHED
+        self._write([])
 
     def pause(self) -> None:
         """Hold the program now; the cell rests, unrecorded, until resume()."""
@@ -197,7 +208,17 @@ class SimulatedLandt(CyclerChannel):
         # Once the program has ended nothing more is written: whatever the follower still holds
         # back (rests whose cycle was not known yet) is read now.
         ended = self._state not in (CyclerState.RUNNING, CyclerState.PAUSED)
-        return self._follower.read_new_columns(include_partial=ended)
+        return read_retrying(self._follower, self.clock, include_partial=ended,
+                             on_retry=self._count_retry)
+
+    def _count_retry(self, exc) -> None:
+        self.retried_reads += 1
+
+    def _open_export(self, path, mode: str):
+        if self.faults is not None and self.faults.draw(("read_error",)):
+            raise PermissionError(errno.EACCES, "the Landt software holds the file (sharing "
+                                  "violation, injected)", str(path))
+        return open(path, mode)
 
     # --- simulation -----------------------------------------------------------------------------
     @staticmethod
@@ -312,9 +333,18 @@ class SimulatedLandt(CyclerChannel):
         return "".join(map(_ROW.__mod__, zip(*fields)))
 
     def _write(self, chunks: list[str]) -> None:
-        if chunks:
-            with open(self.export_path, "a", encoding="utf-8") as fh:
-                fh.write("".join(chunks))
+        """Append records; an injected partial write leaves the rest for the next one. Once the
+        program has ended, everything is written."""
+        text = self._unwritten + "".join(chunks)
+        self._unwritten = ""
+        if not text:
+            return
+        ended = self._state not in (CyclerState.RUNNING, CyclerState.PAUSED)
+        if not ended and self.faults is not None and self.faults.draw(("partial_write",)):
+            cut = 1 + int(self.faults.uniform() * (len(text) - 1))
+            text, self._unwritten = text[:cut], text[cut:]
+        with open(self.export_path, "a", encoding="utf-8") as fh:
+            fh.write(text)
 
     def _cut_running(self, t_s: float) -> _Segment | None:
         """End the running segment at clock time ``t_s``: rewind the cell, recompute up to ``t_s``,

@@ -28,6 +28,13 @@ class VirtualClock(Clock):
         if t > self._t:
             self._t = t
 
+    def pass_time(self, seconds: float) -> None:
+        """Time passing inside a blocking call (a library waiting for an acknowledgement):
+        the clock moves on, no task runs until the next wait."""
+        if seconds < 0:
+            raise ValueError(f"time cannot pass backwards ({seconds} s)")
+        self._advance_to(self._t + seconds)
+
     def hold(self, released: threading.Event) -> None:
         """A paused simulated run waits in wall time with its virtual time frozen: nothing in the
         simulated lab moves while nobody drives it."""

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from instruments.sim.clock import VirtualClock
+from instruments.sim.faults import FaultInjector
 from instruments.sim.pellet import PelletConstants, PelletModel
 from instruments.sim.polarization import LsvCell, PolarizationConstants
 from instruments.sim.thermal import ThermalConstants, ThermalModel
@@ -49,9 +50,18 @@ class SimLab:
         self.polarization_constants = _constants(PolarizationConstants, self.polarization_overrides,
                                                  "polarization")
         self.faults = dict(sim.get("faults") or {})
+        self.injectors: dict[str, FaultInjector] = {}
         self.load = None
         self.cell = None
         self.mounted_at = self.clock.now()
+
+    def fault_injector(self, instrument: str, table: dict | None = None) -> FaultInjector:
+        """The transport-fault injector of ``instrument`` (one per lab, so its counts cover the
+        whole run); ``table`` overrides the lab's ``faults[instrument]`` when first asked."""
+        if instrument not in self.injectors:
+            self.injectors[instrument] = FaultInjector(
+                instrument, self.faults.get(instrument) if table is None else table, self.seed)
+        return self.injectors[instrument]
 
     def mount_pellet(self, thickness_um: float, diameter_mm: float) -> PelletModel:
         """Put a blocking-electrode pellet of the sample's geometry on the potentiostat channel."""

@@ -7,7 +7,8 @@ import pytest
 
 from config.station import load_station
 from instruments.station import Instruments
-from storage.readers import get_run
+from procedures.station import InstrumentUnreachable
+from storage.readers import get_run, list_runs
 
 
 def station_with_faults(**faults):
@@ -39,12 +40,27 @@ def test_dropped_and_garbled_chamber_replies_are_retried_and_the_run_completes(
     assert closed_instruments[-1]["chamber"].retried_commands > 10
 
 
-def test_a_chamber_that_never_answers_fails_the_run_with_the_command_named(tmp_path, run_simulated):
+def test_a_chamber_that_never_answers_is_named_and_no_run_is_stored(tmp_path, run_simulated):
     db = f"sqlite:///{tmp_path / 'd.sqlite'}"
     cfg = station_with_faults(chamber={"drop_reply_every": 1})
-    outcome, run_id, _, _ = run_simulated("onbh_conductivity", db, station_cfg=cfg)
+    with pytest.raises(InstrumentUnreachable) as caught:
+        run_simulated("onbh_conductivity", db, station_cfg=cfg)
+    assert "no reply" in str(caught.value) and "ESPEC chamber" in str(caught.value)
+    assert list_runs(db).empty
+
+
+def test_a_chamber_that_stops_answering_mid_run_fails_the_run_with_the_command_named(
+        tmp_path, run_simulated, monkeypatch):
+    db = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    from instruments.espec.simulator import EspecSimulator
+    handle = EspecSimulator.handle
+    # Silent after its first 50 commands (connected and identified, then the cable drops).
+    monkeypatch.setattr(EspecSimulator, "handle",
+                        lambda self, line: handle(self, line) if self.commands_handled < 50 else None)
+    outcome, run_id, _, _ = run_simulated("onbh_conductivity", db, station_cfg=load_station(simulate=True))
     assert outcome.status in ("failed", "unsafe")
     assert "no reply" in outcome.reason and "ESPEC chamber" in outcome.reason
+    assert get_run(db, run_id)["status"] == outcome.status
 
 
 def test_a_start_race_beyond_its_timeout_fails_the_run_and_stops_the_channel(
