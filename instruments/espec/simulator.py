@@ -43,17 +43,30 @@ Fault injection (``faults``; from a SimLab, its ``faults["chamber"]``):
 ``drop_reply_every`` n: every n-th command gets no reply; ``garble_every`` n: every n-th reply
 is corrupted; ``na_on``: a command word or list of them (``"TEMP"`` matches ``TEMP?`` and
 ``TEMP, S..``) answered ``NA:<na_reply>`` (default ``PROTECT ON``).
+
+Timed faults count instrument hours from the first command the chamber answers (in a run, the
+first reading of the run's chamber log, at its start):
+``power_loss_at_h`` H with ``power_loss_duration_h`` D: at H the chamber loses its power, stops
+regulating (the air drifts to the room with the thermal model) and answers nothing; at H + D it
+is back in STANDBY with its set point kept, as a real ESPEC comes back from a power cut, so the
+controller must send CONSTANT again. ``alarm_at_h`` with ``alarm_duration_h``: an alarm
+(``alarm_code``, default 9, door open) is active in that window (``ALARM?``, ``MON?``); the chamber
+keeps regulating.
 """
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import socket
 import socketserver
 import threading
 
 DEFAULT_ROM = "{series}-SIM V1.00 (cellbench simulator)"
-FAULT_KEYS = ("drop_reply_every", "garble_every", "na_on", "na_reply")
+FAULT_KEYS = ("drop_reply_every", "garble_every", "na_on", "na_reply", "power_loss_at_h",
+              "power_loss_duration_h", "alarm_at_h", "alarm_duration_h", "alarm_code")
+TIMED_FAULTS = (("power_loss_at_h", "power_loss_duration_h"), ("alarm_at_h", "alarm_duration_h"))
+DOOR_OPEN_ALARM = 9
 TERMINATOR = "\r\n"
 TEMPERATURE_ALARM_HIGH = 2
 TEMPERATURE_ALARM_LOW = 3
@@ -76,7 +89,22 @@ def _check_faults(faults: dict) -> dict:
             raise ValueError(f"sim.faults.chamber.{key} must be an integer >= 1, not {faults[key]!r}")
     na_on = faults.get("na_on", ())
     faults["na_on"] = {na_on} if isinstance(na_on, str) else set(na_on)
+    for at, duration in TIMED_FAULTS:
+        if (at in faults) != (duration in faults):
+            raise ValueError(f"sim.faults.chamber: {at} and {duration} go together")
+        if at in faults:
+            start, length = faults[at], faults[duration]
+            if not (_finite_number(start) and start >= 0 and _finite_number(length) and length > 0):
+                raise ValueError(f"sim.faults.chamber: {at} must be >= 0 h and {duration} > 0 h, "
+                                 f"not {start!r} and {length!r}")
+    code = faults.setdefault("alarm_code", DOOR_OPEN_ALARM)
+    if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 99:
+        raise ValueError(f"sim.faults.chamber.alarm_code must be an integer 0-99, not {code!r}")
     return faults
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class EspecSimulator:
@@ -126,6 +154,9 @@ class EspecSimulator:
         self.ambient_humidity_pct = float(ambient_humidity_pct)
         self.key_protect = False
         self.commands_handled = 0
+        self.fault_clock_start: float | None = None
+        """Clock time of the first command answered; the timed faults count from it."""
+        self._power_cut: tuple[float, float] | None = None
         self._lock = threading.Lock()
         self._queries = {"ROM?": self._rom, "TYPE?": self._type, "MON?": self._monitor,
                          "TEMP?": self._temp, "HUMI?": self._humi, "MODE?": self._mode_query,
@@ -144,6 +175,8 @@ class EspecSimulator:
         with self._lock:
             self.commands_handled += 1
             count = self.commands_handled
+            if not self._powered_now():
+                return None
             address, command = self._split_address(line.strip())
             if self.rs485_address is not None and address != self.rs485_address:
                 return None
@@ -156,6 +189,30 @@ class EspecSimulator:
                 reply = "\x15" + reply[len(reply) // 2:]
             return reply
 
+    def _fault_window(self, at: str, duration: str) -> tuple[float, float] | None:
+        if at not in self.faults or self.fault_clock_start is None:
+            return None
+        start = self.fault_clock_start + self.faults[at] * 3600.0
+        return start, start + self.faults[duration] * 3600.0
+
+    def _powered_now(self) -> bool:
+        """Whether the chamber has power at this command; starts the fault clock and applies a
+        power cut that began or ended since the last command."""
+        now = self.clock.now()
+        if self.fault_clock_start is None:
+            self.fault_clock_start = now
+            self._power_cut = self._fault_window("power_loss_at_h", "power_loss_duration_h")
+            if self._power_cut is not None:
+                self.thermal.lose_control_at(self._power_cut[0])
+        if self._power_cut is None or now < self._power_cut[0]:
+            return True
+        if now < self._power_cut[1]:
+            return False
+        # Back from the cut: the controller restarts in STANDBY, set point and limits kept.
+        self.mode = "STANDBY"
+        self._power_cut = None
+        return True
+
     def _fault_due(self, key: str, count: int) -> bool:
         every = self.faults.get(key)
         return every is not None and count % every == 0
@@ -166,14 +223,18 @@ class EspecSimulator:
         return round(self.thermal.air_c(), 1)
 
     def alarm_codes(self) -> list[int]:
+        codes = []
+        window = self._fault_window("alarm_at_h", "alarm_duration_h")
+        if window is not None and window[0] <= self.clock.now() < window[1]:
+            codes.append(self.faults["alarm_code"])
         if self.mode != "CONSTANT":
-            return []
+            return codes
         reading = self.air_reading_c()
         if reading > self.upper_limit_c:
-            return [TEMPERATURE_ALARM_HIGH]
-        if reading < self.lower_limit_c:
-            return [TEMPERATURE_ALARM_LOW]
-        return []
+            codes.append(TEMPERATURE_ALARM_HIGH)
+        elif reading < self.lower_limit_c:
+            codes.append(TEMPERATURE_ALARM_LOW)
+        return codes
 
     # --- protocol ------------------------------------------------------------------------------
     @staticmethod
