@@ -102,7 +102,16 @@ class ConditionWatch:
         self.band = Band(self.settings.band_c, self.settings.hysteresis_c)
 
     def disarm(self) -> None:
-        """A new set point is on its way (the chamber is ramping): nothing to judge until armed."""
+        """A new set point is on its way (the chamber is ramping): nothing to judge until armed.
+        A suspension still open (the step that held the old set point went on, as cycling does)
+        ends here: the old set point no longer matters."""
+        if self.open is not None:
+            now = self.ctx.clock.now()
+            self.open["action"] = "; ".join(filter(None, [self.open["action"],
+                                                          "ended by the next set point"]))
+            self.open.update(state=SuspensionState.RECOVERED.value, ended_at=now, time=now)
+            self._emit()
+            self.open = None
         self.held = None
 
     @property

@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ from procedures.service import RunService
 from procedures.watch import Band, ConditionWatch, SetPoint
 from storage.readers import get_run, read_stream
 
+ROOT = Path(__file__).resolve().parents[2]
 # The short protocol below (onbh_conductivity at 30 °C only) settles at ~0.14 h, soaks until
 # 1.1425 h and measures its spectrum in the next 31 s.
 SETTLED_H = 0.15
@@ -239,11 +243,12 @@ def test_power_cut_at_the_end_of_the_30c_soak_suspends_resumes_and_keeps_sigma(p
         assert abs(t0 - steps[step["step_index"] - 1]["summary"]["setpoint_c"]) <= 0.5
 
 
-def test_suspensions_are_listed_by_show_json_and_in_the_progress_output(power_cut_run, capsys):
-    import main
+def test_suspensions_are_listed_by_show_json_and_in_the_progress_output(power_cut_run):
     result, db, progress = power_cut_run
-    assert main.main(["show", str(result.run_id), "--db", db, "--json"]) == 0
-    shown = json.loads(capsys.readouterr().out)
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "show", str(result.run_id),
+                           "--db", db, "--json"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
     [suspension] = shown["suspensions"]
     assert suspension["state"] == "recovered" and suspension["setpoint_c"] == 30.0
     assert suspension["reason"].startswith("chamber unreachable")
@@ -274,3 +279,28 @@ def test_station_file_chamber_faults_are_validated_and_the_shipped_station_has_n
         bad.write_text(shipped + f"\n[sim.faults.chamber]\n{table}\n")
         with pytest.raises(ConfigError, match=message):
             load_station(bad)
+
+
+def test_a_cold_discharge_caught_out_of_band_is_flagged_in_its_table(tmp_path):
+    """One formation cycle, then discharges at 25 and -5 °C; the -5 °C one runs from 48.0 h to
+    53.2 h of the run and the power is cut at 50 h for half an hour. A single cycler program
+    cannot recharge and discharge again: the discharge is flagged, not repeated."""
+    data = read_toml(resolve_protocol_path("cold_discharge"))
+    for step in data["steps"]:
+        for pstep in step.get("program", {}).get("steps", []):
+            if pstep.get("kind") == "loop":
+                pstep["count"] = 1
+        if step["kind"] == "cold_discharge":
+            step["temperatures_c"] = [25.0, -5.0]
+    db = f"sqlite:///{tmp_path / 'cold.sqlite'}"
+    result = run(Protocol.model_validate(data),
+                 station(power_loss_at_h=50.0, power_loss_duration_h=0.5), db)
+    assert result.status == "completed", result.reason
+    [suspension] = result.suspensions
+    assert suspension["setpoint_c"] == -5.0 and suspension["state"] == "recovered"
+    analysis = result.analysis["cold_discharge"]
+    assert [(row["temperature_c"], row["out_of_band"]) for row in analysis["cold_discharge"]] == \
+        [(25.0, False), (-5.0, True)]
+    assert analysis["out_of_band_cycles"] == [3]
+    assert any(w.startswith("cycle(s) 3 have records taken while the chamber was out of its band")
+               for w in analysis["warnings"])
