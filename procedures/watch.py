@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 
 from config.documents import SuspensionState
+from instruments.espec.errors import EspecCommunicationError
 from instruments.espec.stability import wait_until_stable
 from procedures.documents import new_uid
 
@@ -156,6 +157,11 @@ class ConditionWatch:
         if self._resent and in_band:
             self._end(now)
 
+    def lose(self, now: float, reason: str) -> None:
+        """A step saw the condition lost itself (a command unanswered): suspend now."""
+        if self.open is None:
+            self._begin(now, reason)
+
     def _begin(self, now: float, reason: str) -> None:
         log.warning("run suspended: %s", reason)
         self._resent = False
@@ -280,16 +286,26 @@ def hold_setpoint(ctx, setpoint_c: float, stabilization, soak_s: float) -> float
     """Set the chamber, wait until it is stable, then soak (watched); returns the clock time it
     first settled."""
     watch = getattr(ctx, "watch", None)
+    held = SetPoint(setpoint_c, stabilization, soak_s)
     if watch is not None:
         watch.disarm()
-    ctx.station.set_chamber(setpoint_c)
-    wait_until_stable(ctx.station.chamber, setpoint_c, stabilization.tolerance_c,
-                      stabilization.dwell_s, stabilization.timeout_s, ctx.clock,
-                      poll_s=stabilization.poll_s)
+    try:
+        ctx.station.set_chamber(setpoint_c)
+        wait_until_stable(ctx.station.chamber, setpoint_c, stabilization.tolerance_c,
+                          stabilization.dwell_s, stabilization.timeout_s, ctx.clock,
+                          poll_s=stabilization.poll_s)
+    except EspecCommunicationError as exc:
+        if watch is None:
+            raise
+        # Silent while ramping (after the driver's retries): a suspension like any other; the
+        # set point is sent again when the chamber answers, and the run goes on once it is there.
+        watch.arm(held)
+        watch.lose(ctx.clock.now(), f"chamber unreachable ({exc})")
+        watch.reestablish(soak=False)
     settled = ctx.clock.now()
     if watch is None:
         ctx.clock.sleep(soak_s)
     else:
-        watch.arm(SetPoint(setpoint_c, stabilization, soak_s))
+        watch.arm(held)
         watch.soak()
     return settled

@@ -304,3 +304,14 @@ def test_a_cold_discharge_caught_out_of_band_is_flagged_in_its_table(tmp_path):
     assert analysis["out_of_band_cycles"] == [3]
     assert any(w.startswith("cycle(s) 3 have records taken while the chamber was out of its band")
                for w in analysis["warnings"])
+
+
+def test_a_chamber_lost_while_ramping_suspends_the_run_instead_of_failing_it(tmp_path):
+    db = f"sqlite:///{tmp_path / 'ramp.sqlite'}"
+    result = run(conductivity_at([30.0]), station(power_loss_at_h=0.02, power_loss_duration_h=0.3), db)
+    assert result.status == "completed", result.reason
+    [suspension] = result.suspensions
+    assert suspension["step_index"] == 0 and suspension["reason"].startswith("chamber unreachable")
+    assert suspension["mode_found"] == "STANDBY"
+    [spectrum] = result.analysis["eis"]["spectra"]
+    assert spectrum["temperature_c"] == pytest.approx(30.0, abs=0.1)
