@@ -315,3 +315,32 @@ def test_a_chamber_lost_while_ramping_suspends_the_run_instead_of_failing_it(tmp
     assert suspension["mode_found"] == "STANDBY"
     [spectrum] = result.analysis["eis"]["spectra"]
     assert spectrum["temperature_c"] == pytest.approx(30.0, abs=0.1)
+
+
+def test_a_chamber_switched_off_at_its_panel_after_settling_is_switched_on_again(tmp_path):
+    """Issue 9's probe as it was made: POWER, OFF right after settling at 30 °C. Main measured the
+    "30 °C" spectrum at 23.96 °C (σ 3.23 mS/cm) and completed; now the band is lost within a
+    minute, the chamber is found OFF, switched on with its set point, and the soak starts over."""
+    db = f"sqlite:///{tmp_path / 'panel.sqlite'}"
+    stations = []
+
+    def switch_off_after_settling(name, doc):
+        if name == "step_start" and doc["step_index"] == 0:
+            at = doc["time"] + 530.0  # settled at ~512 s
+            station = stations[0]
+            done = []
+
+            def task(now):
+                if now >= at and not done:
+                    done.append(station.chamber.adapter.simulator.handle("POWER, OFF"))
+            station.clock.every(10.0, task)
+
+    result = run(conductivity_at([30.0]), load_station(simulate=True), db,
+                 subscribers=[switch_off_after_settling], on_runner=lambda r: stations.append(r.station))
+    assert result.status == "completed", result.reason
+    [suspension] = result.suspensions
+    assert suspension["mode_found"] == "OFF" and "outside 30 ± 0.5 °C" in suspension["reason"]
+    assert "soak started over" in suspension["action"]
+    [spectrum] = result.analysis["eis"]["spectra"]
+    assert spectrum["temperature_c"] == pytest.approx(30.0, abs=0.1)
+    assert spectrum["sigma_total_s_per_cm"] * 1e3 == pytest.approx(4.6, abs=0.1)
