@@ -43,7 +43,7 @@ class ChamberLogger:
     def start(self) -> None:
         self._writer = self.ctx.new_stream("chamber", COLUMNS, metadata={"role": StreamRole.CHAMBER_LOG.value},
                                            step_index=None)
-        self._cancel = self.ctx.clock.every(self.interval_s, lambda now: self._read(now, alarms=True))
+        self._cancel = self.ctx.clock.every(self.interval_s, lambda now: self._read(now, with_alarms=True))
 
     def stop(self) -> None:
         if self._cancel is not None:
@@ -53,21 +53,21 @@ class ChamberLogger:
 
     def read_now(self) -> float:
         """Take one reading now (also logged); returns the temperature in °C."""
-        temperature = self._read(self.ctx.clock.now(), alarms=False)
+        temperature = self._read(self.ctx.clock.now(), with_alarms=False)
         self._emit_pending()
         return temperature
 
-    def _read(self, now: float, alarms: bool) -> float:
+    def _read(self, now: float, with_alarms: bool) -> float:
         """One reading; while a set point is watched, the periodic ones also read the alarms
         (a measurement's own readings, just before and after it, only the temperature: the
         alarm is known from at most one interval before)."""
         chamber = self.ctx.station.chamber
         watch = self.ctx.watch if self.ctx.watch is not None and self.ctx.watch.armed else None
-        read_alarms, alarms, error = alarms, None, None
+        alarms, error = None, None
         try:
             status = chamber.temperature_status
             temperature, setpoint = float(status[0]), float(status[1])
-            if watch is not None and read_alarms:
+            if watch is not None and with_alarms:
                 alarms = chamber.alarms.codes
         except Exception as exc:  # noqa: BLE001 - any transport fault is logged, not fatal here
             log.warning("chamber reading failed: %s", exc)
