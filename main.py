@@ -262,6 +262,7 @@ def cmd_show(args) -> int:
               "reason": run["reason"], "n_points": run["n_points"],
               "streams": [{"name": s["name"], "step_index": s["step_index"],
                            "n_points": s["n_points"]} for s in run["streams"]],
+              "suspensions": run["suspensions"],
               "analysis": single_or_keyed(analyses)}
     if args.json:
         _print_json(result)
@@ -270,7 +271,11 @@ def cmd_show(args) -> int:
               + (f" ({run['reason']})" if run.get("reason") else ""))
         print(f"started {run['started_at']}, ended {run.get('ended_at')}")
         for s in run.get("streams", []):
-            print(f"  stream {s['name']}: {s['n_points']} points")
+            invalid = "" if (s["metadata"] or {}).get("valid", True) else " (invalid: measured while suspended)"
+            print(f"  stream {s['name']}: {s['n_points']} points{invalid}")
+        for x in run["suspensions"]:
+            print(f"  suspended {x['started_at']} → {x['ended_at'] or '…'} ({x['state']}): {x['reason']}"
+                  + (f"; {x['action']}" if x.get("action") else ""))
         print_run_result({**result, "reason": None})  # the reason is in the first line
     return EXIT_OK
 

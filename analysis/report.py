@@ -300,9 +300,11 @@ class _Report:
                                   "metadata": metadata, "n_points": info.get("n_points")}
 
     def frames_of(self, role: str, step_index: int | None = None) -> list[tuple[str, pd.DataFrame]]:
-        """Non-empty frames of ``role`` (of ``step_index`` when one of them has it), in stream order."""
+        """Non-empty valid frames of ``role`` (of ``step_index`` when one of them has it), in
+        stream order."""
         found = [(name, self.frames[name]) for name, info in self.streams.items()
-                 if info["role"] == role and name in self.frames and len(self.frames[name])]
+                 if info["role"] == role and name in self.frames and len(self.frames[name])
+                 and info["metadata"].get("valid", True)]  # not one measured while suspended
         if step_index is not None:
             same_step = [(n, f) for n, f in found if self.streams[n]["step_index"] == step_index]
             return same_step or found
@@ -442,6 +444,18 @@ def _steps(report: _Report) -> None:
           escape(s.get("status") or DASH), _time(s.get("started_at")), _time(s.get("ended_at")),
           _between(s.get("started_at"), s.get("ended_at")), _summary_text(s.get("summary"))]
          for s in steps])
+
+
+def _suspensions(report: _Report) -> None:
+    """The run's suspensions (a watched chamber condition lost), if any."""
+    suspensions = report.run.get("suspensions") or []
+    if not suspensions:
+        return
+    report.lines += ["## Suspensions", ""] + table(
+        ["step", "set point", "from", "to", "state", "reason", "what the step did"],
+        [[x.get("step_index", DASH), _named_value("setpoint_c", x.get("setpoint_c"))[1],
+          _time(x.get("started_at")), _time(x.get("ended_at")), escape(x.get("state") or DASH),
+          escape(x.get("reason") or DASH), escape(x.get("action") or DASH)] for x in suspensions])
 
 
 def _streams(report: _Report) -> None:
@@ -1043,6 +1057,7 @@ def render_report(run: dict, frames: dict[str, pd.DataFrame], out_dir) -> Path:
     _sample(report)
     _station(report)
     _steps(report)
+    _suspensions(report)
     _analyses(report)
     _chamber(report)
     _streams(report)

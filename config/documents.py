@@ -170,6 +170,36 @@ class AnalysisDoc(TypedDict):
     result: dict
 
 
+class SuspensionState(str, enum.Enum):
+    """Where a suspension stands: the run is ``suspended`` (a watched condition was lost), it
+    ``recovered`` (the condition is back and the run goes on), or it is ``unrecovered`` (not back
+    within the protocol's recovery time: the run ends safe, failed)."""
+
+    SUSPENDED = "suspended"
+    RECOVERED = "recovered"
+    UNRECOVERED = "unrecovered"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class SuspensionDoc(TypedDict):
+    """A watched condition lost and what became of it. One suspension is emitted once per state
+    it passes through, with the same ``suspension_uid``; storage keeps the latest."""
+
+    run_uid: str
+    suspension_uid: str
+    state: str  # SuspensionState
+    step_index: int
+    reason: str  # what was lost: "chamber at 27.9 °C, outside 30 ± 0.5 °C", "chamber alarm 9", ...
+    setpoint_c: float
+    started_at: float  # clock time the condition was lost
+    ended_at: float | None  # clock time it came back (recovered) or was given up (unrecovered)
+    time: float  # clock time of this document
+    invalidated: list[str]  # streams measured while suspended and marked invalid (EIS spectra)
+    action: str  # what the step kind did: "spectrum measured again", "step failed", ...
+
+
 class StopDoc(TypedDict):
     run_uid: str
     time: float
@@ -179,7 +209,7 @@ class StopDoc(TypedDict):
 
 
 DOCUMENT_NAMES = ("start", "descriptor", "event_page", "step_start", "step_stop", "progress",
-                  "analysis", "stop")
+                  "suspension", "analysis", "stop")
 
 
 class DocumentRouter:
@@ -210,6 +240,9 @@ class DocumentRouter:
         pass
 
     def progress(self, doc: ProgressDoc) -> None:
+        pass
+
+    def suspension(self, doc: SuspensionDoc) -> None:
         pass
 
     def analysis(self, doc: AnalysisDoc) -> None:

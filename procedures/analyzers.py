@@ -49,6 +49,14 @@ class StreamCollector:
                 self.on_page(entry, doc["data"])
         elif name == "step_stop":
             self.step_summaries[doc["step_index"]] = doc["summary"]
+        elif name == "suspension":
+            for stream in doc.get("invalidated") or ():
+                if stream in self.streams:
+                    self.streams[stream]["valid"] = False
+
+    def valid_streams(self) -> dict[str, dict]:
+        """The streams not invalidated by a suspension (procedures/watch.py)."""
+        return {name: entry for name, entry in self.streams.items() if entry.get("valid", True)}
 
     def columns(self, stream_name: str) -> dict[str, np.ndarray]:
         pages = self.streams[stream_name]["pages"]
@@ -88,13 +96,14 @@ class Analyzer:
 
 
 class EisAnalyzer(Analyzer):
-    """σ per spectrum and the Arrhenius fit, for runs with PEIS spectra of a pellet."""
+    """σ per spectrum and the Arrhenius fit, for runs with PEIS spectra of a pellet; a spectrum
+    invalidated by a suspension is left out (it was measured again)."""
 
     name, role = "eis", StreamRole.EIS_SPECTRUM
 
     def spectra(self) -> list[dict]:
         out = []
-        for name, entry in self.collector.streams.items():
+        for name, entry in self.collector.valid_streams().items():
             cols = self.collector.columns(name)
             if len(cols.get("frequency_hz", ())) < 8:
                 continue
@@ -205,6 +214,7 @@ class CycleChunks:
         self.summarize = summarize
         self.cycles: list[dict] = []
         self.warnings: list[str] = []
+        self.out_of_band_cycles: set[int] = set()
         self._pending: list[dict] = []
         self._pending_cycles: set[int] = set()
 
@@ -239,10 +249,26 @@ class CycleChunks:
         entries = summary["cycles"]
         self.warnings += [w for w in summary.get("warnings", []) if w not in self.warnings]
         numbered = [e["cycle"] for e in entries if e["cycle"] >= 1]
+        offset = 0
         if self.cycles and numbered:
             offset = self.cycles[-1]["cycle"] + 1 - min(numbered)
             entries = [{**e, "cycle": e["cycle"] + offset} for e in entries]
         self.cycles.extend(entries)
+        self.out_of_band_cycles |= {c + offset for c in out_of_band_cycles(block)}
+
+
+def out_of_band_cycles(records) -> list[int]:
+    """Cycles with records taken while the run was suspended (the cycler went on meanwhile)."""
+    if "out_of_band" not in records:
+        return []
+    flagged = records["cycle"][records["out_of_band"].fillna(0).to_numpy() != 0]
+    return sorted({int(c) for c in flagged})
+
+
+def out_of_band_warning(cycles) -> str:
+    return (f"cycle(s) {', '.join(map(str, sorted(cycles)))} have records taken while the chamber was "
+            "out of its band (the run was suspended; the cycler cannot be paused): their capacities "
+            "were not measured at the set temperature throughout")
 
 
 class RecordsAnalyzer(Analyzer):
@@ -308,7 +334,11 @@ class CyclingAnalyzer(RecordsAnalyzer):
         self.chunks.end_program()
         if not self.chunks.cycles:
             return None
-        result = cycle_statistics(self.chunks.cycles, warnings=self.chunks.warnings)
+        warnings = list(self.chunks.warnings)
+        if self.chunks.out_of_band_cycles:
+            warnings.append(out_of_band_warning(self.chunks.out_of_band_cycles))
+        result = cycle_statistics(self.chunks.cycles, warnings=warnings)
+        result["out_of_band_cycles"] = sorted(self.chunks.out_of_band_cycles)
         cell = self.protocol.cell
         if cell.kind == "full" and cell.cathode_loading_mg_per_cm2:
             # PAPER.md protocol 8: what this loading means at the level of a stacked cell.
@@ -401,13 +431,21 @@ class ColdDischargeAnalyzer(RecordsAnalyzer):
             result["warnings"].append(
                 "mean CE and retention over the whole run would mix discharge temperatures: they are "
                 "given per temperature (per_temperature) instead")
+        flagged = out_of_band_cycles(pd.concat([p for p in (formation, cold) if p is not None],
+                                               ignore_index=True))
+        result["out_of_band_cycles"] = flagged
+        if flagged:
+            result["warnings"].append(out_of_band_warning(flagged))
+        for row in table:
+            # A single cycler program cannot repeat a discharge after a recharge: it is flagged.
+            row["out_of_band"] = row["cycle"] in flagged
         result["cell_eis"] = self.cell_eis(area)
         return result
 
     def cell_eis(self, area_cm2: float) -> list[dict]:
         from analysis.cell_eis import analyze_cell_spectrum
         rows = []
-        for name, entry in self.eis.streams.items():
+        for name, entry in self.eis.valid_streams().items():
             cols = self.eis.columns(name)
             if len(cols.get("frequency_hz", ())) < 5:
                 continue

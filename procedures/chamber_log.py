@@ -19,7 +19,9 @@ class ChamberLogger:
     own minutes); the whole log is in storage, so memory stays flat however long the run.
 
     A failed reading is logged and recorded as NaN rather than ending the run: the log is
-    context, and the step that needs the chamber will see the fault itself.
+    context. While a set point is held, each reading also reads the chamber's alarms and is
+    judged by the run's ConditionWatch (procedures/watch.py), which suspends the run on a lost
+    band, an alarm or a chamber that does not answer.
     """
 
     RECENT = 10_000
@@ -41,7 +43,7 @@ class ChamberLogger:
     def start(self) -> None:
         self._writer = self.ctx.new_stream("chamber", COLUMNS, metadata={"role": StreamRole.CHAMBER_LOG.value},
                                            step_index=None)
-        self._cancel = self.ctx.clock.every(self.interval_s, self._read)
+        self._cancel = self.ctx.clock.every(self.interval_s, lambda now: self._read(now, with_alarms=True))
 
     def stop(self) -> None:
         if self._cancel is not None:
@@ -51,23 +53,33 @@ class ChamberLogger:
 
     def read_now(self) -> float:
         """Take one reading now (also logged); returns the temperature in °C."""
-        temperature = self._read(self.ctx.clock.now())
+        temperature = self._read(self.ctx.clock.now(), with_alarms=False)
         self._emit_pending()
         return temperature
 
-    def _read(self, now: float) -> float:
+    def _read(self, now: float, with_alarms: bool) -> float:
+        """One reading; while a set point is watched, the periodic ones also read the alarms
+        (a measurement's own readings, just before and after it, only the temperature: the
+        alarm is known from at most one interval before)."""
         chamber = self.ctx.station.chamber
+        watch = self.ctx.watch if self.ctx.watch is not None and self.ctx.watch.armed else None
+        alarms, error = None, None
         try:
             status = chamber.temperature_status
             temperature, setpoint = float(status[0]), float(status[1])
+            if watch is not None and with_alarms:
+                alarms = chamber.alarms.codes
         except Exception as exc:  # noqa: BLE001 - any transport fault is logged, not fatal here
             log.warning("chamber reading failed: %s", exc)
+            error = str(exc)
             temperature = setpoint = float("nan")
         self.times.append(now)
         self.temperatures.append(temperature)
         self._pending.append((now - self.t0, temperature, setpoint))
         if len(self._pending) >= self._page_rows:
             self._emit_pending()
+        if watch is not None:
+            watch.observe(now, temperature, alarms, error)
         return temperature
 
     def _emit_pending(self) -> None:

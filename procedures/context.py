@@ -17,6 +17,7 @@ class StepContext:
     streams: dict = field(default_factory=dict)
     run_t0: float = 0.0
     chamber_logger: "object" = None
+    watch: "object" = None  # procedures.watch.ConditionWatch while the run uses the chamber
     progress: "object" = None
     control: "object" = None
 

@@ -81,6 +81,18 @@ class ProgressPrinter(DocumentRouter):
                 self._say(line)
             self._last_key = key
 
+    def suspension(self, doc) -> None:
+        at = f"[{self._elapsed(doc['time'])}]"
+        if doc["state"] == "suspended" and doc["time"] == doc["started_at"]:
+            self._say(f"{at} run SUSPENDED at step {doc['step_index']}: {doc['reason']}")
+        elif doc["state"] == "suspended":
+            self._say(f"{at} while suspended: {doc['action']}")
+        elif doc["state"] == "recovered":
+            self._say(f"{at} run resumed after {hms(doc['ended_at'] - doc['started_at'])} suspended "
+                      f"({doc['reason']})" + (f"; {doc['action']}" if doc.get("action") else ""))
+        else:
+            self._say(f"{at} suspension not recovered: {doc['reason']}; {doc['action']}")
+
     def analysis(self, doc) -> None:
         self._say(f"analysis {doc['name']} done")
 

@@ -23,6 +23,7 @@ from procedures.chamber_log import ChamberLogger
 from procedures.context import StepContext
 from procedures.documents import DocumentStream, new_uid
 from procedures.steps import execute_step, expand_steps, plan_steps, uses_chamber
+from procedures.watch import ConditionWatch
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class RunOutcome:
     traceback: str | None = None
     analysis: dict = field(default_factory=dict)
     duration_s: float = 0.0  # clock time from start to stop (instrument time in simulation)
+    suspensions: list = field(default_factory=list)  # the run's suspension documents, latest of each
 
 
 class RunControl:
@@ -160,7 +162,9 @@ class Runner:
         try:
             clock.check_abort()
             if uses_chamber(protocol):
-                logger = ChamberLogger(ctx, protocol.protocol.chamber_log_interval_s)
+                interval = protocol.protocol.chamber_log_interval_s
+                ctx.watch = ConditionWatch(ctx, protocol.protocol.watch, interval)
+                logger = ChamberLogger(ctx, interval)
                 logger.start()
                 ctx.chamber_logger = logger
             for index, step in enumerate(expand_steps(protocol)):
@@ -192,6 +196,8 @@ class Runner:
                 except Exception as exc:
                     log.exception("analysis %s failed", analyzer.name)
                     outcome.analysis[analyzer.name] = {"error": f"{type(exc).__name__}: {exc}"}
+            if ctx.watch is not None:
+                outcome.suspensions = [dict(doc) for doc in ctx.watch.suspensions]
             outcome.duration_s = clock.now() - ctx.run_t0
             emit("stop", {"run_uid": run_uid, "time": clock.now(), "status": outcome.status.value,
                           "reason": outcome.reason, "traceback": outcome.traceback})

@@ -47,6 +47,7 @@ class RunResult:
     analysis: dict = field(default_factory=dict)
     report: str | None = None
     duration_s: float = 0.0  # clock time of the run (instrument time in simulation), s
+    suspensions: list = field(default_factory=list)  # suspension documents (procedures/watch.py)
 
     @property
     def completed(self) -> bool:
@@ -56,6 +57,8 @@ class RunResult:
         """The CLI's run document: one analysis is shown as that object, several keyed by name."""
         out = {"run_id": self.run_id, "status": self.status.value,
                "analysis": single_or_keyed(self.analysis)}
+        if self.suspensions:
+            out["suspensions"] = self.suspensions
         if self.reason:
             out["reason"] = self.reason
         if self.report:
@@ -223,7 +226,7 @@ class RunService:
         result = RunResult(run_id=writer.last_run_id, status=outcome.status,
                            protocol_name=protocol.protocol.name, source=source,
                            reason=outcome.reason, analysis=outcome.analysis,
-                           duration_s=outcome.duration_s)
+                           duration_s=outcome.duration_s, suspensions=outcome.suspensions)
         if self.report_dir is not False and result.run_id is not None:
             if report_later:
                 self._pending_reports[id(result)] = self._report_pool().submit(

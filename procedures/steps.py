@@ -6,6 +6,28 @@ Adding a step kind means writing its model (config/protocol.py, and its station 
 one entry here; the runner, ``plan`` and progress read everything else from this table. A pause
 takes effect between steps; an executor that has safe points inside its step (the DC polarization,
 between voltage steps) calls ``ctx.checkpoint()`` there.
+
+Watched chamber (procedures/watch.py): once a step has settled the chamber at a set point, the
+run is suspended when the chamber leaves its band, alarms or stops answering. What each kind does
+then, in its executor:
+
+=========================  ==========================================================================
+``chamber``                the soak starts over once the chamber is back and stable
+``temperature_eis_series`` as ``chamber`` and ``peis`` (its expansion)
+``peis``                   the spectrum is stored, marked invalid (``valid: false`` in its stream's
+                           metadata), left out of the analysis, and measured again into a new
+                           stream after stabilization and a full soak
+``lsv``                    destructive: the channel is stopped and the step fails with the reason
+``dc_polarization``        the channel is stopped and the step fails with the reason (its steady
+                           states would mix two temperatures)
+``cycling``                the cycler cannot be paused from outside: it goes on, records taken while
+                           suspended get ``out_of_band = 1``, and the analysis names their cycles
+``cold_discharge``         its soaks and cell EIS as above; a discharge caught out of band cannot be
+                           repeated after a recharge inside the one cycler program this kind runs,
+                           so its records are marked, its row of the cold-discharge table says
+                           ``out_of_band: true`` and a warning names the cycle
+``hold``                   not watched (it sets a set point without waiting for it)
+=========================  ==========================================================================
 """
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, func, select, update
 
 from storage.engine import describe, engine_for
-from storage.schema import EXTRA_SLOT, analysis_results, points, runs, steps, streams
+from storage.schema import (EXTRA_SLOT, analysis_results, points, runs, steps, streams,
+                            suspensions)
 
 Database = Engine | str | os.PathLike | None
 
@@ -67,7 +68,8 @@ def list_runs(db: Database = None) -> pd.DataFrame:
 
 def get_run(db: Database, run_id: int) -> dict:
     """The run's row (JSON fields decoded, times ISO 8601 UTC) with its ``steps``, ``streams``
-    (columns with units and dtypes, ``n_points``) and ``analysis`` results, oldest first, and
+    (columns with units and dtypes, ``n_points``), ``suspensions`` (procedures/watch.py) and
+    ``analysis`` results, oldest first, and
     ``n_points``, the run's points over all streams."""
     engine = engine_for(db)
     with engine.connect() as conn:
@@ -87,6 +89,12 @@ def get_run(db: Database, run_id: int) -> dict:
                                   .order_by(steps.c.id))]
         run["streams"] = _streams(conn, run_id)
         run["n_points"] = sum(s["n_points"] for s in run["streams"])
+        run["suspensions"] = [
+            {"state": x.state, "step_index": x.step_index, "reason": x.reason,
+             "setpoint_c": x.setpoint_c, "started_at": _iso(x.started_at),
+             "ended_at": _iso(x.ended_at), **(x.detail or {})}
+            for x in conn.execute(select(suspensions).where(suspensions.c.run_id == run_id)
+                                  .order_by(suspensions.c.id))]
         run["analysis"] = [
             {"name": a.name, "step_index": a.step_index, "result": a.result,
              "created_at": _iso(a.created_at)}

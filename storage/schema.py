@@ -48,7 +48,7 @@ from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Inde
                         MetaData, String, Table, Text, UniqueConstraint)
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0004"
 """The migration revision these tables describe (storage/migrations/versions/)."""
 N_VALUE_SLOTS = 16
 VALUE_SLOTS = tuple(f"v{i}" for i in range(N_VALUE_SLOTS))
@@ -167,6 +167,23 @@ analysis_results = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_analysis_run_name", "run_id", "name"),
 )
+
+suspensions = Table(
+    "suspensions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("uid", String(64), nullable=False, unique=True),
+    Column("step_index", Integer),
+    Column("state", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("setpoint_c", Float),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("detail", JSON),  # what the step did, the streams it invalidated, the mode found
+    Index("ix_suspensions_run", "run_id"),
+)
+"""A run's suspensions (procedures/watch.py), one row each, updated as its documents arrive;
+times are the documents' clock times (virtual in simulation), as the steps' are."""
 
 alembic_version = Table(
     "alembic_version", MetaData(),

@@ -31,10 +31,10 @@ import numpy as np
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from config.documents import FINAL_STATUSES, STEP_STATUSES
+from config.documents import FINAL_STATUSES, STEP_STATUSES, SuspensionState
 from storage.engine import describe, engine_for
 from storage.schema import (EXTRA_SLOT, MAX_EXACT_INT, MAX_STR_CODES, analysis_results,
-                            plan_layout, points, runs, steps, streams, utc_from_epoch)
+                            plan_layout, points, runs, steps, streams, suspensions, utc_from_epoch)
 
 STOP_STATUSES = FINAL_STATUSES
 SQLITE_MAX_PARAMETERS = 999
@@ -158,7 +158,8 @@ class StorageWriter:
         self._handlers = {
             "start": self._on_start, "descriptor": self._on_descriptor,
             "event_page": self._on_event_page, "step_start": self._on_step_start,
-            "step_stop": self._on_step_stop, "analysis": self._on_analysis, "stop": self._on_stop,
+            "step_stop": self._on_step_stop, "suspension": self._on_suspension,
+            "analysis": self._on_analysis, "stop": self._on_stop,
             "progress": lambda doc: None,  # derived from what is stored; nothing to keep
         }
 
@@ -278,6 +279,34 @@ class StorageWriter:
             conn.execute(update(steps).where(steps.c.id == step_id).values(
                 status=status, ended_at=_optional_time(doc), summary=doc.get("summary") or {}))
         self._transaction(write, f"finish step {index}")
+
+    def _on_suspension(self, doc: dict) -> None:
+        """One row per suspension, updated by each of its documents; the streams it invalidated
+        get ``valid: false`` and the reason in their metadata, in the same transaction."""
+        uid = _field(doc, "suspension_uid", "suspension")
+        state = _field(doc, "state", "suspension")
+        if state not in tuple(s.value for s in SuspensionState):
+            raise DocumentError(f"storage: 'suspension' document has state {state!r}")
+        values = {"state": state, "reason": _field(doc, "reason", "suspension"),
+                  "step_index": doc.get("step_index"), "setpoint_c": doc.get("setpoint_c"),
+                  "started_at": utc_from_epoch(_field(doc, "started_at", "suspension")),
+                  "ended_at": None if doc.get("ended_at") is None else utc_from_epoch(doc["ended_at"]),
+                  "detail": {key: doc.get(key) for key in ("action", "invalidated", "mode_found")
+                             if doc.get(key) is not None}}
+        invalidated = list(doc.get("invalidated") or [])
+
+        def write(conn: Connection) -> None:
+            found = conn.execute(select(suspensions.c.id).where(suspensions.c.uid == uid)).scalar()
+            if found is None:
+                conn.execute(insert(suspensions).values(run_id=self.run_id, uid=uid, **values))
+            else:
+                conn.execute(update(suspensions).where(suspensions.c.id == found).values(**values))
+            for row in conn.execute(select(streams.c.id, streams.c.metadata).where(
+                    streams.c.run_id == self.run_id, streams.c.name.in_(invalidated))).all():
+                meta = {**(row.metadata or {}), "valid": False,
+                        "invalid_reason": f"measured while the run was suspended: {values['reason']}"}
+                conn.execute(update(streams).where(streams.c.id == row.id).values(metadata=meta))
+        self._transaction(write, f"record suspension {uid}")
 
     def _on_analysis(self, doc: dict) -> None:
         name = _field(doc, "name", "analysis")

@@ -45,10 +45,20 @@ transport faults drawn per command (timeouts, garbled and truncated replies, dis
 reply; ``garble_every`` n: every n-th reply is corrupted; ``na_on``: a command word or list of
 them (``"TEMP"`` matches ``TEMP?`` and ``TEMP, S..``) answered ``NA:<na_reply>`` (default
 ``PROTECT ON``).
+
+Timed faults count instrument hours from the first command the chamber answers (in a run, the
+first reading of the run's chamber log, at its start):
+``power_loss_at_h`` H with ``power_loss_duration_h`` D: at H the chamber loses its power, stops
+regulating (the air drifts to the room with the thermal model) and answers nothing; at H + D it
+is back in STANDBY with its set point kept, as a real ESPEC comes back from a power cut, so the
+controller must send CONSTANT again. ``alarm_at_h`` with ``alarm_duration_h``: an alarm
+(``alarm_code``, default 9, door open) is active in that window (``ALARM?``, ``MON?``); the chamber
+keeps regulating.
 """
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import socket
 import socketserver
@@ -57,7 +67,10 @@ import threading
 from instruments.sim.faults import FaultInjector, transport_part
 
 DEFAULT_ROM = "{series}-SIM V1.00 (cellbench simulator)"
-FAULT_KEYS = ("drop_reply_every", "garble_every", "na_on", "na_reply")
+FAULT_KEYS = ("drop_reply_every", "garble_every", "na_on", "na_reply", "power_loss_at_h",
+              "power_loss_duration_h", "alarm_at_h", "alarm_duration_h", "alarm_code")
+TIMED_FAULTS = (("power_loss_at_h", "power_loss_duration_h"), ("alarm_at_h", "alarm_duration_h"))
+DOOR_OPEN_ALARM = 9
 TERMINATOR = "\r\n"
 TRUNCATED = "\0TRUNCATED"  # marks a reply whose end (terminator included) is lost on the line
 TEMPERATURE_ALARM_HIGH = 2
@@ -90,6 +103,17 @@ def chamber_fault_problems(faults: dict) -> list[str]:
         if key in faults and (isinstance(faults[key], bool) or not isinstance(faults[key], int)
                               or faults[key] < 1):
             problems.append(f"sim.faults.chamber.{key} must be an integer >= 1, not {faults[key]!r}")
+    for at, duration in TIMED_FAULTS:
+        if (at in faults) != (duration in faults):
+            problems.append(f"sim.faults.chamber: {at} and {duration} go together")
+        elif at in faults:
+            start, length = faults[at], faults[duration]
+            if not (_finite_number(start) and start >= 0 and _finite_number(length) and length > 0):
+                problems.append(f"sim.faults.chamber: {at} must be >= 0 h and {duration} > 0 h, "
+                                f"not {start!r} and {length!r}")
+    code = faults.get("alarm_code", DOOR_OPEN_ALARM)
+    if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 99:
+        problems.append(f"sim.faults.chamber.alarm_code must be an integer 0-99, not {code!r}")
     return problems
 
 
@@ -100,7 +124,12 @@ def _check_faults(faults: dict) -> dict:
         raise ValueError("; ".join(problems))
     na_on = faults.get("na_on", ())
     faults["na_on"] = {na_on} if isinstance(na_on, str) else set(na_on)
+    faults.setdefault("alarm_code", DOOR_OPEN_ALARM)
     return faults
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class EspecSimulator:
@@ -152,6 +181,9 @@ class EspecSimulator:
         self.ambient_humidity_pct = float(ambient_humidity_pct)
         self.key_protect = False
         self.commands_handled = 0
+        self.fault_clock_start: float | None = None
+        """Clock time of the first command answered; the timed faults count from it."""
+        self._power_cut: tuple[float, float] | None = None
         self._lock = threading.Lock()
         self._queries = {"ROM?": self._rom, "TYPE?": self._type, "MON?": self._monitor,
                          "TEMP?": self._temp, "HUMI?": self._humi, "MODE?": self._mode_query,
@@ -172,6 +204,8 @@ class EspecSimulator:
         with self._lock:
             self.commands_handled += 1
             count = self.commands_handled
+            if not self._powered_now():
+                return None
             address, command = self._split_address(line.strip())
             if self.rs485_address is not None and address != self.rs485_address:
                 return None
@@ -195,6 +229,30 @@ class EspecSimulator:
                 reply = reply[:int(self.injector.uniform() * len(reply))] + TRUNCATED
             return reply
 
+    def _fault_window(self, at: str, duration: str) -> tuple[float, float] | None:
+        if at not in self.faults or self.fault_clock_start is None:
+            return None
+        start = self.fault_clock_start + self.faults[at] * 3600.0
+        return start, start + self.faults[duration] * 3600.0
+
+    def _powered_now(self) -> bool:
+        """Whether the chamber has power at this command; starts the fault clock and applies a
+        power cut that began or ended since the last command."""
+        now = self.clock.now()
+        if self.fault_clock_start is None:
+            self.fault_clock_start = now
+            self._power_cut = self._fault_window("power_loss_at_h", "power_loss_duration_h")
+            if self._power_cut is not None:
+                self.thermal.lose_control_at(self._power_cut[0])
+        if self._power_cut is None or now < self._power_cut[0]:
+            return True
+        if now < self._power_cut[1]:
+            return False
+        # Back from the cut: the controller restarts in STANDBY, set point and limits kept.
+        self.mode = "STANDBY"
+        self._power_cut = None
+        return True
+
     def _fault_due(self, key: str, count: int) -> bool:
         every = self.faults.get(key)
         return every is not None and count % every == 0
@@ -205,14 +263,18 @@ class EspecSimulator:
         return round(self.thermal.air_c(), 1)
 
     def alarm_codes(self) -> list[int]:
+        codes = []
+        window = self._fault_window("alarm_at_h", "alarm_duration_h")
+        if window is not None and window[0] <= self.clock.now() < window[1]:
+            codes.append(self.faults["alarm_code"])
         if self.mode != "CONSTANT":
-            return []
+            return codes
         reading = self.air_reading_c()
         if reading > self.upper_limit_c:
-            return [TEMPERATURE_ALARM_HIGH]
-        if reading < self.lower_limit_c:
-            return [TEMPERATURE_ALARM_LOW]
-        return []
+            codes.append(TEMPERATURE_ALARM_HIGH)
+        elif reading < self.lower_limit_c:
+            codes.append(TEMPERATURE_ALARM_LOW)
+        return codes
 
     # --- protocol ------------------------------------------------------------------------------
     @staticmethod

@@ -46,6 +46,15 @@ class ThermalModel:
         self._sample = start
         self.setpoint_c = self.k.ambient_c
         self.controlled = False
+        self._control_lost_at: list[float] = []
+
+    # --- faults --------------------------------------------------------------------------
+    def lose_control_at(self, t: float) -> None:
+        """At clock time ``t`` the chamber stops regulating (a power loss): from then on the air
+        relaxes to the room whatever the drive was. Scheduled in the model itself because the
+        sample is read by other instruments too: the loss must happen at ``t`` however late the
+        chamber is next asked."""
+        self._control_lost_at = sorted([*self._control_lost_at, float(t)])
 
     # --- drive ---------------------------------------------------------------------------
     def set_setpoint(self, setpoint_c: float) -> None:
@@ -68,6 +77,12 @@ class ThermalModel:
     # --- integration ---------------------------------------------------------------------
     def _advance(self) -> None:
         t = self.clock.now()
+        while self._control_lost_at and self._control_lost_at[0] <= t:
+            self._integrate_to(self._control_lost_at.pop(0))
+            self.controlled = False
+        self._integrate_to(t)
+
+    def _integrate_to(self, t: float) -> None:
         dt = t - self._t
         if dt <= 0:
             return

@@ -7,15 +7,18 @@ from config.cycling import CyclingProgram
 from config.errors import ConfigError
 from config.limits import program_limit_problems
 from instruments.cycler import CyclerError, CyclerState, n_records
-from instruments.espec.stability import wait_until_stable
 from instruments.landt.steptable import render_step_table
 from procedures.estimates import program_estimate
 from procedures.executors.eis import measure_spectrum
 from config.documents import StreamRole
+from procedures.watch import ConditionNotRecovered, hold_setpoint
 
 RECORD_COLUMNS = {"record": ("", "int"), "cycle": ("", "int"), "step": ("", "int"),
                   "step_type": ("", "str"), "test_time_s": "s", "step_time_s": "s",
-                  "voltage_v": "V", "current_a": "A", "capacity_ah": "Ah", "energy_wh": "Wh"}
+                  "voltage_v": "V", "current_a": "A", "capacity_ah": "Ah", "energy_wh": "Wh",
+                  "out_of_band": ("", "int")}
+"""The cycler's record columns, and ``out_of_band``: 1 for a record taken while the run was
+suspended (procedures/watch.py): the cycler cannot be paused from outside, so it went on."""
 
 
 class RestTooShort(CyclerError):
@@ -23,18 +26,25 @@ class RestTooShort(CyclerError):
 
 
 def settle_chamber(ctx, setpoint_c: float, stabilization, soak_s: float) -> None:
-    ctx.station.set_chamber(setpoint_c)
-    wait_until_stable(ctx.station.chamber, setpoint_c, stabilization.tolerance_c,
-                      stabilization.dwell_s, stabilization.timeout_s, ctx.clock,
-                      poll_s=stabilization.poll_s)
-    ctx.clock.sleep(soak_s)
+    hold_setpoint(ctx, setpoint_c, stabilization, soak_s)
+
+
+def mark_out_of_band(records: dict, program_t0: float, windows) -> dict:
+    """``records`` with their ``out_of_band`` column: 1 where the record's clock time
+    (``program_t0`` + its test time) falls in a suspension window."""
+    t = program_t0 + np.asarray(records["test_time_s"], float)
+    flag = np.zeros(len(t), dtype=np.int64)
+    for start, end in windows:
+        flag[(t >= start) & (t <= end)] = 1
+    return {**records, "out_of_band": flag}
 
 
 def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dict:
     """Start ``program`` on the station's cycler and stream its records until it ends.
 
     A cycler that cannot start remotely shows the operator its step table (station prompt) and is
-    followed once data appear. ``on_records(records)`` sees each new batch (numpy columns) (the cold-discharge
+    followed once data appear. ``on_records(records, mark)`` sees each new batch (numpy columns; ``mark`` adds the
+    ``out_of_band`` column to records read meanwhile) (the cold-discharge
     protocol hooks the chamber onto the cycler's rests there).
     """
     station = ctx.station
@@ -46,6 +56,11 @@ def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dic
     cycler = station.cycler
     cycler.start(program, cell, ctx.sample.id,
                  on_prompt=lambda text: station.ask_operator(text, kind="cycler"))
+    program_t0 = ctx.clock.now()
+    watch = getattr(ctx, "watch", None)
+
+    def mark(batch: dict) -> dict:
+        return mark_out_of_band(batch, program_t0, watch.out_of_band_windows() if watch is not None else ())
     poll = station.cycler_poll_interval_s
     pace = CyclePace(program_estimate(program, cell)[1])
     rows = 0
@@ -56,6 +71,7 @@ def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dic
         records = cycler.read_new_columns()
         n = n_records(records)
         if n:
+            records = mark(records)
             stream.write(records)
             rows += n
             last_record = {name: values[-1] for name, values in records.items()}
@@ -63,7 +79,9 @@ def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dic
             ctx.report_progress(cycle=pace.cycle, n_cycles=pace.n_cycles,
                                 step_remaining_s=pace.remaining_s())
             if on_records is not None:
-                on_records(records)
+                on_records(records, mark)
+        if watch is not None and watch.failure is not None:
+            raise ConditionNotRecovered(watch.failure)
         if state == CyclerState.FAULT:
             raise CyclerError(f"cycler fault: {getattr(cycler, 'fault_reason', '') or 'unknown'}")
         if state in (CyclerState.FINISHED, CyclerState.IDLE) and not n:
@@ -136,7 +154,7 @@ def run_cold_discharge(ctx, step) -> dict:
     done: set[tuple[str, int]] = set()
     eis_streams: list[dict] = []
 
-    def on_records(records) -> None:
+    def on_records(records, mark) -> None:
         entered = int(records["step"][-1])
         for number in dict.fromkeys(records["step"].tolist()):
             role = step_roles.get(int(number))
@@ -146,9 +164,9 @@ def run_cold_discharge(ctx, step) -> dict:
                 raise RestTooShort(f"rest step {number} ({role[0]} {role[1]}) ended before cellbench "
                                    f"saw it; poll the cycler more often or lengthen the rest")
             done.add(role)
-            act(role, entered)
+            act(role, entered, mark)
 
-    def act(role, entered: int) -> None:
+    def act(role, entered: int, mark) -> None:
         kind, k = role
         if kind == "charge_rest":
             settle_chamber(ctx, step.charge_temperature_c, step.stabilization, step.soak_s)
@@ -162,7 +180,7 @@ def run_cold_discharge(ctx, step) -> dict:
                 eis_streams.append({**summary, "setpoint_c": temperature})
         still = ctx.station.cycler.read_new_columns()
         if n_records(still):
-            stream.write(still)
+            stream.write(mark(still))
             if int(still["step"][-1]) != entered:
                 raise RestTooShort(f"the cycler left rest step {entered} before the chamber had settled "
                                    f"and soaked at {kind} {k}; lengthen rest_before_"

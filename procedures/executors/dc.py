@@ -5,25 +5,37 @@ import numpy as np
 
 from instruments.biologic import techniques as tq
 from config.documents import StreamRole
+from procedures.watch import OutOfBand, watch_of
 
 DC_COLUMNS = {"time_s": "s", "ewe_v": "V", "i_a": "A"}
 
+LSV_CAUGHT = "LSV (destructive, not repeated)"
+DCPOL_CAUGHT = "DC polarization (its steady states would be mixed across temperatures)"
 
-def _write_chunks(ctx, pot, technique, stream, extra=None, on_chunk=None) -> int:
+
+def _write_chunks(ctx, pot, technique, stream, caught: str, extra=None, on_chunk=None) -> int:
     """Stream every decoded row of ``technique`` (device times, which count from the channel's
-    start, shifted to count from the run's start)."""
+    start, shifted to count from the run's start). A suspension of the run (procedures/watch.py)
+    stops the channel and fails the step (OutOfBand): ``caught`` names what was lost."""
     n = 0
-    for chunk in pot.run(technique):
-        if not len(chunk):
-            continue
-        cols = chunk.columns
-        data = {"time_s": pot.started_at - ctx.run_t0 + cols["time_s"], "ewe_v": cols["ewe_v"], "i_a": cols["i_a"]}
-        for key, value in (extra or {}).items():
-            data[key] = np.full(len(chunk), value)
-        stream.write(data)
-        n += len(chunk)
-        if on_chunk is not None:
-            on_chunk(data)
+    watch = watch_of(ctx)
+    records = pot.run(technique)
+    for chunk in records:
+        if len(chunk):
+            cols = chunk.columns
+            data = {"time_s": pot.started_at - ctx.run_t0 + cols["time_s"], "ewe_v": cols["ewe_v"],
+                    "i_a": cols["i_a"]}
+            for key, value in (extra or {}).items():
+                data[key] = np.full(len(chunk), value)
+            stream.write(data)
+            n += len(chunk)
+            if on_chunk is not None:
+                on_chunk(data)
+        if watch is not None and watch.tripped:
+            records.close()  # stops the channel; what was measured is stored
+            watch.note(f"{caught}: step failed")
+            raise OutOfBand(f"{caught} stopped with the chamber out of its band: "
+                            f"{watch.suspensions[-1]['reason']}")
     return n
 
 
@@ -34,7 +46,7 @@ def run_lsv(ctx, step) -> dict:
     rest = {"ewe": []}
     if step.rest_s > 0:
         _write_chunks(ctx, pot, tq.ocv(step.rest_s, record_every_dt_s=10.0), ocv_stream,
-                      on_chunk=lambda d: rest["ewe"].append(d["ewe_v"]))
+                      LSV_CAUGHT, on_chunk=lambda d: rest["ewe"].append(d["ewe_v"]))
     if rest["ewe"]:
         ocv_v = float(np.concatenate(rest["ewe"])[-1])
     else:
@@ -44,7 +56,7 @@ def run_lsv(ctx, step) -> dict:
         "end_voltage_v": step.end_voltage_v, "threshold_a_per_cm2": step.threshold_a_per_cm2})
     technique = tq.lsv(ocv_v, step.end_voltage_v, step.scan_rate_v_per_s,
                        record_every_de_v=step.record_every_dv_v)
-    n = _write_chunks(ctx, pot, technique, stream)
+    n = _write_chunks(ctx, pot, technique, stream, LSV_CAUGHT)
     return {"stream": stream.stream, "ocv_v": ocv_v, "points": n,
             "end_voltage_v": step.end_voltage_v}
 
@@ -96,7 +108,7 @@ def run_dc_polarization(ctx, step) -> dict:
                 pot.end_step(0, 0, duration_s=0.0)
 
         technique = tq.ca([voltage], [step.max_step_s], record_every_dt_s=step.record_every_dt_s)
-        n = _write_chunks(ctx, pot, technique, stream, extra={"setpoint_v": voltage, "step": k},
+        n = _write_chunks(ctx, pot, technique, stream, DCPOL_CAUGHT, extra={"setpoint_v": voltage, "step": k},
                           on_chunk=on_chunk)
         t = np.concatenate(times) if times else np.array([0.0])
         steps.append({"voltage_v": voltage, "points": n, "duration_s": float(t[-1] - t[0]),

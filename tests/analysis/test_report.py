@@ -730,3 +730,18 @@ def test_lsv_result_of_several_sweeps_shows_each_sweep_with_its_own_data(tmp_pat
         assert f"{sweep['onset_threshold_v']:.3f} V vs Na9Sn4" in text
     assert [p.name for p in linked_pngs(path)] == ["lsv_lsv_ox.png", "lsv_lsv_red.png"]
     assert_valid_pngs(linked_pngs(path))
+
+
+def test_suspensions_are_tabled_and_a_spectrum_measured_while_suspended_is_not_drawn(tmp_path):
+    run = make_run("onbh_conductivity", status="aborted", reason="aborted by the operator",
+                   streams=[("peis_30", "eis_spectrum", 1), ("peis_30_2", "eis_spectrum", 1)])
+    run["streams"][0]["metadata"].update(valid=False, invalid_reason="measured while the run was suspended")
+    run["suspensions"] = [{"state": "recovered", "step_index": 1, "setpoint_c": 30.0,
+                           "reason": "chamber alarm 9", "started_at": "2025-03-01T11:05:10+00:00",
+                           "ended_at": "2025-03-01T11:11:10+00:00",
+                           "action": "spectrum stored as invalid, measured again after stabilization and soak"}]
+    path = render_report(run, {"peis_30": spectrum_frame(2000.0)}, tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert "## Suspensions" in text
+    assert "| 1 | 30.00 °C | 2025-03-01 11:05:10 UTC | 2025-03-01 11:11:10 UTC | recovered | chamber alarm 9 |" in text
+    assert linked_pngs(path) == []  # the only spectrum stored is the invalid one: nothing drawn

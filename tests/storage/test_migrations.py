@@ -185,7 +185,7 @@ def test_check_current_says_how_to_upgrade(tmp_path):
     with engine.begin() as conn:
         command.upgrade(migrations.alembic_config(conn), "0001")
     with pytest.raises(migrations.SchemaError,
-                       match=r"is at revision 0001; this cellbench needs revision 0002: run "
+                       match=rf"is at revision 0001; this cellbench needs revision {SCHEMA_REVISION}: run "
                              r"`main.py db upgrade --db sqlite:///.*old\.sqlite`"):
         migrations.check_current(engine)
     engine.dispose()
@@ -213,6 +213,7 @@ def test_migrations_render_for_postgresql():
     assert "ALTER TABLE streams ADD COLUMN n_points INTEGER DEFAULT '0' NOT NULL" in sql
     assert "UPDATE streams SET n_points = (SELECT count(*) FROM points" in sql
     assert "UPDATE alembic_version SET version_num='0002'" in sql
+    assert "CREATE TABLE suspensions (" in sql
 
 
 OPEN_AT_ONCE = """
@@ -239,7 +240,7 @@ def test_processes_opening_a_fresh_database_at_once_do_not_race(tmp_path):
     assert [(out.strip(), worker.returncode) for (out, _), worker in zip(outcomes, workers)] == \
         [(SCHEMA_REVISION, 0)] * 4, [err for _, err in outcomes]
     con = sqlite3.connect(path)
-    assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+    assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(SCHEMA_REVISION,)]
     con.close()
 
 

@@ -1,4 +1,5 @@
 """The simulated chamber, driven through the real driver in process (SimulatorAdapter)."""
+import math
 import time
 
 import pytest
@@ -397,3 +398,51 @@ def test_station_file_can_ask_for_control_power_off_in_the_safe_state(lab):
     with open_chamber(config, clock=lab.clock, simulator=sim) as chamber:
         chamber.hold_temperature(30.0)
     assert sim.mode == "OFF" and not lab.thermal.controlled
+
+
+# --- timed faults: power loss and alarm -----------------------------------------------------------
+def test_power_loss_stops_regulation_silences_the_chamber_and_returns_it_in_standby(lab):
+    sim = EspecSimulator(lab, faults={"power_loss_at_h": 1.0, "power_loss_duration_h": 0.5})
+    assert sim.handle("TEMP, S40.0") == "OK:TEMP, S40.0"  # the fault clock starts here
+    assert sim.handle("MODE, CONSTANT") == "OK:MODE, CONSTANT"
+    lab.clock.sleep(3600.0 - 1.0)
+    assert sim.handle("TEMP?") == "40.0,40.0,150.0,-40.0"
+    lab.clock.sleep(2.0)
+    assert sim.handle("TEMP?") is None and sim.handle("MODE, CONSTANT") is None  # dark
+    lab.clock.sleep(1800.0 - 1.0)
+    # half an hour without regulation: the air relaxed toward the 23 °C room (tau 30 min)
+    expected = 23.0 + 17.0 * math.exp(-1800.0 / 1800.0)
+    assert sim.handle("MODE?") == "STANDBY"  # back, in standby: CONSTANT must be sent again
+    pv, sp = sim.handle("TEMP?").split(",")[:2]
+    assert float(pv) == pytest.approx(expected, abs=0.1) and float(sp) == 40.0
+    assert lab.thermal.controlled is False
+    assert sim.handle("MODE, CONSTANT") == "OK:MODE, CONSTANT" and lab.thermal.controlled
+
+
+def test_power_loss_happens_on_time_even_if_the_chamber_is_not_asked_meanwhile(lab):
+    sim = EspecSimulator(lab, faults={"power_loss_at_h": 1.0, "power_loss_duration_h": 0.5})
+    sim.handle("TEMP, S40.0")
+    sim.handle("MODE, CONSTANT")
+    lab.clock.sleep(3 * 3600.0)
+    lab.sample_temperature_c()  # the potentiostat reads the sample: the model is advanced
+    assert lab.thermal.air_c() < 24.0  # regulation stopped at 1 h, not at the next command
+
+
+def test_alarm_fault_is_reported_in_its_window(lab):
+    sim = EspecSimulator(lab, faults={"alarm_at_h": 0.5, "alarm_duration_h": 0.25, "alarm_code": 0})
+    assert sim.handle("ALARM?") == "0"
+    lab.clock.sleep(1800.0)
+    assert sim.handle("ALARM?") == "1,0" and sim.handle("MON?").endswith(",1")
+    lab.clock.sleep(900.0)
+    assert sim.handle("ALARM?") == "0"
+
+
+@pytest.mark.parametrize("faults, message", [
+    ({"power_loss_at_h": 1.0}, "go together"),
+    ({"alarm_at_h": 1.0, "alarm_duration_h": 0.0}, "alarm_duration_h > 0"),
+    ({"power_loss_at_h": -1.0, "power_loss_duration_h": 1.0}, "power_loss_at_h must be >= 0"),
+    ({"alarm_at_h": 0.0, "alarm_duration_h": 1.0, "alarm_code": 100}, "alarm_code"),
+])
+def test_timed_faults_are_checked(lab, faults, message):
+    with pytest.raises(ValueError, match=message):
+        EspecSimulator(lab, faults=faults)
