@@ -124,44 +124,6 @@ class SimPellet(_Strict):
     aging_per_day: float = Field(default=0.0, ge=0, le=0.1)
 
 
-class SimChamberFaults(_Strict):
-    """``[sim.faults.chamber]``: faults the simulated chamber injects. Timed faults count
-    instrument hours from the first command the chamber answers (the run's first chamber reading)."""
-
-    drop_reply_every: int | None = Field(default=None, ge=1, description="Every n-th command unanswered")
-    garble_every: int | None = Field(default=None, ge=1, description="Every n-th reply corrupted")
-    na_on: str | list[str] | None = Field(default=None, description="Command word(s) answered NA:")
-    na_reply: str | None = None
-    power_loss_at_h: float | None = Field(
-        default=None, ge=0, le=87600, description="Power cut this many hours in: no regulation, no replies")
-    power_loss_duration_h: float | None = Field(
-        default=None, gt=0, le=87600, description="Hours until power returns; the chamber is then in STANDBY")
-    alarm_at_h: float | None = Field(default=None, ge=0, le=87600, description="An alarm from this hour")
-    alarm_duration_h: float | None = Field(default=None, gt=0, le=87600, description="for this many hours")
-    alarm_code: int = Field(default=9, ge=0, le=99, description="ESPEC alarm code (9: door open)")
-
-    @model_validator(mode="after")
-    def _pairs(self):
-        for at, duration in (("power_loss_at_h", "power_loss_duration_h"), ("alarm_at_h", "alarm_duration_h")):
-            if (getattr(self, at) is None) != (getattr(self, duration) is None):
-                raise ValueError(f"{at} and {duration} go together")
-        return self
-
-
-def _checked_faults(faults: dict) -> dict:
-    if "chamber" in faults:
-        if not isinstance(faults["chamber"], dict):
-            raise ValueError("[sim.faults.chamber] must be a table")
-        try:
-            chamber = SimChamberFaults.model_validate(faults["chamber"])
-        except ValidationError as exc:
-            raise ValueError("; ".join(
-                f"chamber.{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else f"chamber: {e['msg']}"
-                for e in exc.errors())) from None
-        faults = {**faults, "chamber": chamber.model_dump(exclude_none=True)}
-    return faults
-
-
 class SimConfig(_Strict):
     seed: int = 0
     potentiostat_poll_interval_s: float = Field(
@@ -182,7 +144,6 @@ class SimConfig(_Strict):
                          "(instruments/sim/faults.py) and each simulator's own settings")
 
     _finite_tables = field_validator("cell", "polarization", "faults")(reject_non_finite)
-    _chamber_faults = field_validator("faults")(_checked_faults)
 
     @field_validator("faults")
     @classmethod
