@@ -25,6 +25,7 @@ float NaN, which ``max()`` ranks above every number).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from datetime import datetime, timezone
@@ -39,6 +40,8 @@ from config.documents import FINAL_STATUSES, STEP_STATUSES
 from storage.engine import describe, engine_for
 from storage.schema import (EXTRA_SLOT, MAX_EXACT_INT, MAX_STR_CODES, analysis_results,
                             plan_layout, points, runs, steps, streams, utc_from_epoch)
+
+log = logging.getLogger(__name__)
 
 STOP_STATUSES = FINAL_STATUSES
 SQLITE_MAX_PARAMETERS = 999
@@ -333,6 +336,13 @@ class StorageWriter:
             raise StorageWriteError(f"storage: run {self.run_id} ({self.run_uid}): could not "
                                     f"{what}{rows} in {describe(self.engine)}: {exc}") from exc
         if n_rows:
+            if log.isEnabledFor(logging.DEBUG):
+                # When each point became visible to readers: followers' latency is measured
+                # against these lines (bench/bench_lab_database.py).
+                log.debug("run %d: committed %d rows at %.6f: %s", self.run_id, n_rows,
+                          time.time(), " ".join(
+                              f"{s.name}@{max(p[0] + p[1] - 1 for p in self._pending[s.id])}"
+                              for s in self._streams.values() if s.id in self._pending))
             for stream in self._streams.values():
                 if stream.id in self._pending:
                     stream.codes_changed = False
