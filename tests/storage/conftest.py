@@ -59,6 +59,15 @@ def _drop_database(name: str) -> None:
         admin.dispose()
 
 
+@pytest.fixture
+def pg_server_url():
+    """The server's admin URL (``CELLBENCH_TEST_POSTGRES_URL``), for tests that make their own
+    databases."""
+    if not SERVER_URL:
+        pytest.skip(NO_SERVER)
+    return SERVER_URL
+
+
 @pytest.fixture(scope="session")
 def pg_template():
     """Name of a database at the newest schema revision, to copy."""
