@@ -60,6 +60,7 @@ def follow_all(url: str, n_runs: int, out_path: str) -> None:
     arrivals = []  # (time seen, run id, stream, largest seq seen so far)
     status: dict[int, str] = {}
     while len(followers) < n_runs or not all(f.ended for f in followers.values()):
+        started = time.monotonic()
         if len(followers) < n_runs:
             for run_id in list_runs(url)["run_id"].tolist():
                 followers.setdefault(run_id, RunFollower(url, run_id))
@@ -73,7 +74,7 @@ def follow_all(url: str, n_runs: int, out_path: str) -> None:
                 index = frame.index.to_numpy(np.int64)
                 seqs.setdefault((run_id, name), []).append(index)
                 arrivals.append((seen_at, run_id, name, int(index.max())))
-        time.sleep(POLL_INTERVAL_S)
+        time.sleep(max(0.0, started + POLL_INTERVAL_S - time.monotonic()))
     received = {}
     for (run_id, name), parts in seqs.items():
         all_seqs = np.concatenate(parts)

@@ -156,11 +156,13 @@ class RunFollower:
 
     def follow(self, interval_s: float = POLL_INTERVAL_S,
                sleep: Callable[[float], None] = time.sleep) -> Iterator[FollowUpdate]:
-        """Poll every ``interval_s`` until the run has ended; yields every poll's update that
-        has something new (the first one always), the last one with ``ended`` True."""
+        """Poll every ``interval_s`` (from the start of one poll to the next, so a slow poll
+        does not add its time to the wait) until the run has ended; yields every poll's update
+        that has something new (the first one always), the last one with ``ended`` True."""
         first = True
         last_status = None
         while True:
+            started = time.monotonic()
             update = self.poll()
             if first or update.ended or update.new_streams or update.points \
                     or update.status != last_status:
@@ -168,7 +170,7 @@ class RunFollower:
             if update.ended:
                 return
             first, last_status = False, update.status
-            sleep(interval_s)
+            sleep(max(0.0, started + interval_s - time.monotonic()))
 
     def _late_points(self, conn, stream, seen: SeqRanges) -> pd.DataFrame:
         """Points of ``stream`` committed with a seq below one already seen."""
