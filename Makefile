@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/python main.py demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -rs -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

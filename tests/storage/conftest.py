@@ -98,3 +98,14 @@ def db_url(request, tmp_path):
     name = _create_database(template=request.getfixturevalue("pg_template"))
     yield _database_url(name)
     _drop_database(name)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line at the end of every run saying whether PostgreSQL was tested, and why not."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and NO_SERVER in r.longrepr[2]]
+    if SERVER_URL:
+        terminalreporter.write_line(f"PostgreSQL storage tests ran against {SERVER_URL}")
+    elif skipped:
+        terminalreporter.write_line(f"PostgreSQL: {len(skipped)} storage tests SKIPPED: {NO_SERVER}",
+                                    yellow=True, bold=True)
