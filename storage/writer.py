@@ -17,8 +17,8 @@ A crash loses at most the unflushed buffer; the run keeps status ``"running"`` u
 On SQLite and PostgreSQL (any DBAPI whose paramstyle is ``qmark``, ``format`` or ``pyformat``)
 the point rows go through the DBAPI cursor's ``executemany`` of multi-row ``INSERT ... VALUES``
 statements with prebuilt flat parameter lists, inside the flush's SQLAlchemy transaction (about
-twice as fast as Core ``insert()`` with dicts on SQLite, three times on PostgreSQL with psycopg;
-see bench/bench_storage_ingest.py and bench/bench_pg_ingest.py). Other DBAPIs use Core
+twice as fast as Core ``insert()`` with dicts on SQLite and on PostgreSQL with psycopg; see
+bench/bench_storage_ingest.py and bench/bench_pg_ingest.py). Other DBAPIs use Core
 ``insert()``. NaN is bound as NULL everywhere (SQLite does it itself; PostgreSQL would store a
 float NaN, which ``max()`` ranks above every number).
 """
@@ -127,8 +127,8 @@ class _Stream:
 
     def multi_row_insert(self, n_rows: int, placeholder: str, with_extra: bool) -> str:
         """INSERT of ``n_rows`` rows in one statement (one statement execution per statement
-        instead of per row: about twice the rows/s of a one-row executemany on SQLite, three
-        times on PostgreSQL)."""
+        instead of per row: about twice the rows/s of a one-row executemany on SQLite, and
+        on PostgreSQL with psycopg)."""
         names = self.row_columns(with_extra)
         row = "(" + ",".join([placeholder] * len(names)) + ")"
         return (f"INSERT INTO {points.name} ({','.join(names)}) VALUES "
