@@ -247,6 +247,8 @@ def cmd_runs(args) -> int:
 
 
 def cmd_show(args) -> int:
+    if args.follow:
+        return follow_run(args)
     from procedures.service import single_or_keyed
     from storage.liveness import effective_status
     from storage.readers import RunNotFound, get_run
@@ -278,6 +280,59 @@ def cmd_show(args) -> int:
                   + (f"; {x['action']}" if x.get("action") else ""))
         print_run_result({**result, "reason": None})  # the reason is in the first line
     return EXIT_OK
+
+
+def follow_run(args) -> int:
+    """``show RUN --follow``: every point of the run, then new ones as they are committed, until
+    the run ends; exit 0 if it completed, 1 otherwise. Text: a header per stream, then one
+    tab-separated line per point (stream, seq, values). ``--json``: one object per line, of type
+    ``stream`` (name, step_index, columns with units and dtypes, metadata), ``points`` (stream,
+    ``seq`` and ``data`` as lists by column: what one poll found) and, last, ``end``."""
+    from procedures.jsonout import dumps
+    from storage.follow import POLL_INTERVAL_S, RunFollower
+    from storage.readers import RunNotFound
+    from storage.schema import SchemaError
+    interval = POLL_INTERVAL_S if args.interval is None else args.interval
+    if not interval > 0:
+        raise UserError(f"--interval {args.interval}: must be a number of seconds > 0")
+    try:
+        follower = RunFollower(args.db, args.run_id)
+    except (RunNotFound, SchemaError) as exc:
+        raise UserError(str(exc)) from None
+    out = sys.stdout
+    update = None
+    try:
+        for update in follower.follow(interval):
+            for info in update.new_streams:
+                if args.json:
+                    out.write(dumps({"type": "stream", "stream": info.name,
+                                     "step_index": info.step_index, "columns": info.columns,
+                                     "metadata": info.metadata}, indent=None) + "\n")
+                else:
+                    out.write(f"# stream {info.name}: seq\t" + "\t".join(
+                        f"{c} [{spec['unit']}]" if spec["unit"] else c
+                        for c, spec in info.columns.items()) + "\n")
+            for name, frame in update.points.items():
+                if args.json:
+                    out.write(dumps({"type": "points", "stream": name,
+                                     "seq": frame.index.tolist(),
+                                     "data": {c: frame[c].tolist() for c in frame.columns}},
+                                    indent=None) + "\n")
+                else:
+                    rows = frame.reset_index()
+                    rows.insert(0, "stream", name)
+                    rows.to_csv(out, sep="\t", header=False, index=False, float_format="%.10g")
+            out.flush()
+    except KeyboardInterrupt:
+        return 130
+    n_points = follower.n_points_seen
+    if args.json:
+        out.write(dumps({"type": "end", "run_id": args.run_id, "status": update.status,
+                         "reason": update.reason, "n_points": n_points}, indent=None) + "\n")
+    else:
+        print(f"# run {args.run_id}: {update.status}"
+              + (f" ({update.reason})" if update.reason else "") + f", {n_points} points")
+    return EXIT_OK if update.status == "completed" else EXIT_RUN_NOT_COMPLETED
 
 
 def cmd_export(args) -> int:
@@ -520,6 +575,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("show", help="show a stored run and its analysis")
     sp.add_argument("run_id", type=int)
+    sp.add_argument("--follow", action="store_true",
+                    help="print the run's points, then new ones as they are committed, until "
+                         "the run ends (exit 0 if it completed); with --json, one object a line")
+    sp.add_argument("--interval", type=float, default=None, metavar="S",
+                    help="with --follow: seconds between polls (default 0.25)")
     db_arg(sp); json_arg(sp)
     sp.set_defaults(func=cmd_show)
 

@@ -1,12 +1,18 @@
 """Browse stored runs: search and filter the list, a run's results as tables, its streams plotted
-(Nyquist right side up with equal axes), its report, an export, and an overlay of several runs."""
+(Nyquist right side up with equal axes), its report, an export, and an overlay of several runs.
+
+A selected run that is still running, written by this process or any other station on the same
+database, is followed (storage/follow.py): every ``FOLLOW_INTERVAL_MS`` its new points are
+appended to the plotted curve and new streams offered, and when it ends its status and analysis
+are shown."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyqtgraph as pg
-from PyQt6.QtCore import Qt, QUrl
+from PyQt6.QtCore import Qt, QTimer, QUrl
 from PyQt6.QtGui import QDesktopServices
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                              QLineEdit, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
@@ -17,6 +23,8 @@ from config.documents import FINAL_STATUSES
 from gui.result_tables import Table, result_tables
 
 EIS_COLUMNS = ("z_real_ohm", "z_imag_ohm")
+FOLLOW_INTERVAL_MS = 1000
+"""How often a live run is polled: its points show within about a second of their commit."""
 
 
 def _table_widget(table: Table) -> QTableWidget:
@@ -78,6 +86,13 @@ class RunBrowser(QWidget):
         self.plot.addLegend()
         self._frame = None
         self._run: dict | None = None
+        self._curve = None
+        self._follower = None
+        self._live: dict[str, list[pd.DataFrame]] = {}
+        """Points of the followed run by stream, as the polls delivered them."""
+        self.follow_timer = QTimer(self)
+        self.follow_timer.setInterval(FOLLOW_INTERVAL_MS)
+        self.follow_timer.timeout.connect(self.poll_live_run)
 
         left = QWidget()
         lv = QVBoxLayout(left)
@@ -140,11 +155,22 @@ class RunBrowser(QWidget):
 
     # --- one run --------------------------------------------------------------------------------
     def _show_selected(self) -> None:
+        from storage.follow import RunFollower
+        from storage.liveness import effective_status
         from storage.readers import get_run
         run_id = self.selected_run_id()
         if run_id is None:
             return
+        self.follow_timer.stop()
+        self._follower, self._live = None, {}
         run = self._run = get_run(self.db, run_id)
+        live_streams = []
+        if effective_status(run["status"], run.get("updated_at")) == "running":
+            self._follower = RunFollower(self.db, run_id)
+            first = self._follower.poll()
+            self._take(first)
+            live_streams = [info.name for info in first.new_streams]
+            self.follow_timer.start()
         sample = run.get("sample") or {}
         text = (f"<b>run {run_id}: {run['protocol_name']}</b> — {run['status']}"
                 f"{' (simulated)' if run.get('simulated') else ''}; sample {sample.get('id', '?')}; "
@@ -159,6 +185,7 @@ class RunBrowser(QWidget):
         self.stream_box.blockSignals(True)
         self.stream_box.clear()
         self.stream_box.addItems([s["name"] for s in run.get("streams", [])])
+        self._add_streams(live_streams)  # any that appeared between the two reads
         self.stream_box.blockSignals(False)
         self._plot_stream(self.stream_box.currentText())
 
@@ -170,7 +197,8 @@ class RunBrowser(QWidget):
         run_id = self.selected_run_id()
         if not name or run_id is None:
             return
-        self._frame = read_stream(self.db, run_id, name)
+        self._frame = self._live_frame(name) if self._follower is not None \
+            else read_stream(self.db, run_id, name)
         numeric = [c for c in self._frame.columns if self._frame[c].dtype.kind in "fi" and c != "seq"]
         x_default, y_default = self._default_axes(name, numeric)
         for box, default in ((self.x_box, x_default), (self.y_box, y_default)):
@@ -203,6 +231,7 @@ class RunBrowser(QWidget):
         x, y = self.x_box.currentText(), self.y_box.currentText()
         if not self.overlay.isChecked():
             self.plot.clear()
+            self._curve = None
         if self._frame is None or not x or not y:
             return
         nyquist = (x, y) == EIS_COLUMNS
@@ -212,14 +241,74 @@ class RunBrowser(QWidget):
         n = len(self.plot.getPlotItem().listDataItems())
         colour = pg.intColor(n, hues=8, maxValue=200)
         name = f"run {self.selected_run_id()}: {self.stream_box.currentText()}"
-        self.plot.plot(self._frame[x].to_numpy(float), y_values, pen=pg.mkPen(colour, width=1.5),
-                       symbol="o" if nyquist else None, symbolSize=4, symbolBrush=colour, name=name)
+        self._curve = self.plot.plot(self._frame[x].to_numpy(float), y_values,
+                                     pen=pg.mkPen(colour, width=1.5),
+                                     symbol="o" if nyquist else None, symbolSize=4,
+                                     symbolBrush=colour, name=name)
         self.plot.setLabel("bottom", x)
         self.plot.setLabel("left", f"−{y}" if nyquist else y)
         self.plot.setAspectLocked(nyquist)
         self.plot.getPlotItem().setDownsampling(auto=True, mode="peak")
         self.plot.getPlotItem().setClipToView(True)
         self.plot.autoRange()
+        # and keep following the data (a live run's new points) until the user pans or zooms
+        self.plot.enableAutoRange()
+
+    # --- a live run ------------------------------------------------------------------------------
+    @property
+    def following(self) -> bool:
+        return self.follow_timer.isActive()
+
+    def poll_live_run(self) -> None:
+        """Append what was committed since the last poll; when the run has ended, show it as
+        stored (status, analysis) and stop polling."""
+        if self._follower is None:
+            self.follow_timer.stop()
+            return
+        run_id = self._follower.run_id
+        update = self._follower.poll()
+        self._take(update)
+        if update.ended:
+            self.follow_timer.stop()
+            self._follower = None
+            for i in range(self.table.rowCount()):
+                if self.table.item(i, 0).text() == str(run_id):
+                    self.table.item(i, 2).setText(update.status)
+            self._show_selected()
+            return
+        self._add_streams([info.name for info in update.new_streams])
+        name = self.stream_box.currentText()
+        if name in update.points:
+            self._frame = self._live_frame(name)
+            self._extend_curve()
+
+    def _add_streams(self, names: list[str]) -> None:
+        for name in names:
+            if self.stream_box.findText(name) < 0:
+                self.stream_box.addItem(name)
+
+    def _take(self, update) -> None:
+        for name, frame in update.points.items():
+            self._live.setdefault(name, []).append(frame)
+
+    def _live_frame(self, name: str) -> pd.DataFrame:
+        parts = self._live.get(name) or []
+        if len(parts) > 1:  # one frame from then on: the next poll appends to it
+            self._live[name] = parts = [pd.concat(parts)]
+        if parts:
+            return parts[0]
+        from storage.readers import read_stream
+        return read_stream(self.db, self._follower.run_id, name)  # empty: its columns
+
+    def _extend_curve(self) -> None:
+        x, y = self.x_box.currentText(), self.y_box.currentText()
+        if self._curve is None or x not in self._frame or y not in self._frame:
+            self._replot()
+            return
+        y_values = self._frame[y].to_numpy(float)
+        if (x, y) == EIS_COLUMNS:
+            y_values = -y_values
+        self._curve.setData(self._frame[x].to_numpy(float), y_values)
 
     def plotted_curves(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [item.getData() for item in self.plot.getPlotItem().listDataItems()]

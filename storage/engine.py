@@ -7,10 +7,12 @@ WAL journaling so that readers (GUI, CLI) never block the writer and a crash los
 the last unflushed batch.
 
 The schema belongs to the migrations in storage/migrations/: opening a SQLite database brings it
-to the newest revision (creating it if empty, upgrading one written by older code in place);
-any other database is checked and must be upgraded explicitly (``main.py db upgrade --db URL``),
-because a lab server's schema is changed by its administrator, not by whichever client connects
-first.
+to the newest revision (creating it if empty, upgrading one written by older code in place).
+Opening an empty database on any other server creates the schema (several station processes may
+start on a fresh lab database at once: the migrations serialise them under a lock), but a server
+database holding an older schema must be upgraded explicitly (``main.py db upgrade --db URL``),
+because a lab server's existing data are migrated by its administrator, not by whichever client
+connects first.
 """
 from __future__ import annotations
 
@@ -53,13 +55,14 @@ def make_engine(url: str | os.PathLike | None) -> Engine:
     SQLite: the file's parent directory is created, the schema migrated to the newest revision,
     and every connection set to ``journal_mode=WAL`` and ``synchronous=NORMAL`` (durable at each
     checkpoint, no fsync per commit: a power cut may lose the last commits, never corrupt the
-    file). Other databases: raises storage.schema.SchemaError unless already current.
+    file). Other databases: an empty one gets the schema; otherwise raises
+    storage.schema.SchemaError unless already current.
     """
     engine = _new_engine(url)
     try:
         if not schema_is_current(engine):
             from storage import migrations
-            if engine.dialect.name == "sqlite":
+            if engine.dialect.name == "sqlite" or _has_no_tables(engine):
                 migrations.upgrade_engine(engine)
             else:
                 migrations.check_current(engine)
@@ -88,6 +91,11 @@ def schema_is_current(engine: Engine) -> bool:
             return False
         return conn.execute(select(alembic_version.c.version_num)).scalars().all() == [
             SCHEMA_REVISION]
+
+
+def _has_no_tables(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return not inspect(conn).get_table_names()
 
 
 def engine_for(url_or_engine: Engine | str | os.PathLike | None) -> Engine:

@@ -137,26 +137,40 @@ def read_stream(db: Database, run_id: int, stream_name: str,
                                  .order_by(streams.c.id)).scalars().all()
             raise StreamNotFound(f"run {run_id} in {describe(engine)} has no stream "
                                  f"{stream_name!r}; its streams are {names}")
-        columns, layout = stream.columns, stream.layout
-        numeric_slots = list(dict.fromkeys(layout[c] for c in columns if layout[c] != EXTRA_SLOT))
-        # extra holds ints beyond 2**53, str values without a code, and str columns without a
-        # slot (all str columns of streams written before revision 0002).
-        has_extra = any(spec["dtype"] != "float" for spec in columns.values())
-        slots = numeric_slots + [EXTRA_SLOT] * has_extra
-        query = (select(points.c.seq, *(points.c[s] for s in slots))
-                 .where(points.c.stream_id == stream.id).order_by(points.c.seq))
-        for name, values in (where_in or {}).items():
-            slot = layout.get(name)
-            if slot is None or slot == EXTRA_SLOT:
-                raise ValueError(f"stream {stream_name!r} of run {run_id}: cannot select on column "
-                                 f"{name!r} (numeric columns: {numeric_columns(columns, layout)})")
-            query = query.where(points.c[slot].in_([float(v) for v in values]))
-        result = conn.execute(query)
-        # The DBAPI's plain tuples: these columns are ints, floats and text that need no
-        # SQLAlchemy result processing, and skipping Row objects halves the read time.
-        with _no_cyclic_gc():
-            rows = result.cursor.fetchall()
-        result.close()
+        return stream_frame(conn, stream, where_in=where_in)
+
+
+def stream_frame(conn: Connection, stream: Any, after_seq: int | None = None,
+                 where_in: dict[str, Iterable] | None = None,
+                 seqs: list[int] | None = None) -> pd.DataFrame:
+    """The points of ``stream`` (a row of ``streams``) read in ``conn``'s transaction, as
+    :func:`read_stream` returns them; ``after_seq`` keeps only the points with a larger seq,
+    ``seqs`` only those with these sequence numbers (storage/follow.py)."""
+    run_id, stream_name = stream.run_id, stream.name
+    columns, layout = stream.columns, stream.layout
+    numeric_slots = list(dict.fromkeys(layout[c] for c in columns if layout[c] != EXTRA_SLOT))
+    # extra holds ints beyond 2**53, str values without a code, and str columns without a
+    # slot (all str columns of streams written before revision 0002).
+    has_extra = any(spec["dtype"] != "float" for spec in columns.values())
+    slots = numeric_slots + [EXTRA_SLOT] * has_extra
+    query = (select(points.c.seq, *(points.c[s] for s in slots))
+             .where(points.c.stream_id == stream.id).order_by(points.c.seq))
+    if after_seq is not None:
+        query = query.where(points.c.seq > after_seq)
+    if seqs is not None:
+        query = query.where(points.c.seq.in_(seqs))
+    for name, values in (where_in or {}).items():
+        slot = layout.get(name)
+        if slot is None or slot == EXTRA_SLOT:
+            raise ValueError(f"stream {stream_name!r} of run {run_id}: cannot select on column "
+                             f"{name!r} (numeric columns: {numeric_columns(columns, layout)})")
+        query = query.where(points.c[slot].in_([float(v) for v in values]))
+    result = conn.execute(query)
+    # The DBAPI's plain tuples: these columns are ints, floats and text that need no
+    # SQLAlchemy result processing, and skipping Row objects halves the read time.
+    with _no_cyclic_gc():
+        rows = result.cursor.fetchall()
+    result.close()
     n_slots = 1 + len(numeric_slots)
     if has_extra:
         by_column = list(zip(*rows)) if rows else [()] * (n_slots + 1)

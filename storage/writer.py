@@ -14,13 +14,18 @@ storage/schema.py).
 A crash loses at most the unflushed buffer; the run keeps status ``"running"`` until
 :func:`storage.readers.mark_interrupted` marks it.
 
-On SQLite the point rows go through the DBAPI cursor's ``executemany`` with prebuilt tuples,
-inside the flush's SQLAlchemy transaction (about twice as fast as Core ``insert()`` with
-dicts; see bench/bench_storage_ingest.py). Other backends use Core ``insert()``.
+On SQLite and PostgreSQL (any DBAPI whose paramstyle is ``qmark``, ``format`` or ``pyformat``)
+the point rows go through the DBAPI cursor's ``executemany`` of multi-row ``INSERT ... VALUES``
+statements with prebuilt flat parameter lists, inside the flush's SQLAlchemy transaction (about
+twice as fast as Core ``insert()`` with dicts on SQLite and on PostgreSQL with psycopg; see
+bench/bench_storage_ingest.py and bench/bench_pg_ingest.py). Other DBAPIs use Core
+``insert()``. NaN is bound as NULL everywhere (SQLite does it itself; PostgreSQL would store a
+float NaN, which ``max()`` ranks above every number).
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from datetime import datetime, timezone
@@ -36,9 +41,13 @@ from storage.engine import describe, engine_for
 from storage.schema import (EXTRA_SLOT, MAX_EXACT_INT, MAX_STR_CODES, analysis_results,
                             plan_layout, points, runs, steps, streams, suspensions, utc_from_epoch)
 
+log = logging.getLogger(__name__)
+
 STOP_STATUSES = FINAL_STATUSES
 SQLITE_MAX_PARAMETERS = 999
 """Bound parameters per statement: the limit of SQLite builds before 3.32, safe everywhere."""
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+"""The positional placeholder of each DBAPI paramstyle the fast insert path can bind."""
 
 
 class DocumentError(ValueError):
@@ -111,11 +120,18 @@ class _Stream:
             codes[i] = code
         return codes, spilled
 
-    def sqlite_insert(self, n_rows: int) -> str:
-        """INSERT of ``n_rows`` rows in one statement (one VDBE program run per statement
-        instead of per row: about twice the rows/s of a one-row executemany)."""
-        row = "(" + ",".join("?" * len(self.insert_columns)) + ")"
-        return (f"INSERT INTO {points.name} ({','.join(self.insert_columns)}) VALUES "
+    def row_columns(self, with_extra: bool) -> list[str]:
+        """The columns a row binds; ``with_extra`` False leaves the extra column out (NULL)."""
+        return self.insert_columns[:-1] if self.has_extra and not with_extra \
+            else self.insert_columns
+
+    def multi_row_insert(self, n_rows: int, placeholder: str, with_extra: bool) -> str:
+        """INSERT of ``n_rows`` rows in one statement (one statement execution per statement
+        instead of per row: about twice the rows/s of a one-row executemany on SQLite, and
+        on PostgreSQL with psycopg)."""
+        names = self.row_columns(with_extra)
+        row = "(" + ",".join([placeholder] * len(names)) + ")"
+        return (f"INSERT INTO {points.name} ({','.join(names)}) VALUES "
                 + ",".join([row] * n_rows))
 
 
@@ -140,7 +156,8 @@ class StorageWriter:
         self.flush_rows = int(flush_rows)
         self.flush_interval_s = float(flush_interval_s)
         self._now: Callable[[], float] = clock.now if clock is not None else time.monotonic
-        self._fast_sqlite = self.engine.dialect.name == "sqlite"
+        self._placeholder = _PLACEHOLDERS.get(self.engine.dialect.loaded_dbapi.paramstyle)
+        """The fast insert path's placeholder; None: Core ``insert()``."""
         # The fast path calls the DBAPI cursor directly, whose errors SQLAlchemy does not wrap.
         self._db_errors = (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error)
         self.run_id: int | None = None
@@ -348,6 +365,13 @@ class StorageWriter:
             raise StorageWriteError(f"storage: run {self.run_id} ({self.run_uid}): could not "
                                     f"{what}{rows} in {describe(self.engine)}: {exc}") from exc
         if n_rows:
+            if log.isEnabledFor(logging.DEBUG):
+                # When each point became visible to readers: followers' latency is measured
+                # against these lines (bench/bench_lab_database.py).
+                log.debug("run %d: committed %d rows at %.6f: %s", self.run_id, n_rows,
+                          time.time(), " ".join(
+                              f"{s.name}@{max(p[0] + p[1] - 1 for p in self._pending[s.id])}"
+                              for s in self._streams.values() if s.id in self._pending))
             for stream in self._streams.values():
                 if stream.id in self._pending:
                     stream.codes_changed = False
@@ -362,45 +386,44 @@ class StorageWriter:
         by_id = {s.id: s for s in self._streams.values()}
         for stream_id, pages in self._pending.items():
             stream = by_id[stream_id]
-            params = _rows_params(stream, pages)
-            width = len(stream.insert_columns)
-            if self._fast_sqlite:
-                _sqlite_insert(conn, stream, params)
+            params, with_extra = _rows_params(stream, pages)
+            if self._placeholder is not None:
+                _multi_row_insert(conn, stream, params, self._placeholder, with_extra)
             else:
-                conn.execute(insert(points), [
-                    _row_dict(stream.insert_columns, params[i:i + width])
-                    for i in range(0, len(params), width)])
+                keys = stream.row_columns(with_extra)
+                width = len(keys)
+                conn.execute(insert(points), [_row_dict(keys, params[i:i + width])
+                                              for i in range(0, len(params), width)])
             counts = {"n_points": streams.c.n_points + sum(n for _, n, _ in pages)}
             if stream.codes_changed:
                 counts["str_codes"] = stream.str_codes
             conn.execute(update(streams).where(streams.c.id == stream_id).values(**counts))
 
 
-def _sqlite_insert(conn: Connection, stream: _Stream, params: list) -> None:
+def _multi_row_insert(conn: Connection, stream: _Stream, params: list, placeholder: str,
+                      with_extra: bool) -> None:
     """Insert flat ``params`` with the DBAPI cursor inside ``conn``'s transaction."""
-    width = len(stream.insert_columns)
+    width = len(stream.row_columns(with_extra))
     per_statement = stream.rows_per_statement * width
     n_full = len(params) // per_statement * per_statement
     cursor = conn.connection.cursor()
     try:
         if n_full:
-            cursor.executemany(stream.sqlite_insert(stream.rows_per_statement),
-                               [params[i:i + per_statement]
-                                for i in range(0, n_full, per_statement)])
+            cursor.executemany(
+                stream.multi_row_insert(stream.rows_per_statement, placeholder, with_extra),
+                [params[i:i + per_statement] for i in range(0, n_full, per_statement)])
         if n_full < len(params):
-            cursor.execute(stream.sqlite_insert((len(params) - n_full) // width),
-                           params[n_full:])
+            cursor.execute(stream.multi_row_insert((len(params) - n_full) // width, placeholder,
+                                                   with_extra), params[n_full:])
     finally:
         cursor.close()
 
 
 def _row_dict(keys: list[str], row: list) -> dict:
-    # Rows built by numpy carry stream_id and seq as floats and a missing extra as NaN;
-    # SQLite's column affinity fixes both, other backends need the proper types.
+    # Rows built by numpy carry stream_id and seq as floats; SQLite's column affinity makes
+    # them integers, other backends need the proper types.
     values = dict(zip(keys, row))
     values["stream_id"], values["seq"] = int(values["stream_id"]), int(values["seq"])
-    if EXTRA_SLOT in values and not isinstance(values[EXTRA_SLOT], str):
-        values[EXTRA_SLOT] = None
     return values
 
 
@@ -439,8 +462,9 @@ def _checked_page(stream: _Stream, run_id: int | None, seq_start: Any,
     return n, columns
 
 
-def _rows_params(stream: _Stream, pages: list[tuple[int, int, dict]]) -> list:
-    """Flat point parameters (see :class:`_Stream`) of a stream's buffered pages."""
+def _rows_params(stream: _Stream, pages: list[tuple[int, int, dict]]) -> tuple[list, bool]:
+    """Flat point parameters (see :class:`_Stream`) of a stream's buffered pages, NaN as None,
+    and whether they bind the extra column (False: no row has one; see row_columns)."""
     if len(pages) == 1:
         seq_start, n, data = pages[0]
         seq = np.arange(seq_start, seq_start + n)
@@ -468,15 +492,18 @@ def _rows_params(stream: _Stream, pages: list[tuple[int, int, dict]]) -> list:
     big_rows = [np.flatnonzero(_big_int_mask(a)) for a in ints]
     if not extras and not stream.extra_cols and not any(rows.size for rows in big_rows):
         # All numbers: one float64 block, one tolist(). stream_id and seq are exact in a double
-        # and SQLite stores them as integers (column affinity); NaN binds as NULL.
-        block = np.empty((n, len(stream.insert_columns)))
+        # and become integers in their integer columns (SQLite's affinity, PostgreSQL's
+        # assignment cast); no row has an extra, so the column is left out.
+        block = np.empty((n, len(stream.row_columns(False))))
         block[:, 0] = stream.id
         block[:, 1] = seq
         for j, column in enumerate(floats + ints + codes, start=2):
             block[:, j] = column
-        if stream.has_extra:
-            block[:, -1] = np.nan
-        return block.ravel().tolist()
+        flat = block.ravel()
+        params = flat.tolist()
+        for i in np.flatnonzero(np.isnan(flat)).tolist():
+            params[i] = None
+        return params, False
     int_lists = []
     for name, arr, rows in zip(stream.int_cols, ints, big_rows):
         values = arr.tolist()
@@ -490,9 +517,16 @@ def _rows_params(stream: _Stream, pages: list[tuple[int, int, dict]]) -> list:
     extra_texts = [None] * n
     for i, row_extra in extras.items():
         extra_texts[i] = json.dumps(row_extra, separators=(",", ":"))
-    rows = zip(repeat(stream.id, n), seq.tolist(), *(a.tolist() for a in floats), *int_lists,
-               *(c.tolist() for c in codes), extra_texts)
-    return list(chain.from_iterable(rows))
+    rows = zip(repeat(stream.id, n), seq.tolist(), *(_nan_as_none(a) for a in floats),
+               *int_lists, *(_nan_as_none(c) for c in codes), extra_texts)
+    return list(chain.from_iterable(rows)), True
+
+
+def _nan_as_none(values: np.ndarray) -> list:
+    out = values.tolist()
+    for i in np.flatnonzero(np.isnan(values)).tolist():
+        out[i] = None
+    return out
 
 
 def _int_array(values: Any, name: str, where: str) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Revisions live in ``versions/`` (``0001`` is the schema of commit 0bac8df, before migrations).
 :func:`upgrade_engine` brings a database to the newest revision; storage/engine.py calls it when it
-opens a SQLite database, and ``main.py db upgrade [--db URL]`` for any database.
+opens a SQLite database or an empty one on any server, and ``main.py db upgrade [--db URL]`` for any
+database.
 
 A database written before migrations existed has the tables of ``0001`` and no ``alembic_version``
 table: it is stamped ``0001`` and upgraded in place. A database with only some of those tables, or

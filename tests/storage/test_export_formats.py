@@ -48,9 +48,9 @@ def cycling_record(n_cycles=3):
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(db_url):
     """Run 1: a cycling run (record, chamber log, cycling analysis); run 2: an EIS-only run."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'runs.sqlite'}")
+    engine = make_engine(db_url)  # on each backend (conftest.py)
     writer = StorageWriter(engine, flush_rows=100)
     docs = DocumentStream()
     docs.subscribe(writer, critical=True)
@@ -200,7 +200,7 @@ def test_formats_without_their_data_or_unknown_are_refused_by_name(db, tmp_path)
 
 
 def test_cli_export_format(db, tmp_path):
-    url = str(db.url)
+    url = db.url.render_as_string(hide_password=False)
 
     def run(*args):
         return subprocess.run([sys.executable, str(ROOT / "main.py"), "export", *args, "--db", url],

@@ -1,15 +1,14 @@
-"""The migrations and the writer on a real PostgreSQL server.
+"""The migrations on a real PostgreSQL server (the writer, readers and exports run on it through
+the ``db_url`` fixture of their own tests).
 
-Skipped unless ``CELLBENCH_TEST_POSTGRES_URL`` names a database on a server where the user may
-create databases (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``) and a driver
-is installed; each test works in a database of its own, dropped afterwards.
+Skipped unless ``CELLBENCH_TEST_POSTGRES_URL`` is set (see conftest.py); each test works in a
+database of its own, dropped afterwards.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine
 
 from procedures.documents import DocumentStream, StreamWriter
 from storage import migrations
@@ -27,27 +25,17 @@ from storage.readers import get_run, list_runs, read_stream
 from storage.schema import SCHEMA_REVISION, SchemaError, metadata
 from storage.writer import StorageWriter
 
-SERVER_URL = os.environ.get("CELLBENCH_TEST_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not SERVER_URL, reason="CELLBENCH_TEST_POSTGRES_URL is not set")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def url():
-    name = f"cellbench_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+def url(empty_pg_url):
+    return empty_pg_url
 
 
-def test_fresh_database_is_upgraded_explicitly_and_round_trips(url):
-    with pytest.raises(SchemaError, match="has no cellbench schema.*db upgrade"):
-        make_engine(url)
-    assert upgrade_database(url) == (None, SCHEMA_REVISION)
+def test_empty_database_gets_the_schema_when_opened_and_round_trips(url):
     engine = make_engine(url)
+    assert upgrade_database(url) == (SCHEMA_REVISION, SCHEMA_REVISION)
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     writer = StorageWriter(engine, flush_rows=3)
@@ -98,11 +86,27 @@ def test_revision_0001_database_is_upgraded_with_counts_backfilled(url):
 def test_processes_upgrading_at_once_do_not_race(url):
     code = ("import sys; from storage.engine import upgrade_database; "
             "print(upgrade_database(sys.argv[1])[1])")
-    repo = Path(__file__).resolve().parents[2]
-    workers = [subprocess.Popen([sys.executable, "-c", code, url], cwd=repo, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env={**os.environ, "PYTHONPATH": str(repo)})
-               for _ in range(4)]
-    outcomes = [worker.communicate(timeout=120) for worker in workers]
+    outcomes = at_once(code, url, 4)
     assert [out.strip() for out, _ in outcomes] == [SCHEMA_REVISION] * 4, \
         [err for _, err in outcomes]
+
+
+def test_station_processes_opening_an_empty_database_at_once_share_one_schema(url):
+    # What four `main.py run` processes do first: open the database and store a run.
+    code = ("import sys; from storage.writer import StorageWriter; w = StorageWriter(sys.argv[1]); "
+            "w('start', {'run_uid': sys.argv[2], 'time': 0.0, 'protocol_name': 'p'}); "
+            "print(w.run_id)")
+    outcomes = at_once(code, url, 4)
+    assert sorted(int(out) for out, _ in outcomes) == [1, 2, 3, 4], [e for _, e in outcomes]
+    assert sorted(list_runs(url)["uid"]) == [f"station-{i}" for i in range(4)]
+    assert upgrade_database(url) == (SCHEMA_REVISION, SCHEMA_REVISION)
+
+
+def at_once(code: str, url: str, n: int) -> list[tuple[str, str]]:
+    """stdout and stderr of ``n`` Python processes running ``code URL station-<i>``, started
+    together."""
+    workers = [subprocess.Popen([sys.executable, "-c", code, url, f"station-{i}"], cwd=REPO,
+                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
+               for i in range(n)]
+    return [worker.communicate(timeout=120) for worker in workers]

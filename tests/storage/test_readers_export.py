@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from procedures.documents import DocumentStream, StreamWriter, new_uid
-from storage.engine import make_engine
+from storage.engine import describe, make_engine
 from storage.export import export_run, header_with_unit
 from storage.readers import (RUN_LIST_COLUMNS, RunNotFound, StreamNotFound, get_run,
                              latest_analysis, list_runs, list_streams, read_stream)
@@ -19,10 +21,9 @@ FREQ = np.logspace(6, 0, 13)
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(db_url):
     """A database holding two runs: 1 completed EIS run with analyses, 2 still running."""
-    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
-    engine = make_engine(url)
+    engine = make_engine(db_url)  # on each backend (conftest.py)
     writer = StorageWriter(engine, flush_rows=50)
     docs = DocumentStream()
     docs.subscribe(writer, critical=True)
@@ -122,7 +123,7 @@ def test_latest_analysis_returns_newest_result_or_none(db):
     lambda db: export_run(db, 99, "unused"),
 ])
 def test_missing_run_raises_run_not_found_naming_run_and_database(db, call):
-    with pytest.raises(RunNotFound, match=r"no run with id 99 in database sqlite:///.*runs\.sqlite"):
+    with pytest.raises(RunNotFound, match=r"no run with id 99 in database " + re.escape(describe(db))):
         call(db)
 
 
@@ -132,8 +133,10 @@ def test_missing_stream_names_the_available_ones(db):
     assert issubclass(StreamNotFound, LookupError)
 
 
-def test_readers_accept_a_path_as_database(db, tmp_path):
-    assert get_run(tmp_path / "runs.sqlite", 1)["protocol_name"] == "eis_arrhenius"
+def test_readers_accept_a_path_or_url_as_database(db):
+    where = Path(db.url.database) if db.dialect.name == "sqlite" \
+        else db.url.render_as_string(hide_password=False)
+    assert get_run(where, 1)["protocol_name"] == "eis_arrhenius"
 
 
 def test_export_writes_one_csv_per_stream_with_units_and_run_json(db, tmp_path):

@@ -1,20 +1,19 @@
 """StorageWriter: documents in, DataFrames out; batching; statuses; crashes; errors; engine."""
 from __future__ import annotations
 
-import json
-import sqlite3
+import re
 from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from procedures.documents import DocumentStream, StreamWriter, new_uid
 from storage import engine as storage_engine
-from storage.engine import make_engine, resolve_db_url
+from storage.engine import describe, make_engine, resolve_db_url
 from storage.readers import get_run, list_runs, mark_interrupted, read_stream
-from storage.schema import N_VALUE_SLOTS, StreamLayoutError
+from storage.schema import N_VALUE_SLOTS, StreamLayoutError, points, streams
 from storage.writer import DocumentError, StorageWriteError, StorageWriter
 
 T0 = 1_700_000_000.0
@@ -29,8 +28,9 @@ class FakeClock:
 
 
 @pytest.fixture
-def url(tmp_path):
-    return f"sqlite:///{tmp_path / 'db' / 'cellbench.sqlite'}"
+def url(db_url):
+    """A fresh database on each backend (tests/storage/conftest.py)."""
+    return db_url
 
 
 def count_commits(engine) -> list:
@@ -161,9 +161,9 @@ def test_out_of_order_pages_read_back_in_sequence_order(url):
 
 
 def test_portable_core_insert_path_round_trips(url):
-    # Non-SQLite backends use SQLAlchemy Core insert(); exercise that path on SQLite.
+    # DBAPIs with a named paramstyle use SQLAlchemy Core insert(); exercise that path.
     engine, writer, docs, uid = new_run(url)
-    writer._fast_sqlite = False
+    writer._placeholder = None
     stream = StreamWriter(docs.emit, uid, "s", {"time_s": "s", "n": ("", "int"),
                                                 "tag": ("", "str")})
     stream.write({"time_s": [0.5, np.nan], "n": [1, 2**60], "tag": ["x", "y"]})
@@ -382,10 +382,10 @@ def test_database_error_names_run_and_stream_and_keeps_the_rows(url):
     stream.seq = 1  # a buggy producer repeats sequence number 1
     stream.write({"time_s": [5.0, 6.0]})
     with pytest.raises(StorageWriteError, match=r"run 1 \(" + uid + r"\).*3 buffered rows "
-                       r"of stream\(s\) \['eis_30c', 'chamber'\].*cellbench\.sqlite.*UNIQUE"
-                       ) as info:
+                       r"of stream\(s\) \['eis_30c', 'chamber'\].*" + re.escape(describe(engine))
+                       + r".*(UNIQUE|unique)") as info:
         writer.flush()
-    assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
+    assert isinstance(info.value.__cause__, engine.dialect.loaded_dbapi.IntegrityError)
     assert writer.pending_rows == 3  # nothing silently dropped
     assert read_stream(engine, 1, "eis_30c")["time_s"].tolist() == [0.0, 1.0]
     assert read_stream(engine, 1, "chamber").empty  # the whole flush was rolled back
@@ -431,8 +431,8 @@ def test_make_engine_creates_directory_tables_and_wal(tmp_path):
 # --- str columns, point counts, statuses --------------------------------------------------
 def stored_stream(engine, name: str):
     with engine.connect() as conn:
-        return conn.exec_driver_sql(
-            "SELECT id, layout, str_codes, n_points FROM streams WHERE name = ?", (name,)).one()
+        return tuple(conn.execute(select(streams.c.id, streams.c.layout, streams.c.str_codes,
+                                         streams.c.n_points).where(streams.c.name == name)).one())
 
 
 def test_str_columns_are_coded_in_a_float_slot_with_the_code_table_in_the_stream(url):
@@ -445,12 +445,13 @@ def test_str_columns_are_coded_in_a_float_slot_with_the_code_table_in_the_stream
     records.write({"record": [3, 4, 5, 6], "step_type": values[3:], "v": [4.0, 5, 6, 7]})
     writer.flush()
     stream_id, layout, codes, n_points = stored_stream(engine, "cycling")
-    assert json.loads(layout) == {"record": "v0", "step_type": "v2", "v": "v1"}
-    assert json.loads(codes) == {"step_type": ["Rest", "CC_Chg", "CC_DChg", ""]}
+    assert layout == {"record": "v0", "step_type": "v2", "v": "v1"}
+    assert codes == {"step_type": ["Rest", "CC_Chg", "CC_DChg", ""]}
     assert n_points == 7
     with engine.connect() as conn:
-        stored = conn.exec_driver_sql("SELECT v2, extra FROM points WHERE stream_id = ? "
-                                      "ORDER BY seq", (stream_id,)).all()
+        stored = [tuple(row) for row in conn.execute(
+            select(points.c.v2, points.c.extra).where(points.c.stream_id == stream_id)
+            .order_by(points.c.seq))]
     assert stored == [(0.0, None), (1.0, None), (None, None), (0.0, None), (2.0, None),
                       (3.0, None), (1.0, None)]  # no per-row JSON
     frame = read_stream(engine, writer.run_id, "cycling")
@@ -468,7 +469,7 @@ def test_str_values_beyond_the_code_limit_and_non_str_values_round_trip(url, mon
     notes.write({"n": [5, 6, 7, 8, 9, 10], "note": second})
     stop(docs, uid)
     _, _, codes, n_points = stored_stream(engine, "notes")
-    assert json.loads(codes) == {"note": ["a", "b", "c"]} and n_points == 10
+    assert codes == {"note": ["a", "b", "c"]} and n_points == 10
     frame = read_stream(engine, 1, "notes")
     assert frame["note"].tolist() == first + ["c", "free text 1", "b", "7", "free text 2", "2.5"]
     assert frame["n"].tolist() == [1, 2, 3, 2**60, 5, 6, 7, 8, 9, 10]
@@ -481,7 +482,7 @@ def test_str_column_without_a_free_slot_is_kept_in_extra(url):
     wide.write({**{c: [float(i)] * 2 for i, c in enumerate(columns)}, "tag": ["p", None]})
     writer.flush()
     _, layout, codes, _ = stored_stream(engine, "wide")
-    assert json.loads(layout)["tag"] == "extra" and codes is None
+    assert layout["tag"] == "extra" and codes is None
     frame = read_stream(engine, writer.run_id, "wide")
     assert frame["tag"].tolist() == ["p", None] and frame["x15"].tolist() == [15.0, 15.0]
 
@@ -491,7 +492,7 @@ def fail_next_stream_update(engine) -> None:
     def fail(conn, cursor, statement, parameters, context, executemany):
         if statement.startswith("UPDATE streams"):
             event.remove(engine, "before_cursor_execute", fail)
-            raise sqlite3.OperationalError("database or disk is full")
+            raise engine.dialect.loaded_dbapi.OperationalError("database or disk is full")
     event.listen(engine, "before_cursor_execute", fail)
 
 
@@ -504,10 +505,10 @@ def test_code_table_of_a_failed_flush_is_written_by_the_retry(url):
     fail_next_stream_update(engine)
     with pytest.raises(StorageWriteError, match="disk is full"):
         writer.flush()
-    assert stored_stream(engine, "tags")[2:] == ('{"tag": ["a"]}', 1)  # rolled back together
+    assert stored_stream(engine, "tags")[2:] == ({"tag": ["a"]}, 1)  # rolled back together
     assert read_stream(engine, writer.run_id, "tags")["tag"].tolist() == ["a"]
     writer.flush()
-    assert stored_stream(engine, "tags")[2:] == ('{"tag": ["a", "b", "c"]}', 4)
+    assert stored_stream(engine, "tags")[2:] == ({"tag": ["a", "b", "c"]}, 4)
     assert read_stream(engine, writer.run_id, "tags")["tag"].tolist() == ["a", "b", "a", "c"]
 
 
