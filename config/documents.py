@@ -37,7 +37,8 @@ class RunStatus(str, enum.Enum):
 FINAL_STATUSES = tuple(s.value for s in RunStatus if s not in (RunStatus.RUNNING, RunStatus.INTERRUPTED))
 """What a ``stop`` document may say."""
 
-STEP_STATUSES = ("completed", "failed", "aborted")
+STEP_STATUSES = ("completed", "failed", "aborted", "interrupted")
+"""``interrupted``: the process died inside the step; resume ended it and did it again."""
 
 
 # --- stream roles -------------------------------------------------------------------------------
@@ -114,6 +115,7 @@ class StartDoc(TypedDict, total=False):
     station: dict
     simulated: bool
     plan: dict  # the run's estimate: steps with expected durations
+    resume_run_id: int  # set when this start continues a stored run after a crash (its id)
 
 
 class DescriptorDoc(TypedDict):
@@ -170,6 +172,15 @@ class AnalysisDoc(TypedDict):
     result: dict
 
 
+class CheckpointDoc(TypedDict):
+    """How far the run has come, stored in the same transaction as the rows emitted before it
+    (procedures/resume.py reads it back): the step index and that step's own position."""
+
+    run_uid: str
+    step_index: int
+    position: dict
+
+
 class StopDoc(TypedDict):
     run_uid: str
     time: float
@@ -179,7 +190,7 @@ class StopDoc(TypedDict):
 
 
 DOCUMENT_NAMES = ("start", "descriptor", "event_page", "step_start", "step_stop", "progress",
-                  "analysis", "stop")
+                  "checkpoint", "analysis", "stop")
 
 
 class DocumentRouter:
@@ -210,6 +221,9 @@ class DocumentRouter:
         pass
 
     def progress(self, doc: ProgressDoc) -> None:
+        pass
+
+    def checkpoint(self, doc: CheckpointDoc) -> None:
         pass
 
     def analysis(self, doc: AnalysisDoc) -> None:
