@@ -444,6 +444,16 @@ class FakeEClib:
         for name, (restype, argtypes) in api.FUNCTIONS.items():
             setattr(self, name, self._export(name, restype, argtypes))
 
+    # The instrument outlives the controlling process (instruments/sim/persist.py): its state is
+    # pickled without the ctypes exports, which are made again.
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in api.FUNCTIONS}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for name, (restype, argtypes) in api.FUNCTIONS.items():
+            setattr(self, name, self._export(name, restype, argtypes))
+
     # --- export plumbing ---------------------------------------------------------------------
     def _export(self, name, restype, argtypes):
         impl = getattr(self, "_" + name)
