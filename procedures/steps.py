@@ -29,6 +29,12 @@ class StepKind:
     estimate: Callable[["est.PlanState", object], est.Estimate] | None
     expand: Callable[[object], Iterable] | None = None
     uses_chamber: Callable[[object], bool] = lambda step: False
+    resume: str = "redo"
+    """After a crash inside a step of this kind (procedures/resume.py): ``redo`` it from its start
+    (what it had stored is kept, marked incomplete); ``redo_after_soak``: redo it and the chamber
+    step just before it (a spectrum is measured after its soak); ``continue`` from its last
+    checkpoint (the executor reads ``ctx.resume_position``); ``fail``: it cannot be taken up
+    again (a destructive measurement), it ends failed and the run goes on."""
 
 
 # --- expansion ------------------------------------------------------------------------------------
@@ -42,16 +48,17 @@ def _expand_series(step: TemperatureEisSeries):
 
 STEP_KINDS: dict[str, StepKind] = {k.kind: k for k in (
     StepKind("chamber", ChamberStep, run_chamber, est.estimate_chamber, uses_chamber=lambda s: True),
-    StepKind("peis", PeisStep, run_peis, est.estimate_peis),
+    StepKind("peis", PeisStep, run_peis, est.estimate_peis, resume="redo_after_soak"),
     StepKind("temperature_eis_series", TemperatureEisSeries, None, None, expand=_expand_series,
              uses_chamber=lambda s: True),
     StepKind("hold", HoldStep, run_hold, est.estimate_hold, uses_chamber=lambda s: s.setpoint_c is not None),
-    StepKind("lsv", LsvStep, run_lsv, est.estimate_lsv),
-    StepKind("dc_polarization", DcPolarizationStep, run_dc_polarization, est.estimate_dcpol),
+    StepKind("lsv", LsvStep, run_lsv, est.estimate_lsv, resume="fail"),
+    StepKind("dc_polarization", DcPolarizationStep, run_dc_polarization, est.estimate_dcpol,
+             resume="continue"),
     StepKind("cycling", CyclingStep, run_cycling, est.estimate_cycling,
-             uses_chamber=lambda s: s.temperature_c is not None),
+             uses_chamber=lambda s: s.temperature_c is not None, resume="continue"),
     StepKind("cold_discharge", ColdDischargeStep, run_cold_discharge, est.estimate_cold_discharge,
-             uses_chamber=lambda s: True),
+             uses_chamber=lambda s: True, resume="continue"),
 )}
 
 
