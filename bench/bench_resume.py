@@ -153,7 +153,9 @@ def stream_checks(db: Path, run_id: int, ref_db: Path) -> dict:
                 out["duplicates"] += 1  # out of order or a hole inside
         elif meta.get("role") == "chamber_log":
             times = [r[0] for r in conn.execute("SELECT time_s FROM points WHERE stream_id = ? ORDER BY seq", (sid,))]
-            interval = 10.0
+            ref_times = [r[0] for r in ref.execute("SELECT time_s FROM points WHERE stream_id = ? "
+                                                   "ORDER BY seq LIMIT 100", (ref_streams[name][0],))]
+            interval = sorted(b - a for a, b in zip(ref_times, ref_times[1:]))[len(ref_times) // 2]
             out["chamber_log_gap_readings"] += sum(max(round((b - a) / interval) - 1, 0)
                                                    for a, b in zip(times, times[1:]))
             out["duplicates"] += sum(1 for a, b in zip(times, times[1:]) if b <= a)

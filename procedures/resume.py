@@ -227,15 +227,14 @@ def open_resumed_station(db, run: dict, checkpoint: dict | None, station_cfg):
     None for a real station (its instruments are opened as for any run)."""
     if not run.get("simulated"):
         return None
-    from instruments.sim.persist import SimStateError
-    from instruments.sim.station import SimulatedInstruments
+    from instruments.station import open_instruments, saved_state_error
     if checkpoint is None:
         raise ResumeError(f"run {run['run_id']} has no checkpoint (it was stored by a cellbench "
                           "without resume): it cannot be resumed")
     path = state_file(state_root(db), run["run_id"], checkpoint["generation"])
     try:
-        return SimulatedInstruments(station_cfg, restore_from=path)
-    except SimStateError as exc:
+        return open_instruments(station_cfg, restore_from=path)
+    except saved_state_error() as exc:
         raise ResumeError(f"run {run['run_id']}: {exc}") from None
 
 

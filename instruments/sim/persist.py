@@ -7,7 +7,8 @@ random generator, the chamber simulator, the fake EClib with its channels, runni
 buffered rows, the simulated Landt with its running program, and the virtual time) is pickled
 to a file, in ONE pickle so that objects the simulators share (the cell model, the lab) stay
 shared. The clock is not pickled with them (it carries the run's periodic tasks): it is saved as
-its time and given back by reference when loading.
+its time and given back by reference when loading; so are the technique specs, which the fake
+EClib compares by identity.
 
 Why a saved state rather than a simulated-lab process that lives on: the simulators are in-process
 objects called through the drivers (the fake DLL through ctypes), and a lab process would need a
@@ -33,6 +34,7 @@ in its buffer up to what it holds).
 """
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import pickle
@@ -49,9 +51,23 @@ class SimStateError(RuntimeError):
     """A saved simulated-station state is missing or unreadable; names the file."""
 
 
+def _constants() -> dict[int, tuple[str, str]]:
+    """Module constants the simulators refer to and compare by identity (the BioLogic technique
+    specs): saved as references, so a restored instrument holds the very same objects."""
+    from instruments.biologic import techniques
+    return {id(value): (techniques.__name__, name) for name, value in vars(techniques).items()
+            if isinstance(value, techniques.TechniqueSpec)}
+
+
 class _Pickler(pickle.Pickler):
+    def __init__(self, file, protocol) -> None:
+        super().__init__(file, protocol=protocol)
+        self.constants = _constants()
+
     def persistent_id(self, obj):
-        return _CLOCK if isinstance(obj, Clock) else None
+        if isinstance(obj, Clock):
+            return _CLOCK
+        return self.constants.get(id(obj))
 
 
 class _Unpickler(pickle.Unpickler):
@@ -60,9 +76,14 @@ class _Unpickler(pickle.Unpickler):
         self.clock = clock
 
     def persistent_load(self, pid):
-        if pid != _CLOCK:
-            raise pickle.UnpicklingError(f"unknown reference {pid!r} in a simulated-station state")
-        return self.clock
+        if pid == _CLOCK:
+            return self.clock
+        try:
+            module, name = pid
+            return getattr(importlib.import_module(module), name)
+        except (TypeError, ValueError, ImportError, AttributeError):
+            raise pickle.UnpicklingError(f"unknown reference {pid!r} in a simulated-station "
+                                         "state") from None
 
 
 def save_state(path: Path, clock_time: float, objects: dict, export_path: Path | None) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from storage.schema import SCHEMA_REVISION
+
 ROOT = Path(__file__).resolve().parents[2]
 LEGACY_DB = Path(__file__).parent / "fixtures" / "cellbench_0bac8df.sqlite"
 
@@ -32,9 +34,9 @@ def legacy(tmp_path) -> str:
 def test_db_upgrade_migrates_a_legacy_database_once(legacy):
     first = json.loads(cli("db", "upgrade", "--db", legacy, "--json").stdout)
     assert first == {"database": f"sqlite:///{legacy}", "revision_before": None,
-                     "revision": "0002"}
+                     "revision": SCHEMA_REVISION}
     again = cli("db", "upgrade", "--db", legacy).stdout
-    assert again == f"sqlite:///{legacy}: schema already at revision 0002\n"
+    assert again == f"sqlite:///{legacy}: schema already at revision {SCHEMA_REVISION}\n"
 
 
 def test_db_upgrade_refuses_a_foreign_database_with_a_clear_error(tmp_path):

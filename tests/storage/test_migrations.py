@@ -88,7 +88,8 @@ def test_legacy_database_is_upgraded_in_place_and_keeps_every_run_stream_and_poi
     runs = list_runs(engine).sort_values("run_id")
     assert runs["run_id"].tolist() == [1, 2, 3]
     assert runs["protocol"].tolist() == [r["protocol_name"] for r in LEGACY_RUNS]
-    assert runs["status"].tolist() == ["completed", "aborted", "running"]
+    # The legacy run left "running" has no process stored and a heartbeat long stale.
+    assert runs["status"].tolist() == ["completed", "aborted", "interrupted"]
     assert runs["reason"].tolist() == ["", "aborted by the operator (SIGINT)", None]
     expected_totals = [sum(len(p[next(iter(s["columns"]))]) for s in r["streams"]
                            for p in s["pages"]) for r in LEGACY_RUNS]
@@ -185,7 +186,7 @@ def test_check_current_says_how_to_upgrade(tmp_path):
     with engine.begin() as conn:
         command.upgrade(migrations.alembic_config(conn), "0001")
     with pytest.raises(migrations.SchemaError,
-                       match=r"is at revision 0001; this cellbench needs revision 0002: run "
+                       match=rf"is at revision 0001; this cellbench needs revision {SCHEMA_REVISION}: run "
                              r"`main.py db upgrade --db sqlite:///.*old\.sqlite`"):
         migrations.check_current(engine)
     engine.dispose()
@@ -239,7 +240,7 @@ def test_processes_opening_a_fresh_database_at_once_do_not_race(tmp_path):
     assert [(out.strip(), worker.returncode) for (out, _), worker in zip(outcomes, workers)] == \
         [(SCHEMA_REVISION, 0)] * 4, [err for _, err in outcomes]
     con = sqlite3.connect(path)
-    assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+    assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(SCHEMA_REVISION,)]
     con.close()
 
 
