@@ -254,5 +254,5 @@ def stop_interrupted_measurement(station, point: ResumePoint, protocol) -> None:
     pot = station.potentiostat
     if pot.current_values()["state"] != 0:
         log.warning("resume: the potentiostat channel was still running the interrupted "
-                    "measurement; stopped (the measurement is done again)")
+                    "measurement; stopped")
         pot.stop()
