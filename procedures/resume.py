@@ -93,6 +93,16 @@ class SimStateSaver:
         self.root = state_root(db)
         self.instruments = instruments
 
+    def discard(self, run_id: int) -> None:
+        """Remove the run's saved states and the simulated Landt's export: a run that ended
+        completed, failed or unsafe is never resumed (an aborted one may be)."""
+        import shutil
+        shutil.rmtree(self.root / f"run_{run_id}", ignore_errors=True)
+        try:
+            self.root.rmdir()  # only if no other run's state is left
+        except OSError:
+            pass
+
     def __call__(self, run_id: int, generation: int) -> None:
         path = state_file(self.root, run_id, generation)
         self.instruments.save_state(path)

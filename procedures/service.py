@@ -223,6 +223,9 @@ class RunService:
                 with self._lock:
                     self._runner = None
         writer.close()
+        if writer.on_transaction is not None and writer.last_run_id is not None \
+                and outcome.status is not RunStatus.ABORTED:
+            writer.on_transaction.discard(writer.last_run_id)
         result = RunResult(run_id=writer.last_run_id, status=outcome.status,
                            protocol_name=protocol.protocol.name, source=source,
                            reason=outcome.reason, analysis=outcome.analysis,

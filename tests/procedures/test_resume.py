@@ -66,8 +66,16 @@ def resume(db: Path, run_id: int = 1):
     return RunService(stored_station(run), db=str(db), report_dir=False).resume_run(run)
 
 
+_REFERENCES: dict = {}
+
+
 def reference(protocol, db: Path):
-    return RunService(load_station(simulate=True), db=str(db), report_dir=False).run_file(protocol)
+    """An uninterrupted run of ``protocol`` (once per protocol file: it is deterministic)."""
+    key = str(protocol)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = (RunService(load_station(simulate=True), db=str(db), report_dir=False)
+                            .run_file(protocol), db)
+    return _REFERENCES[key][0]
 
 
 def assert_no_duplicates(db: Path) -> None:
@@ -111,7 +119,7 @@ def test_conductivity_run_killed_and_resumed_equals_an_uninterrupted_run(tmp_pat
 def test_cycling_run_reattaches_to_the_running_program_and_reads_every_record_once(tmp_path):
     protocol = short_cycling(tmp_path)
     ref = reference(protocol, tmp_path / "ref.sqlite")
-    ref_records = get_run(str(tmp_path / "ref.sqlite"), 1)["streams"]
+    ref_records = get_run(str(_REFERENCES[str(protocol)][1]), 1)["streams"]
     db = tmp_path / "crash.sqlite"
     assert run_until_crash(protocol, db, 4000) == 9
     result = resume(db)
