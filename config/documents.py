@@ -133,13 +133,14 @@ class EventPageDoc(TypedDict):
     data: dict[str, Any]
 
 
-class StepStartDoc(TypedDict):
+class StepStartDoc(TypedDict, total=False):
     run_uid: str
     step_index: int
     kind: str
     name: str
     params: dict
     time: float
+    position: dict  # a step taken up again after a crash: its checkpoint's position
 
 
 class StepStopDoc(TypedDict):

@@ -220,7 +220,8 @@ class Runner:
         emit = ctx.emit
         emit("step_start", {"run_uid": ctx.run_uid, "step_index": index, "kind": step.kind,
                             "name": step.name, "params": step.model_dump(mode="json"),
-                            "time": ctx.clock.now()})
+                            "time": ctx.clock.now(),
+                            **({"position": ctx.resume_position} if ctx.resume_position else {})})
         ctx.progress.step_started(index)
         status, summary = "failed", {}
         try:

@@ -229,17 +229,15 @@ class StorageWriter:
             "updated_at": _wall_now(), **this_process(),
         }
         self._generation, self._position = 0, (-1, {})
-        created: list[int] = []
+        self.run_uid = values["uid"]
 
         def write(conn: Connection) -> None:
-            created.append(int(conn.execute(insert(runs).values(**values)).inserted_primary_key[0]))
-            self.run_id = created[0]
+            self.run_id = int(conn.execute(insert(runs).values(**values)).inserted_primary_key[0])
         try:
-            self._transaction(write, "insert the run")
+            self._transaction(write, f"insert the run ({values['protocol_name']})")
         except StorageWriteError:
-            self.run_id = None
+            self.run_id = self.run_uid = None
             raise
-        self.run_uid = values["uid"]
         self._last_flush = self._now()
 
     def _resume(self, doc: dict) -> None:
@@ -250,7 +248,7 @@ class StorageWriter:
             with self.engine.connect() as conn:
                 row = conn.execute(select(runs.c.uid).where(runs.c.id == run_id)).first()
                 stored = stored_streams(conn, run_id)
-                checkpoint = conn.execute(select(run_checkpoints.c.generation, run_checkpoints.c.clock_t0)
+                checkpoint = conn.execute(select(run_checkpoints)
                                           .where(run_checkpoints.c.run_id == run_id)).first()
         except self._db_errors as exc:
             raise StorageWriteError(f"storage: could not read run {run_id} to resume it from "
@@ -259,7 +257,10 @@ class StorageWriter:
             raise DocumentError(f"storage: run {run_id} to resume is not in {describe(self.engine)}")
         self.run_id, self.run_uid = run_id, row.uid
         if checkpoint is not None:
+            # Until the resumed run reaches its next step, its transactions keep the checkpoint
+            # it resumed from (a second crash then resumes from there again).
             self._generation, self._clock_t0 = int(checkpoint.generation), float(checkpoint.clock_t0)
+            self._position = (int(checkpoint.step_index), dict(checkpoint.position or {}))
         for s in stored:
             stream = _Stream(s["id"], s["name"], s["columns"], s["layout"])
             for column, values in (s["str_codes"] or {}).items():
@@ -317,7 +318,8 @@ class StorageWriter:
 
     def _on_step_start(self, doc: dict) -> None:
         index = _field(doc, "step_index", "step_start")
-        self._position = (int(index), {})
+        # A step taken up again after a crash starts from the position it had.
+        self._position = (int(index), dict(doc.get("position") or {}))
         values = {"run_id": self.run_id, "step_index": index,
                   "kind": _field(doc, "kind", "step_start"), "name": doc.get("name"),
                   "params": doc.get("params") or {}, "status": "running",

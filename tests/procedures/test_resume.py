@@ -138,6 +138,31 @@ def test_cycling_run_reattaches_to_the_running_program_and_reads_every_record_on
     assert [(s["step_index"], s["status"]) for s in steps] == [(0, "interrupted"), (0, "completed")]
 
 
+def test_a_resumed_run_that_crashes_again_resumes_again(tmp_path):
+    protocol = short_cycling(tmp_path)
+    ref = reference(protocol, tmp_path / "ref.sqlite")
+    db = tmp_path / "crash.sqlite"
+    assert run_until_crash(protocol, db, 3000) == 9
+
+    def crash_resuming() -> None:
+        def die(name: str, doc: dict) -> None:
+            if name == "event_page":
+                os._exit(9)
+        run = get_run(str(db), 1)
+        from procedures.resume import stored_station
+        RunService(stored_station(run), db=str(db), report_dir=False).resume_run(run, [die])
+        os._exit(0)
+    second = multiprocessing.get_context("fork").Process(target=crash_resuming)
+    second.start()
+    second.join(300)
+    assert second.exitcode == 9
+    result = resume(db)
+    assert result.status is RunStatus.COMPLETED
+    want = [c["discharge_mah"] for c in ref.analysis["cycling"]["cycles"]]
+    assert [c["discharge_mah"] for c in result.analysis["cycling"]["cycles"]] == pytest.approx(want, rel=0.005)
+    assert_no_duplicates(db)
+
+
 def test_cold_discharge_resumes_its_single_program_with_its_chamber_actions(tmp_path):
     ref = reference("cold_discharge", tmp_path / "ref.sqlite")
     db = tmp_path / "crash.sqlite"
