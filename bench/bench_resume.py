@@ -2,9 +2,9 @@
 then `main.py resume RUN_ID`, and compare with an uninterrupted run of the same protocol.
 
 For each protocol (onbh_conductivity, full_cell_45mg, its 1,000-cycle variant, cold_discharge):
-one uninterrupted reference run, then N runs each killed (SIGKILL, no clean-up) when its stored
-rows reach a random fraction of the reference's rows (read every 10 ms from the database by this
-process, as another cellbench process would). After each kill it checks that `runs` shows the run
+one uninterrupted reference run, then N runs each killed (SIGKILL, no clean-up) a random 0-300 ms
+after its stored rows reach a random fraction of the reference's rows (read every 10 ms from the
+database by this process, as another cellbench process would). After each kill it checks that `runs` shows the run
 `interrupted` at once (pid check), resumes it, and measures:
 
 - the analysis against the reference: σ per temperature (within 1 %), capacities per cycle
@@ -70,8 +70,10 @@ def stored_rows(db: Path) -> int:
         conn.close()
 
 
-def run_and_kill(protocol: Path, station: Path, db: Path, at_rows: int, limit_s: float = 1800) -> dict:
-    """Start a run and SIGKILL it once ``at_rows`` rows are stored; returns what happened."""
+def run_and_kill(protocol: Path, station: Path, db: Path, at_rows: int, delay_s: float = 0.0,
+                 limit_s: float = 1800) -> dict:
+    """Start a run and SIGKILL it ``delay_s`` after ``at_rows`` rows are stored (rows are
+    committed in batches: the delay spreads the kills between commits); returns what happened."""
     proc = subprocess.Popen([PYTHON, str(ROOT / "main.py"), "run", str(protocol), "--simulate",
                              "--station", str(station), "--db", str(db), "--report-dir",
                              str(db.parent / "reports")],
@@ -81,6 +83,7 @@ def run_and_kill(protocol: Path, station: Path, db: Path, at_rows: int, limit_s:
     while proc.poll() is None and time.monotonic() - t0 < limit_s:
         rows = stored_rows(db)
         if rows >= at_rows:
+            time.sleep(delay_s)
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.01)
@@ -190,7 +193,7 @@ def bench(protocols: list[str], kills: int, seed: int, keep: bool) -> list[dict]
         for i in range(kills):
             db = tmp / f"{name}-{i}.sqlite"
             at = int(rng.uniform(0.02, 0.98) * total)
-            killed = run_and_kill(files[name], station, db, at)
+            killed = run_and_kill(files[name], station, db, at, delay_s=rng.uniform(0.0, 0.3))
             t = time.monotonic()
             status = run_status(db)
             look_s = time.monotonic() - t
