@@ -186,6 +186,43 @@ def cmd_run(args) -> int:
     return run_protocols(args, args.protocols, _station(args, True if args.simulate else None))
 
 
+def cmd_resume(args) -> int:
+    """Continue an interrupted run where it stopped (procedures/resume.py), on the station it was
+    started with; a completed run is printed as it is."""
+    from config.documents import RunStatus
+    from config.errors import ConfigError
+    from procedures.operator import ConsoleOperator
+    from procedures.progress import ProgressPrinter
+    from procedures.resume import ResumeError, check_resumable, stored_station
+    from procedures.service import RunResult, RunService
+    from storage.readers import RunNotFound, get_run
+    from storage.schema import SchemaError
+    try:
+        run = get_run(args.db, args.run_id)
+        status = check_resumable(run)
+        if status == RunStatus.COMPLETED.value:
+            result = RunResult(run_id=run["run_id"], status=RunStatus.COMPLETED,
+                               protocol_name=run["protocol_name"], reason=run["reason"] or "",
+                               analysis={a["name"]: a["result"] for a in run["analysis"]})
+            print(f"run {args.run_id} is completed: nothing to resume", file=sys.stderr)
+        else:
+            service = RunService(stored_station(run), args.db, operator=ConsoleOperator(),
+                                 subscribers=[ProgressPrinter()], report_dir=args.report_dir)
+            print(f"resuming run {args.run_id} ({run['protocol_name']}, {status})", file=sys.stderr)
+            result = service.resume_run(run)
+            if result.report:
+                print(f"report of run {result.run_id}: {result.report}", file=sys.stderr)
+    except (RunNotFound, SchemaError, ResumeError) as exc:
+        raise UserError(str(exc)) from None
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print_run_result(result.to_json())
+    return EXIT_OK if result.completed else EXIT_RUN_NOT_COMPLETED
+
+
 def cmd_plan(args) -> int:
     from config.errors import ConfigError
     from config.protocol import load_protocol, resolve_protocol_path
@@ -223,7 +260,6 @@ def cmd_plan(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from storage.liveness import effective_status
     from storage.readers import list_runs
     from storage.schema import SchemaError
     try:
@@ -231,7 +267,7 @@ def cmd_runs(args) -> int:
     except SchemaError as exc:
         raise UserError(str(exc)) from None
     rows = [{"run_id": int(r.run_id), "protocol": r.protocol,
-             "status": effective_status(r.status, r.updated_at),
+             "status": r.status,
              "started_at": r.started_at, "reason": r.reason, "n_points": int(r.n_points)}
             for r in df.itertuples()]
     if args.json:
@@ -250,7 +286,6 @@ def cmd_show(args) -> int:
     if args.follow:
         return follow_run(args)
     from procedures.service import single_or_keyed
-    from storage.liveness import effective_status
     from storage.readers import RunNotFound, get_run
     from storage.schema import SchemaError
     try:
@@ -260,7 +295,7 @@ def cmd_show(args) -> int:
     analyses = {}
     for a in run.get("analysis", []):
         analyses[a["name"]] = a["result"]
-    result = {"run_id": args.run_id, "status": effective_status(run["status"], run.get("updated_at")),
+    result = {"run_id": args.run_id, "status": run["status"],
               "reason": run["reason"], "n_points": run["n_points"],
               "streams": [{"name": s["name"], "step_index": s["step_index"],
                            "n_points": s["n_points"]} for s in run["streams"]],
@@ -561,6 +596,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="reports go to DIR/run_<id>/ (default: reports/run_<id>/)")
     db_arg(sp); json_arg(sp)
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("resume", help="continue an interrupted run where it stopped (same run "
+                        "id and streams, on the station it was started with)")
+    sp.add_argument("run_id", type=int, metavar="RUN_ID")
+    sp.add_argument("--report-dir", default=None,
+                    help="the report goes to DIR/run_<id>/ (default: reports/run_<id>/)")
+    db_arg(sp); json_arg(sp)
+    sp.set_defaults(func=cmd_resume)
 
     sp = sub.add_parser("plan", help="validate protocol files and estimate each step's duration "
                         "(touches no instrument)")

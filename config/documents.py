@@ -37,7 +37,8 @@ class RunStatus(str, enum.Enum):
 FINAL_STATUSES = tuple(s.value for s in RunStatus if s not in (RunStatus.RUNNING, RunStatus.INTERRUPTED))
 """What a ``stop`` document may say."""
 
-STEP_STATUSES = ("completed", "failed", "aborted")
+STEP_STATUSES = ("completed", "failed", "aborted", "interrupted")
+"""``interrupted``: the process died inside the step; resume ended it and did it again."""
 
 
 # --- stream roles -------------------------------------------------------------------------------
@@ -114,6 +115,7 @@ class StartDoc(TypedDict, total=False):
     station: dict
     simulated: bool
     plan: dict  # the run's estimate: steps with expected durations
+    resume_run_id: int  # set when this start continues a stored run after a crash (its id)
 
 
 class DescriptorDoc(TypedDict):
@@ -131,13 +133,14 @@ class EventPageDoc(TypedDict):
     data: dict[str, Any]
 
 
-class StepStartDoc(TypedDict):
+class StepStartDoc(TypedDict, total=False):
     run_uid: str
     step_index: int
     kind: str
     name: str
     params: dict
     time: float
+    position: dict  # a step taken up again after a crash: its checkpoint's position
 
 
 class StepStopDoc(TypedDict):
@@ -198,6 +201,13 @@ class SuspensionDoc(TypedDict):
     time: float  # clock time of this document
     invalidated: list[str]  # streams measured while suspended and marked invalid (EIS spectra)
     action: str  # what the step kind did: "spectrum measured again", "step failed", ...
+class CheckpointDoc(TypedDict):
+    """How far the run has come, stored in the same transaction as the rows emitted before it
+    (procedures/resume.py reads it back): the step index and that step's own position."""
+
+    run_uid: str
+    step_index: int
+    position: dict
 
 
 class StopDoc(TypedDict):
@@ -209,7 +219,7 @@ class StopDoc(TypedDict):
 
 
 DOCUMENT_NAMES = ("start", "descriptor", "event_page", "step_start", "step_stop", "progress",
-                  "suspension", "analysis", "stop")
+                  "suspension", "checkpoint", "analysis", "stop")
 
 
 class DocumentRouter:
@@ -243,6 +253,9 @@ class DocumentRouter:
         pass
 
     def suspension(self, doc: SuspensionDoc) -> None:
+        pass
+
+    def checkpoint(self, doc: CheckpointDoc) -> None:
         pass
 
     def analysis(self, doc: AnalysisDoc) -> None:

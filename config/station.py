@@ -134,6 +134,10 @@ class SimConfig(_Strict):
     chamber_over_tcp: bool = Field(
         default=False, description="Serve the chamber simulator on a loopback TCP port and reach it "
         "through pyvisa-py, as a LAN chamber (port 57732) is reached")
+    offline_time: Literal["none"] | float = Field(
+        default="none", description="Instrument time that passes while no process controls the "
+        "simulated station (after a crash, until resume): \"none\", or a factor of the wall time "
+        "that passed (1.0 = real time)")
     thermal: SimThermal = SimThermal()
     pellet: SimPellet = SimPellet()
     cell: dict = Field(default_factory=dict, description="Overrides of the cell model constants")
@@ -154,6 +158,12 @@ class SimConfig(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return faults
+    @field_validator("offline_time")
+    @classmethod
+    def _offline_factor(cls, value):
+        if value != "none" and not 0 <= value <= 1e6:
+            raise ValueError(f"offline_time must be \"none\" or a factor 0…1e6 of wall time, not {value}")
+        return value
 
 
 class PlanningConfig(_Strict):

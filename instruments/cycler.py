@@ -104,6 +104,12 @@ class CyclerChannel(abc.ABC):
         """Run ``program`` (config.cycling.CyclingProgram) on ``cell`` (CellSection).
         ``on_prompt(text)`` is called with instructions when the operator must act."""
 
+    def attach(self, program, cell, sample_id: str) -> None:
+        """Follow ``program`` already running on the channel, started by an earlier process that
+        died (resume after a crash): no start, the records come on from where the channel is.
+        Records the caller has stored already are its to skip, by their record numbers."""
+        raise CyclerCapabilityError(f"{self.name}: cannot re-attach to a running program")
+
     @abc.abstractmethod
     def stop(self) -> None:
         """End the program now."""

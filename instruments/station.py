@@ -127,9 +127,17 @@ class RealInstruments(Instruments):
                            poll_interval_s=cfg.poll_interval_s, start_timeout_s=cfg.start_timeout_s)
 
 
-def open_instruments(config) -> Instruments:
-    """The station's instruments: simulated when ``config.simulate``, real otherwise."""
+def open_instruments(config, restore_from=None) -> Instruments:
+    """The station's instruments: simulated when ``config.simulate``, real otherwise.
+    ``restore_from``: a simulated station's saved state (instruments/sim/persist.py) to go on
+    from; a real station's instruments are where they are, and it is not used."""
     if config.simulate:
         from instruments.sim.station import SimulatedInstruments
-        return SimulatedInstruments(config)
+        return SimulatedInstruments(config, restore_from=restore_from)
     return RealInstruments(config)
+
+
+def saved_state_error():
+    """The error a saved simulated-station state raises when it is missing or unreadable."""
+    from instruments.sim.persist import SimStateError
+    return SimStateError

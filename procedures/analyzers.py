@@ -36,7 +36,9 @@ class StreamCollector:
             self._unsubscribe = None
 
     def __call__(self, name: str, doc: dict) -> None:
-        if name == "descriptor" and doc["metadata"].get("role") == self.role:
+        # A stream cut by a crash (marked incomplete on resume) is kept in storage, not analysed.
+        if (name == "descriptor" and doc["metadata"].get("role") == self.role
+                and not doc["metadata"].get("incomplete")):
             entry = {"name": doc["stream"], "step_index": doc["step_index"],
                      "metadata": doc["metadata"], "pages": []}
             self.streams[doc["stream"]] = entry

@@ -42,8 +42,12 @@ class ChamberLogger:
 
     def start(self) -> None:
         self._writer = self.ctx.new_stream("chamber", COLUMNS, metadata={"role": StreamRole.CHAMBER_LOG.value},
-                                           step_index=None)
-        self._cancel = self.ctx.clock.every(self.interval_s, lambda now: self._read(now, with_alarms=True))
+                                           step_index=None, continue_stored=True)
+        # A resumed run's log goes on one interval after its state's time, whose reading (if
+        # one was due then) is stored already.
+        first = None if self._writer.seq == 0 else self.ctx.clock.now() + self.interval_s
+        self._cancel = self.ctx.clock.every(self.interval_s, lambda now: self._read(now, with_alarms=True),
+                                            first_at=first)
 
     def stop(self) -> None:
         if self._cancel is not None:

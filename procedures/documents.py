@@ -58,10 +58,15 @@ class StreamWriter:
 
     def __init__(self, emit: Callable[[str, dict], None], run_uid: str, stream: str,
                  columns: Mapping[str, str | tuple[str, str]], step_index: int | None = None,
-                 metadata: dict | None = None) -> None:
+                 metadata: dict | None = None, resume: tuple[str, int] | None = None) -> None:
+        """``resume``: (descriptor uid, next seq) of a stored stream that a resumed run continues;
+        its descriptor is in storage already and is not emitted again."""
         self._emit = emit
         self.stream = stream
         self.columns = {name: _column_spec(spec) for name, spec in columns.items()}
+        if resume is not None:
+            self.descriptor_uid, self.seq = resume[0], int(resume[1])
+            return
         self.descriptor_uid = new_uid()
         self.seq = 0
         emit("descriptor", {

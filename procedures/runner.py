@@ -8,6 +8,11 @@ the run ``unsafe``, whatever else happened: someone has to look at the station.
 
 Control from any thread: ``abort()`` stops at the next clock wait; ``pause()`` stops at the next
 safe point (between steps, or inside a step kind that allows it) until ``resume()``.
+
+``run(protocol, resume=point)`` continues a stored run after a crash instead of starting one: the
+same run uid, no mounting (the station is as the run left it), the analyzers first fed the stored
+data, the steps ended by the crash closed, and the steps run from ``point.start_index``
+(procedures/resume.py decides all of these).
 """
 from __future__ import annotations
 
@@ -130,20 +135,27 @@ class Runner:
     def resume(self) -> None:
         self.control.resume()
 
-    def run(self, protocol, protocol_source: str = "") -> RunOutcome:
+    def run(self, protocol, protocol_source: str = "", resume=None) -> RunOutcome:
         """Run ``protocol``. The instruments it needs are opened and identified before the run
         is announced (and so stored): one that does not answer raises InstrumentUnreachable and
-        leaves no run behind."""
+        leaves no run behind. ``resume``: a stored run to continue (procedures/resume.py); its
+        sample is on the instruments already."""
         clock = self.station.clock
-        run_uid = new_uid()
+        run_uid = resume.run_uid if resume is not None else new_uid()
         emit = self.stream.emit
         planned = plan_steps(protocol, self.station.config)
         try:
-            self.station.open_for(protocol)
+            self.station.open_for(protocol, mount=resume is None)
         except Aborted:
             pass  # stopped while connecting: stored as aborted below, like any abort
+        # The analyzers listen to their own stream, which forwards the run's documents: a resumed
+        # run feeds them its stored data there first, without storing it again.
+        analysis_stream = DocumentStream()
+        forward = self.stream.subscribe(analysis_stream.emit)
         for analyzer in self.analyzers:
-            analyzer.attach(self.stream, protocol)
+            analyzer.attach(analysis_stream, protocol)
+        if resume is not None:
+            resume.replay(analysis_stream.emit)
         emit("start", {
             "run_uid": run_uid, "time": clock.now(), "protocol_name": protocol.protocol.name,
             "protocol": protocol.model_dump(mode="json"), "protocol_source": protocol_source,
@@ -153,14 +165,21 @@ class Runner:
                                 "expected_duration_s": p.estimate.duration_s,
                                 "basis": p.estimate.basis} for p in planned],
                      "expected_duration_s": sum(p.estimate.duration_s for p in planned)},
+            **({"resume_run_id": resume.run_id} if resume is not None else {}),
         })
         progress = ProgressTracker(emit, run_uid, clock, planned)
         ctx = StepContext(station=self.station, protocol=protocol, run_uid=run_uid, emit=emit,
-                          run_t0=clock.now(), progress=progress, control=self.control)
+                          run_t0=clock.now() if resume is None else resume.clock_t0,
+                          progress=progress, control=self.control,
+                          stored_streams=resume.stored_streams if resume is not None else {})
         outcome = RunOutcome(run_uid=run_uid, status=RunStatus.COMPLETED)
         logger = None
         try:
             clock.check_abort()
+            if resume is not None:
+                for index, status, summary in resume.close_steps:
+                    emit("step_stop", {"run_uid": run_uid, "step_index": index, "status": status,
+                                       "time": clock.now(), "summary": summary})
             if uses_chamber(protocol):
                 interval = protocol.protocol.chamber_log_interval_s
                 ctx.watch = ConditionWatch(ctx, protocol.protocol.watch, interval)
@@ -168,9 +187,13 @@ class Runner:
                 logger.start()
                 ctx.chamber_logger = logger
             for index, step in enumerate(expand_steps(protocol)):
+                if resume is not None and index < resume.start_index:
+                    continue
                 self.control.checkpoint(
                     on_hold=lambda: progress.report(state="paused", message="paused between steps"),
                     on_release=lambda: progress.report(message="resumed"))
+                ctx.resume_position = (resume.position if resume is not None
+                                       and index == resume.start_index else None)
                 self._run_step(ctx, index, step)
         except Aborted as exc:
             outcome.status, outcome.reason = RunStatus.ABORTED, str(exc) or "aborted"
@@ -198,6 +221,7 @@ class Runner:
                     outcome.analysis[analyzer.name] = {"error": f"{type(exc).__name__}: {exc}"}
             if ctx.watch is not None:
                 outcome.suspensions = [dict(doc) for doc in ctx.watch.suspensions]
+            self.stream.unsubscribe(forward)
             outcome.duration_s = clock.now() - ctx.run_t0
             emit("stop", {"run_uid": run_uid, "time": clock.now(), "status": outcome.status.value,
                           "reason": outcome.reason, "traceback": outcome.traceback})
@@ -208,7 +232,8 @@ class Runner:
         emit = ctx.emit
         emit("step_start", {"run_uid": ctx.run_uid, "step_index": index, "kind": step.kind,
                             "name": step.name, "params": step.model_dump(mode="json"),
-                            "time": ctx.clock.now()})
+                            "time": ctx.clock.now(),
+                            **({"position": ctx.resume_position} if ctx.resume_position else {})})
         ctx.progress.step_started(index)
         status, summary = "failed", {}
         try:

@@ -25,6 +25,8 @@ from config.protocol import Protocol, load_protocol, resolve_protocol_path
 from procedures.analyzers import analyzers_for
 from procedures.documents import DocumentStream
 from procedures.operator import Operator, UnattendedOperator
+from procedures.resume import (SimStateSaver, open_resumed_station, plan_resume,
+                               stop_interrupted_measurement, stored_protocol)
 from procedures.runner import Runner
 from procedures.signals import stop_on_signals
 from procedures.station import Station
@@ -191,7 +193,7 @@ class RunService:
         return loaded
 
     def run(self, protocol: Protocol, source: str = "", subscribers: Iterable[Subscriber] = (),
-            report_later: bool = False) -> RunResult:
+            report_later: bool = False, resume=None, instruments=None) -> RunResult:
         """Run one validated protocol with storage, the subscribers and the report hook.
 
         Raises InstrumentUnreachable (procedures.station), with no run stored, when an instrument
@@ -199,7 +201,8 @@ class RunService:
 
         ``report_later``: write the report in a helper process while the caller goes on (the next
         run of a queue uses the other core); ``finish_reports`` then waits for it and fills in
-        ``RunResult.report``."""
+        ``RunResult.report``. ``resume`` and ``instruments``: continue a stored run on the
+        instruments it left (see :meth:`resume_run`)."""
         from storage.writer import StorageWriter
         stream = DocumentStream()
         writer = StorageWriter(self.db)
@@ -207,7 +210,10 @@ class RunService:
         for subscriber in [*self.subscribers, *subscribers]:
             stream.subscribe(subscriber)
         try:
-            with Station(self.station_cfg, operator=self.operator) as station:
+            with Station(self.station_cfg, operator=self.operator, instruments=instruments) as station:
+                if station.simulated:
+                    # The simulated station outlives this process as its saved state (resume).
+                    writer.on_transaction = SimStateSaver(self.db, station.instruments)
                 runner = Runner(station, stream, analyzers_for(protocol))
                 with self._lock:
                     self._runner = runner
@@ -217,12 +223,17 @@ class RunService:
                     self.on_runner(runner)
                 try:
                     with stop_on_signals(self.abort):
-                        outcome = runner.run(protocol, protocol_source=source)
+                        if resume is not None:
+                            stop_interrupted_measurement(station, resume, protocol)
+                        outcome = runner.run(protocol, protocol_source=source, resume=resume)
                 finally:
                     with self._lock:
                         self._runner = None
         finally:
             writer.close()
+        if writer.on_transaction is not None and writer.last_run_id is not None \
+                and outcome.status is not RunStatus.ABORTED:
+            writer.on_transaction.discard(writer.last_run_id)
         result = RunResult(run_id=writer.last_run_id, status=outcome.status,
                            protocol_name=protocol.protocol.name, source=source,
                            reason=outcome.reason, analysis=outcome.analysis,
@@ -234,6 +245,18 @@ class RunService:
             else:
                 result.report = self._report(result.run_id)
         return result
+
+    def resume_run(self, run: dict, subscribers: Iterable[Subscriber] = ()) -> RunResult:
+        """Continue stored run ``run`` (storage.readers.get_run) where it stopped, on this
+        service's station, which must be the run's own (procedures/resume.py: ``stored_station``).
+        Raises ResumeError when it cannot be resumed."""
+        from storage.checkpoints import read_checkpoint
+        protocol = stored_protocol(run, self.station_cfg)
+        checkpoint = read_checkpoint(self.db, run["run_id"])
+        point = plan_resume(self.db, run, protocol, checkpoint)
+        instruments = open_resumed_station(self.db, run, checkpoint, self.station_cfg)
+        return self.run(protocol, f"run {run['run_id']}", subscribers, resume=point,
+                        instruments=instruments)
 
     def run_all(self, names_or_paths, subscribers: Iterable[Subscriber] = ()) -> list[RunResult]:
         """Validate every file first, then run them in order, each report written while the next

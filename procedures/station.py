@@ -84,14 +84,15 @@ class Station:
         cell = protocol.cell.model_dump() if protocol.cell is not None else None
         self.instruments.mount(sample, cell)
 
-    def open_for(self, protocol) -> None:
-        """Mount ``protocol``'s sample and open and identify every instrument it talks to, before
-        anything is stored: InstrumentUnreachable names each one that does not answer (all are
-        tried)."""
+    def open_for(self, protocol, mount: bool = True) -> None:
+        """Mount ``protocol``'s sample (unless it is mounted already: a resumed run) and open and
+        identify every instrument it talks to, before anything is stored: InstrumentUnreachable
+        names each one that does not answer (all are tried)."""
         from instruments.clock import Aborted
         from procedures.steps import instruments_used
         try:
-            self.prepare(protocol)
+            if mount:
+                self.prepare(protocol)
         except Exception as exc:  # noqa: BLE001 - e.g. a simulated load the lab does not know
             raise InstrumentUnreachable(f"the sample cannot be mounted, nothing was run or stored: "
                                         f"{type(exc).__name__}: {exc}") from None

@@ -54,6 +54,12 @@ class StepKind:
     # The other instruments a step of this kind talks to, given the station file (opened and
     # identified before the run is stored).
     instruments: Callable[[object, object], tuple[str, ...]] = lambda step, station_cfg: ()
+    resume: str = "redo"
+    """After a crash inside a step of this kind (procedures/resume.py): ``redo`` it from its start
+    (what it had stored is kept, marked incomplete); ``redo_after_soak``: redo it and the chamber
+    step just before it (a spectrum is measured after its soak); ``continue`` from its last
+    checkpoint (the executor reads ``ctx.resume_position``); ``fail``: it cannot be taken up
+    again (a destructive measurement), it ends failed and the run goes on."""
 
 
 # --- expansion ------------------------------------------------------------------------------------
@@ -77,17 +83,19 @@ def _cold_discharge_instruments(step, station_cfg) -> tuple[str, ...]:
 
 STEP_KINDS: dict[str, StepKind] = {k.kind: k for k in (
     StepKind("chamber", ChamberStep, run_chamber, est.estimate_chamber, uses_chamber=lambda s: True),
-    StepKind("peis", PeisStep, run_peis, est.estimate_peis, instruments=_potentiostat),
+    StepKind("peis", PeisStep, run_peis, est.estimate_peis, instruments=_potentiostat,
+             resume="redo_after_soak"),
     StepKind("temperature_eis_series", TemperatureEisSeries, None, None, expand=_expand_series,
              uses_chamber=lambda s: True, instruments=_potentiostat),
     StepKind("hold", HoldStep, run_hold, est.estimate_hold, uses_chamber=lambda s: s.setpoint_c is not None),
-    StepKind("lsv", LsvStep, run_lsv, est.estimate_lsv, instruments=_potentiostat),
+    StepKind("lsv", LsvStep, run_lsv, est.estimate_lsv, instruments=_potentiostat, resume="fail"),
     StepKind("dc_polarization", DcPolarizationStep, run_dc_polarization, est.estimate_dcpol,
-             instruments=_potentiostat),
+             instruments=_potentiostat, resume="continue"),
     StepKind("cycling", CyclingStep, run_cycling, est.estimate_cycling,
-             uses_chamber=lambda s: s.temperature_c is not None, instruments=lambda s, cfg: ("cycler",)),
+             uses_chamber=lambda s: s.temperature_c is not None, instruments=lambda s, cfg: ("cycler",),
+             resume="continue"),
     StepKind("cold_discharge", ColdDischargeStep, run_cold_discharge, est.estimate_cold_discharge,
-             uses_chamber=lambda s: True, instruments=_cold_discharge_instruments),
+             uses_chamber=lambda s: True, instruments=_cold_discharge_instruments, resume="continue"),
 )}
 
 

@@ -4,6 +4,9 @@ Every function takes the database as a URL, a path, ``None`` (the default databa
 storage/engine.py) or an Engine. Times are ISO 8601 strings in UTC (``...+00:00``)
 everywhere, so JSON output, exports and tables agree.
 
+A run's ``status`` is its effective status (storage/liveness.py): a run stored as ``running``
+whose process is gone reads ``interrupted``, whoever looks.
+
 Point counts come from ``streams.n_points`` (kept by the writer), and every query selects by
 primary key or by an index led by ``run_id``: listing runs, showing or reading one run costs the
 same however many other runs and points the database holds (bench/bench_storage_queries.py).
@@ -22,6 +25,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, func, select, update
 
 from storage.engine import describe, engine_for
+from storage.liveness import effective_status
 from storage.schema import (EXTRA_SLOT, analysis_results, points, runs, steps, streams,
                             suspensions)
 
@@ -54,10 +58,11 @@ def list_runs(db: Database = None) -> pd.DataFrame:
     engine = engine_for(db)
     query = select(runs.c.id, runs.c.uid, runs.c.protocol_name, runs.c.status,
                    runs.c.simulated, runs.c.started_at, runs.c.ended_at, runs.c.updated_at,
-                   runs.c.reason, _run_points(runs.c.id)).order_by(runs.c.id.desc())
+                   runs.c.reason, runs.c.host, runs.c.pid, runs.c.process_started,
+                   _run_points(runs.c.id)).order_by(runs.c.id.desc())
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    records = [(r.id, r.uid, r.protocol_name, r.status, bool(r.simulated), _iso(r.started_at),
+    records = [(r.id, r.uid, r.protocol_name, _status(r), bool(r.simulated), _iso(r.started_at),
                 _iso(r.ended_at), _iso(r.updated_at), r.reason, int(r.n_points)) for r in rows]
     by_column = list(zip(*records)) if records else [()] * len(RUN_LIST_COLUMNS)
     # Text columns as object: pandas >= 3 would make them its string dtype, None becoming NaN
@@ -77,9 +82,10 @@ def get_run(db: Database, run_id: int) -> dict:
         run = {
             "run_id": row.id, "uid": row.uid, "protocol_name": row.protocol_name,
             "protocol": row.protocol, "sample": row.sample, "station": row.station,
-            "simulated": bool(row.simulated), "status": row.status, "reason": row.reason,
+            "simulated": bool(row.simulated), "status": _status(row), "reason": row.reason,
             "traceback": row.traceback, "started_at": _iso(row.started_at),
             "ended_at": _iso(row.ended_at), "updated_at": _iso(row.updated_at),
+            "host": row.host, "pid": row.pid, "process_started": row.process_started,
         }
         run["steps"] = [
             {"step_index": s.step_index, "kind": s.kind, "name": s.name, "params": s.params,
@@ -245,6 +251,10 @@ def mark_interrupted(db: Database, run_id: int,
                                                   runs.c.status == "running")
                                .values(status="interrupted", reason=reason)).rowcount
     return bool(changed)
+
+
+def _status(row: Any) -> str:
+    return effective_status(row.status, row.updated_at, row.host, row.pid, row.process_started)
 
 
 def _run_row(conn: Connection, engine: Engine, run_id: int) -> Any:

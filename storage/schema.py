@@ -113,6 +113,11 @@ runs = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The writing process (storage/liveness.py): host name, pid, and the process's start time as
+    # the OS reports it (a pid may be reused).
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("process_started", String(64)),
     # Run ids are shown to users and named in exports: never reuse one after a deletion.
     sqlite_autoincrement=True,
 )
@@ -184,6 +189,18 @@ suspensions = Table(
 )
 """A run's suspensions (procedures/watch.py), one row each, updated as its documents arrive;
 times are the documents' clock times (virtual in simulation), as the steps' are."""
+run_checkpoints = Table(
+    "run_checkpoints", metadata,
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("generation", Integer, nullable=False),
+    # The clock time of the run's start (virtual in simulation): the origin of its time_s columns.
+    Column("clock_t0", Float, nullable=False),
+    Column("step_index", Integer, nullable=False),
+    Column("position", JSON),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+"""How far a run has come: written in the same transaction as the rows it covers
+(storage/checkpoints.py)."""
 
 alembic_version = Table(
     "alembic_version", MetaData(),

@@ -11,8 +11,17 @@ time), a heartbeat by which a reader can tell a live run from one whose writer d
 same transaction as the rows, each stream's ``n_points`` and any new str codes (see
 storage/schema.py).
 
-A crash loses at most the unflushed buffer; the run keeps status ``"running"`` until
-:func:`storage.readers.mark_interrupted` marks it.
+A crash loses at most the unflushed buffer (points the instruments still hold: see below); the
+run keeps status ``"running"``, which readers show as ``interrupted`` once its process is gone
+(storage/liveness.py: the run row holds the writer's host, pid and process start time).
+
+Resume (procedures/resume.py): every transaction also writes the run's checkpoint row
+(storage/checkpoints.py: step index and position from the ``checkpoint`` documents, and a
+``generation`` counting the transactions), and calls ``on_transaction(run_id, generation)`` just
+before it commits, where the simulated station saves its state for that generation: "a point is
+either committed or still obtainable from the instrument". A ``checkpoint`` document is written at
+once, with the rows buffered before it. A ``start`` document with ``resume_run_id`` continues
+that stored run: same run row, its streams continued from their stored point counts.
 
 On SQLite and PostgreSQL (any DBAPI whose paramstyle is ``qmark``, ``format`` or ``pyformat``)
 the point rows go through the DBAPI cursor's ``executemany`` of multi-row ``INSERT ... VALUES``
@@ -37,9 +46,12 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.documents import FINAL_STATUSES, STEP_STATUSES, SuspensionState
+from storage.checkpoints import stored_streams, write_checkpoint
 from storage.engine import describe, engine_for
+from storage.liveness import this_process
 from storage.schema import (EXTRA_SLOT, MAX_EXACT_INT, MAX_STR_CODES, analysis_results,
-                            plan_layout, points, runs, steps, streams, suspensions, utc_from_epoch)
+                            plan_layout, points, run_checkpoints, runs, steps, streams, suspensions,
+                            utc_from_epoch)
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +159,8 @@ class StorageWriter:
 
     def __init__(self, url_or_engine: Engine | str | os.PathLike | None = None,
                  flush_rows: int = 5000, flush_interval_s: float = 2.0,
-                 clock: Any = None) -> None:
+                 clock: Any = None,
+                 on_transaction: Callable[[int, int], None] | None = None) -> None:
         if flush_rows < 1:
             raise ValueError(f"flush_rows must be >= 1, not {flush_rows}")
         if flush_interval_s < 0:
@@ -172,12 +185,18 @@ class StorageWriter:
         """Buffered pages by stream id: (seq_start, rows, columns)."""
         self._pending_rows = 0
         self._last_flush = self._now()
+        self.on_transaction = on_transaction
+        self._generation = 0
+        self._clock_t0 = 0.0
+        self._position: tuple[int, dict] = (-1, {})
+        """The checkpoint every transaction writes: (step index, position)."""
         self._handlers = {
             "start": self._on_start, "descriptor": self._on_descriptor,
             "event_page": self._on_event_page, "step_start": self._on_step_start,
             "step_stop": self._on_step_stop, "suspension": self._on_suspension,
             "analysis": self._on_analysis, "stop": self._on_stop,
             "progress": lambda doc: None,  # derived from what is stored; nothing to keep
+            "checkpoint": self._on_checkpoint,
         }
 
     # --- subscriber -----------------------------------------------------------------------
@@ -213,6 +232,10 @@ class StorageWriter:
             raise DocumentError(f"storage: 'start' of run {doc.get('run_uid')!r} while run "
                                 f"{self.run_id} ({self.run_uid}) has had no 'stop'")
         self._streams.clear()
+        self._clock_t0 = float(doc.get("time") or 0.0)
+        if doc.get("resume_run_id") is not None:
+            self._resume(doc)
+            return
         values = {
             "uid": _field(doc, "run_uid", "start"),
             "protocol_name": _field(doc, "protocol_name", "start"),
@@ -221,17 +244,52 @@ class StorageWriter:
             # Run times are wall time (what `runs` lists); a simulated run's document times are
             # virtual and stay in its steps.
             "status": "running", "started_at": _wall_now(),
-            "updated_at": _wall_now(),
+            "updated_at": _wall_now(), **this_process(),
         }
+        self._generation, self._position = 0, (-1, {})
+        self.run_uid = values["uid"]
+
+        def write(conn: Connection) -> None:
+            self.run_id = int(conn.execute(insert(runs).values(**values)).inserted_primary_key[0])
         try:
-            with self.engine.begin() as conn:
-                result = conn.execute(insert(runs).values(**values))
-                run_id = result.inserted_primary_key[0]
+            self._transaction(write, f"insert the run ({values['protocol_name']})")
+        except StorageWriteError:
+            self.run_id = self.run_uid = None
+            raise
+        self._last_flush = self._now()
+
+    def _resume(self, doc: dict) -> None:
+        """Continue stored run ``resume_run_id``: running again, by this process; its streams
+        are taken up where their stored rows end."""
+        run_id = int(doc["resume_run_id"])
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(runs.c.uid).where(runs.c.id == run_id)).first()
+                stored = stored_streams(conn, run_id)
+                checkpoint = conn.execute(select(run_checkpoints)
+                                          .where(run_checkpoints.c.run_id == run_id)).first()
         except self._db_errors as exc:
-            raise StorageWriteError(f"storage: could not insert run {values['uid']!r} "
-                                    f"({values['protocol_name']}) into {describe(self.engine)}: "
-                                    f"{exc}") from exc
-        self.run_id, self.run_uid = int(run_id), values["uid"]
+            raise StorageWriteError(f"storage: could not read run {run_id} to resume it from "
+                                    f"{describe(self.engine)}: {exc}") from exc
+        if row is None:
+            raise DocumentError(f"storage: run {run_id} to resume is not in {describe(self.engine)}")
+        self.run_id, self.run_uid = run_id, row.uid
+        if checkpoint is not None:
+            # Until the resumed run reaches its next step, its transactions keep the checkpoint
+            # it resumed from (a second crash then resumes from there again).
+            self._generation, self._clock_t0 = int(checkpoint.generation), float(checkpoint.clock_t0)
+            self._position = (int(checkpoint.step_index), dict(checkpoint.position or {}))
+        for s in stored:
+            stream = _Stream(s["id"], s["name"], s["columns"], s["layout"])
+            for column, values in (s["str_codes"] or {}).items():
+                if column in stream.str_codes:
+                    stream.str_codes[column] = list(values)
+                    stream.code_index[column].update({v: float(i) for i, v in enumerate(values)})
+            self._streams[s["descriptor_uid"]] = stream
+        self._transaction(
+            lambda conn: conn.execute(update(runs).where(runs.c.id == run_id).values(
+                status="running", reason=None, traceback=None, ended_at=None, **this_process())),
+            "mark the run running again")
         self._last_flush = self._now()
 
     def _on_descriptor(self, doc: dict) -> None:
@@ -271,8 +329,15 @@ class StorageWriter:
             self._pending.setdefault(stream.id, []).append((int(seq_start), n, columns))
             self._pending_rows += n
 
+    def _on_checkpoint(self, doc: dict) -> None:
+        index = _field(doc, "step_index", "checkpoint")
+        self._position = (int(index), dict(doc.get("position") or {}))
+        self._transaction(lambda conn: None, f"checkpoint step {index}")
+
     def _on_step_start(self, doc: dict) -> None:
         index = _field(doc, "step_index", "step_start")
+        # A step taken up again after a crash starts from the position it had.
+        self._position = (int(index), dict(doc.get("position") or {}))
         values = {"run_id": self.run_id, "step_index": index,
                   "kind": _field(doc, "kind", "step_start"), "name": doc.get("name"),
                   "params": doc.get("params") or {}, "status": "running",
@@ -295,6 +360,14 @@ class StorageWriter:
                                     "without a step_start")
             conn.execute(update(steps).where(steps.c.id == step_id).values(
                 status=status, ended_at=_optional_time(doc), summary=doc.get("summary") or {}))
+            for name in (doc.get("summary") or {}).get("incomplete_streams", ()):
+                # A stream cut by a crash keeps its rows, marked so analysis leaves it out.
+                for stream in self._streams.values():
+                    if stream.name == name:
+                        meta = conn.execute(select(streams.c.metadata)
+                                            .where(streams.c.id == stream.id)).scalar() or {}
+                        conn.execute(update(streams).where(streams.c.id == stream.id)
+                                     .values(metadata={**meta, "incomplete": True}))
         self._transaction(write, f"finish step {index}")
 
     def _on_suspension(self, doc: dict) -> None:
@@ -353,12 +426,18 @@ class StorageWriter:
         """
         n_rows = self._pending_rows
         try:
+            generation = self._generation + 1
             with self.engine.begin() as conn:
                 if n_rows:
                     self._insert_points(conn)
                 write(conn)
                 conn.execute(update(runs).where(runs.c.id == self.run_id)
                              .values(updated_at=_wall_now()))
+                step_index, position = self._position
+                write_checkpoint(conn, self.run_id, generation, self._clock_t0, step_index, position)
+                if self.on_transaction is not None:
+                    self.on_transaction(self.run_id, generation)
+            self._generation = generation
         except self._db_errors as exc:
             names = [s.name for s in self._streams.values() if s.id in self._pending]
             rows = f" with {n_rows} buffered rows of stream(s) {names}" if n_rows else ""

@@ -587,12 +587,13 @@ def fake_option_problems(options: dict) -> list[str]:
             f"{sorted(FAKE_OPTIONS | {'rate', 'kinds', 'timeout_s'})}"] if bad else []
 
 
-def open_potentiostat(config, clock, lab=None) -> BiologicPotentiostat:
+def open_potentiostat(config, clock, lab=None, dll=None) -> BiologicPotentiostat:
     """A driver (not yet connected) from the station's potentiostat section (dict or model).
 
     Without ``lab`` the real DLL is loaded from ``dll_path``; with a SimLab, a FakeEClib bound to
     it stands in, configured by the same section and by ``lab.faults['potentiostat']`` (keys:
-    fail_on, start_race_polls, firmware, current_offset_a, current_noise_fraction, ewe_noise_v).
+    fail_on, start_race_polls, firmware, current_offset_a, current_noise_fraction, ewe_noise_v);
+    ``dll``: that FakeEClib already built (a simulated station restored from its saved state).
     """
     cfg = dict(config.model_dump() if hasattr(config, "model_dump") else config)
     unknown = sorted(set(cfg) - CONFIG_KEYS)
@@ -604,9 +605,9 @@ def open_potentiostat(config, clock, lab=None) -> BiologicPotentiostat:
     board = cfg.get("board", "premium")
     model = cfg.get("model", "SP-200")
     max_f = float(cfg.get("max_eis_frequency_hz", 7e6))
-    if lab is None:
+    if dll is None and lab is None:
         dll = api.load_eclib(cfg.get("dll_path", ""))
-    else:
+    elif dll is None:
         from instruments.biologic.fake_dll import FakeEClib
         from instruments.sim.faults import transport_part
         _, options = transport_part((getattr(lab, "faults", None) or {}).get("potentiostat"))

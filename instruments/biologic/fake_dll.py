@@ -196,6 +196,18 @@ class _Segment:
         return max(float(d), self.generated_until - self.start)
 
 
+class _LiveParam:
+    """A technique parameter read when needed, so BL_UpdateParameters reaches a running step (a
+    class, not a closure: the instrument's state is pickled, instruments/sim/persist.py)."""
+
+    def __init__(self, params: dict, name: str, index: int | None = None) -> None:
+        self.params, self.name, self.index = params, name, index
+
+    def __call__(self) -> float:
+        value = self.params[self.name]
+        return value if self.index is None else value[self.index]
+
+
 class _DCGenerator(_Generator):
     """OCV, CA, CP, VSCAN and the limit variants as successive linear segments."""
 
@@ -215,7 +227,7 @@ class _DCGenerator(_Generator):
     def _plan(self) -> list:
         p = self.params
         if self.spec.name == "OCV":
-            return [_Segment(0, 0, 0.0, self.e_rest, self.e_rest, lambda: p["Rest_time_T"],
+            return [_Segment(0, 0, 0.0, self.e_rest, self.e_rest, _LiveParam(p, "Rest_time_T"),
                              p["Record_every_dT"])]
         if self.spec.name == "VSCAN":
             v = [e + (self.e_rest if rel else 0.0) for e, rel in zip(p["Voltage_step"], p["vs_initial"])]
@@ -234,7 +246,7 @@ class _DCGenerator(_Generator):
             for j in range(p["Step_number"] + 1):
                 offset = self.e_rest if (self.mode == "E" and p["vs_initial"][j]) else 0.0
                 plan.append(_Segment(j, cycle, 0.0, values[j] + offset, values[j] + offset,
-                                     (lambda j=j: p["Duration_step"][j]), p["Record_every_dT"]))
+                                     _LiveParam(p, "Duration_step", j), p["Record_every_dT"]))
         return plan
 
     def _row_indices(self, seg: _Segment, end: float, now: float) -> np.ndarray:
@@ -456,6 +468,16 @@ class FakeEClib:
         self.calls: list[str] = []
         self.loaded_files: list[str] = []
         self._exception: BaseException | None = None
+        for name, (restype, argtypes) in api.FUNCTIONS.items():
+            setattr(self, name, self._export(name, restype, argtypes))
+
+    # The instrument outlives the controlling process (instruments/sim/persist.py): its state is
+    # pickled without the ctypes exports, which are made again.
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in api.FUNCTIONS}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
         for name, (restype, argtypes) in api.FUNCTIONS.items():
             setattr(self, name, self._export(name, restype, argtypes))
 

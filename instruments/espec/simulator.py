@@ -184,6 +184,9 @@ class EspecSimulator:
         self.fault_clock_start: float | None = None
         """Clock time of the first command answered; the timed faults count from it."""
         self._power_cut: tuple[float, float] | None = None
+        self._bind()
+
+    def _bind(self) -> None:
         self._lock = threading.Lock()
         self._queries = {"ROM?": self._rom, "TYPE?": self._type, "MON?": self._monitor,
                          "TEMP?": self._temp, "HUMI?": self._humi, "MODE?": self._mode_query,
@@ -191,6 +194,15 @@ class EspecSimulator:
                          "PRGM MON?": lambda args: "NA:CONT NOT READY-2"}
         self._settings = {"TEMP": self._set_temp, "MODE": self._set_mode, "HUMI": self._set_humi,
                           "POWER": self._set_power, "KEYPROTECT": self._set_key_protect}
+
+    # The chamber outlives the controlling process (instruments/sim/persist.py): its state is
+    # pickled without the lock and the command tables, which are rebuilt.
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_queries", "_settings")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind()
 
     # --- what a connection uses ----------------------------------------------------------------
     def session(self) -> "LineSession":

@@ -103,6 +103,24 @@ class LandtCycler(CyclerChannel):
         self._last_growth_s = self.clock.now()
         self._state = CyclerState.RUNNING
 
+    def attach(self, program: CyclingProgram, cell: CellSection, sample_id: str) -> None:
+        """Follow the test the Landt has kept running since cellbench stopped: its export is read
+        again from the start (the caller skips the records it has, by record number)."""
+        if self._state in (CyclerState.RUNNING, CyclerState.PAUSED):
+            raise CyclerError(f"{self.name}: attach refused, already following a program")
+        self._follower = ExportFollower(self.export_path, default_units=self.default_units)
+        if not self._follower.has_data():
+            raise CyclerError(f"{self.name}: attach refused, {self.export_path} holds no records: "
+                              "is the test still running, and exported to this file?")
+        self._buffer = []
+        self._last_step = None
+        self._stopped = False
+        self.fault_reason = ""
+        self.step_table = render_step_table(program, cell, sample_id=sample_id, channel=self.channel)
+        self._poll()
+        self._last_growth_s = self.clock.now()
+        self._state = CyclerState.RUNNING
+
     def _poll(self, include_partial: bool = False) -> int:
         """Read what the export gained into the buffer; returns the number of new records."""
         if self._follower is None:

@@ -148,7 +148,9 @@ class SimulatedLandt(CyclerChannel):
             raise ConfigError(f"{self.name}: program", problems)
         table = render_step_table(program, cell, sample_id=sample_id, channel=self.channel)
         self._program = program
-        self._segments = self._segments_of(expand(program, cell), table.numbers)
+        # A list iterator, not a generator: the simulated station's state is pickled between
+        # processes (instruments/sim/persist.py).
+        self._segments = iter(list(self._segments_of(expand(program, cell), table.numbers)))
         self._held = None
         self._running = None
         self.fault_reason = ""
@@ -161,6 +163,12 @@ class SimulatedLandt(CyclerChannel):
         self._next_start = self._t0
         self._record = 0
         self._state = CyclerState.RUNNING
+
+    def attach(self, program: CyclingProgram, cell: CellSection, sample_id: str) -> None:
+        """A simulated channel restored with its saved state (instruments/sim/persist.py) is still
+        running the program it was given; nothing to do but check that it was."""
+        if self._state == CyclerState.IDLE:
+            raise CyclerError(f"{self.name}: attach refused, no program was started on the channel")
 
     def stop(self) -> None:
         """End the program at the current clock time (a last record is written at that time)."""

@@ -9,6 +9,12 @@ What the lab mounts is stated by the protocol, never guessed from its text: a ``
 puts that cell on the cycler (and on the potentiostat for its EIS); otherwise ``[sample.sim]``
 says ``load = "pellet"`` (the default, from the sample's thickness and diameter) or
 ``load = "lsv_composite"`` with its ``direction``.
+
+The station outlives the controlling process as a saved state (instruments/sim/persist.py):
+``save_state`` writes the lab, the simulators and the virtual time beside the database, and
+``SimulatedInstruments(config, restore_from=path)`` opens the drivers on the restored simulators,
+where the interrupted run left them (the potentiostat's firmware still loaded, the Landt's
+program running, the chamber at its set point).
 """
 from __future__ import annotations
 
@@ -17,18 +23,40 @@ from pathlib import Path
 
 from instruments.sim.clock import VirtualClock
 from instruments.sim.lab import SimLab
+from instruments.sim.persist import load_state, save_state
 from instruments.station import Instruments, InstrumentConfigError
 
 
 class SimulatedInstruments(Instruments):
     simulated = True
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, restore_from: Path | None = None) -> None:
         super().__init__(config)
-        self.clock = VirtualClock()
-        self.lab = SimLab(self.clock, config.sim.model_dump())
         self._sim_dir = None
         self._chamber_server = None
+        self.state_dir: Path | None = None
+        """Where the state and the Landt's export live while a run is stored (set by save_state)."""
+        self.simulators: dict = {}
+        """The simulators behind the drivers, by role (what a saved state holds)."""
+        if restore_from is None:
+            self.clock = VirtualClock()
+            self.lab = SimLab(self.clock, config.sim.model_dump())
+        else:
+            self.clock, objects = load_state(Path(restore_from), lambda t: VirtualClock(start=t),
+                                             config.sim.offline_time)
+            self.lab = objects.pop("lab")
+            self.simulators = objects
+            self.state_dir = Path(restore_from).parent
+
+    def save_state(self, path: Path) -> None:
+        """Save the lab, the simulators opened so far and the virtual time to ``path``; the Landt,
+        once opened, writes its export in the same folder."""
+        path = Path(path)
+        if self.state_dir is None:
+            self.state_dir = path.parent
+        cycler = self.simulators.get("cycler")
+        save_state(path, self.clock.now(), {"lab": self.lab, **self.simulators},
+                   cycler.export_path if cycler is not None else None)
 
     @property
     def cycler_poll_interval_s(self) -> float:
@@ -59,9 +87,12 @@ class SimulatedInstruments(Instruments):
         cfg = self.config.chamber
         # A humidity chamber found with its control power off: every run goes through
         # POWER, ON and HUMI, SOFF as on such a real chamber.
-        simulator = EspecSimulator(self.lab, self.clock, min_temperature_c=cfg.min_temperature_c,
-                                   max_temperature_c=cfg.max_temperature_c, humidity=True,
-                                   powered=False, faults=self.lab.faults.get("chamber", {}))
+        simulator = self.simulators.get("chamber")
+        if simulator is None:
+            simulator = EspecSimulator(self.lab, self.clock, min_temperature_c=cfg.min_temperature_c,
+                                       max_temperature_c=cfg.max_temperature_c, humidity=True,
+                                       powered=False, faults=self.lab.faults.get("chamber", {}))
+            self.simulators["chamber"] = simulator
         if self.config.sim.chamber_over_tcp:
             self._chamber_server = serve_tcp(simulator)
             return open_chamber(cfg.model_dump(), self.clock, visa_library="@py", transport="tcp",
@@ -72,16 +103,27 @@ class SimulatedInstruments(Instruments):
         from instruments.biologic.driver import open_potentiostat
         cfg = self.config.potentiostat.model_dump()
         cfg["poll_interval_s"] = self.config.sim.potentiostat_poll_interval_s
-        return open_potentiostat(cfg, self.clock, lab=self.lab)
+        pot = open_potentiostat(cfg, self.clock, lab=self.lab, dll=self.simulators.get("potentiostat"))
+        self.simulators["potentiostat"] = pot.dll
+        return pot
 
     def _open_cycler(self):
         from instruments.landt.simulator import SimulatedLandt
         if self.lab.cell is None:
             raise InstrumentConfigError("simulated lab: no cell mounted (the protocol has no [cell])")
-        self._sim_dir = tempfile.TemporaryDirectory(prefix="cellbench-landt-")
-        export = Path(self._sim_dir.name) / f"channel{self.config.cycler.channel}.txt"
-        return SimulatedLandt(self.lab, self.lab.cell, export, self.clock,
-                              channel=self.config.cycler.channel)
+        landt = self.simulators.get("cycler")
+        if landt is not None:
+            return landt
+        if self.state_dir is not None:
+            folder = self.state_dir / "landt"
+        else:
+            self._sim_dir = tempfile.TemporaryDirectory(prefix="cellbench-landt-")
+            folder = Path(self._sim_dir.name)
+        export = folder / f"channel{self.config.cycler.channel}.txt"
+        landt = SimulatedLandt(self.lab, self.lab.cell, export, self.clock,
+                               channel=self.config.cycler.channel)
+        self.simulators["cycler"] = landt
+        return landt
 
     def close(self) -> None:
         super().close()

@@ -1,4 +1,11 @@
-"""Cycling on the cycler channel, and the cold-discharge protocol that couples it to the chamber."""
+"""Cycling on the cycler channel, and the cold-discharge protocol that couples it to the chamber.
+
+Resume after a crash (procedures/resume.py): a cycler runs its program on while no PC follows it,
+so a step whose program had started re-attaches to it (``ctx.resume_position["program_started"]``)
+instead of starting it again, and reads its records on; the records already stored are skipped by
+the cycler's own record numbers. A cold discharge also keeps which of its chamber actions are
+done (``done``) and the cell spectra measured (``eis``) in its position.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -39,13 +46,16 @@ def mark_out_of_band(records: dict, program_t0: float, windows) -> dict:
     return {**records, "out_of_band": flag}
 
 
-def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dict:
+def follow_program(ctx, program: CyclingProgram, stream, on_records=None,
+                   position=None) -> dict:
     """Start ``program`` on the station's cycler and stream its records until it ends.
 
     A cycler that cannot start remotely shows the operator its step table (station prompt) and is
-    followed once data appear. ``on_records(records, mark)`` sees each new batch (numpy columns; ``mark`` adds the
-    ``out_of_band`` column to records read meanwhile) (the cold-discharge
-    protocol hooks the chamber onto the cycler's rests there).
+    followed once data appear. ``on_records(records, mark)`` sees each new batch (numpy columns;
+    ``mark`` adds the ``out_of_band`` column to records read meanwhile) (the cold-discharge
+    protocol hooks the chamber onto the cycler's rests there). ``position()``: the step's own
+    checkpoint fields, saved with the program's start once it runs and after each batch; a resumed
+    step whose checkpoint says the program started re-attaches to it.
     """
     station = ctx.station
     cell = ctx.protocol.cell
@@ -54,9 +64,21 @@ def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dic
     if problems:
         raise ConfigError("cycler start refused", problems)
     cycler = station.cycler
-    cycler.start(program, cell, ctx.sample.id,
-                 on_prompt=lambda text: station.ask_operator(text, kind="cycler"))
-    program_t0 = ctx.clock.now()
+    resumed = ctx.resume_position or {}
+    if resumed.get("program_started"):
+        cycler.attach(program, cell, ctx.sample.id)
+        program_t0 = float(resumed["program_t0"])
+    else:
+        cycler.start(program, cell, ctx.sample.id,
+                     on_prompt=lambda text: station.ask_operator(text, kind="cycler"))
+        program_t0 = ctx.clock.now()
+
+    def save_position() -> None:
+        ctx.save_position(**(position() if position is not None else {}), program_started=True,
+                          program_t0=program_t0)
+    save_position()
+    stored = ctx.stored_streams.get(stream.stream) or {}
+    last_stored = stored.get("last_record")
     watch = getattr(ctx, "watch", None)
 
     def mark(batch: dict) -> dict:
@@ -69,6 +91,8 @@ def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dic
         ctx.clock.sleep(poll)
         state = cycler.state()
         records = cycler.read_new_columns()
+        if last_stored is not None:
+            records, last_stored = _unseen(records, last_stored)
         n = n_records(records)
         if n:
             records = mark(records)
@@ -80,6 +104,7 @@ def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dic
                                 step_remaining_s=pace.remaining_s())
             if on_records is not None:
                 on_records(records, mark)
+                save_position()
         if watch is not None and watch.failure is not None:
             raise ConditionNotRecovered(watch.failure)
         if state == CyclerState.FAULT:
@@ -90,6 +115,18 @@ def follow_program(ctx, program: CyclingProgram, stream, on_records=None) -> dic
     if last_record is not None:
         summary.update(last_cycle=int(last_record["cycle"]), test_time_s=float(last_record["test_time_s"]))
     return summary
+
+
+def _unseen(records: dict, last_stored: int) -> tuple[dict, int | None]:
+    """The records numbered after ``last_stored`` (the last one a crashed process stored), and
+    what to compare the next batch with (None once the cycler is past it)."""
+    numbers = records.get("record")
+    if numbers is None or not len(numbers):
+        return records, last_stored
+    keep = numbers > last_stored
+    if keep.all():
+        return records, None
+    return {name: values[keep] for name, values in records.items()}, last_stored
 
 
 class CyclePace:
@@ -129,10 +166,11 @@ class CyclePace:
 
 
 def run_cycling(ctx, step) -> dict:
-    if step.temperature_c is not None:
+    if step.temperature_c is not None and not (ctx.resume_position or {}).get("program_started"):
         settle_chamber(ctx, step.temperature_c, step.stabilization, step.soak_s)
     stream = ctx.new_stream("cycling", RECORD_COLUMNS, metadata={
-        "role": StreamRole.CYCLING.value, "phase": "program", "temperature_c": step.temperature_c})
+        "role": StreamRole.CYCLING.value, "phase": "program", "temperature_c": step.temperature_c},
+        continue_stored=True)
     return {"stream": stream.stream, **follow_program(ctx, step.program, stream)}
 
 
@@ -150,9 +188,14 @@ def run_cold_discharge(ctx, step) -> dict:
     table = render_step_table(program, cell)
     step_roles = {table.numbers[i]: role for i, role in enumerate(roles)}
     stream = ctx.new_stream("cold_discharge", RECORD_COLUMNS, metadata={
-        "role": StreamRole.CYCLING.value, "phase": "cold_discharge", "temperatures_c": list(step.temperatures_c)})
-    done: set[tuple[str, int]] = set()
-    eis_streams: list[dict] = []
+        "role": StreamRole.CYCLING.value, "phase": "cold_discharge", "temperatures_c": list(step.temperatures_c)},
+        continue_stored=True)
+    resumed = ctx.resume_position or {}
+    done: set[tuple[str, int]] = {(kind, int(k)) for kind, k in resumed.get("done", [])}
+    eis_streams: list[dict] = list(resumed.get("eis", []))
+
+    def position() -> dict:
+        return {"done": sorted([kind, k] for kind, k in done), "eis": eis_streams}
 
     def on_records(records, mark) -> None:
         entered = int(records["step"][-1])
@@ -163,8 +206,8 @@ def run_cold_discharge(ctx, step) -> dict:
             if int(number) != entered:
                 raise RestTooShort(f"rest step {number} ({role[0]} {role[1]}) ended before cellbench "
                                    f"saw it; poll the cycler more often or lengthen the rest")
-            done.add(role)
             act(role, entered, mark)
+            done.add(role)
 
     def act(role, entered: int, mark) -> None:
         kind, k = role
@@ -186,7 +229,7 @@ def run_cold_discharge(ctx, step) -> dict:
                                    f"and soaked at {kind} {k}; lengthen rest_before_"
                                    f"{'charge' if kind == 'charge_rest' else 'discharge'}_s")
 
-    summary = follow_program(ctx, program, stream, on_records=on_records)
+    summary = follow_program(ctx, program, stream, on_records=on_records, position=position)
     return {"stream": stream.stream, "eis": eis_streams, **summary}
 
 

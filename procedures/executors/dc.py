@@ -76,16 +76,25 @@ def run_dc_polarization(ctx, step) -> dict:
     The SDK has no drift-based end condition, so each voltage runs as one CA technique with
     Duration_step = max_step_s, and the step is ended early by shortening Duration_step through
     BL_UpdateParameters (``end_step``) once the drift criterion holds (after min_step_s).
+
+    Resume after a crash: the step goes on at the voltage level it was at (its checkpoint's
+    ``level``), held again from its start; the rows of the interrupted hold stay in the stream
+    before the new ones, and the analysis reads each level's current from its end.
     """
     pot = ctx.station.potentiostat
     stream = ctx.new_stream("dcpol", {**DC_COLUMNS, "setpoint_v": "V", "step": ("", "int")},
                             metadata={"role": StreamRole.DC_POLARIZATION.value,
                                       "drift_criterion_per_h": step.drift_criterion_per_h,
-                                      "drift_window_s": step.drift_window_s})
+                                      "drift_window_s": step.drift_window_s},
+                            continue_stored=True)
+    first = int((ctx.resume_position or {}).get("level", 0))
     steps = []
     for k, voltage in enumerate(step.voltages_v):
-        if k:
+        if k < first:
+            continue
+        if k > first:
             ctx.checkpoint()  # between voltage steps the pellet may rest: a safe point to pause
+        ctx.save_position(level=k)
         times, currents = [], []
         state = {"last_check": None, "converged": False, "ended": False, "drift": None}
 

@@ -1,15 +1,13 @@
 """A table of the runs' suspensions (watched conditions lost and recovered, procedures/watch.py).
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-# Written beside the resume checkpoints' revision 0003 (another branch); whichever merges second
-# chains onto the other.
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
