@@ -210,6 +210,7 @@ class CampaignResult:
     wall_s: float
     problems: list[str] = field(default_factory=list)
     summary: str | None = None
+    clock_switches: int | None = None  # hand-overs between run threads (simulated timeline)
 
     @property
     def completed(self) -> bool:
@@ -301,7 +302,8 @@ class CampaignRunner:
             with station.run_clock("station").participate():
                 station.close()
         results = [self._result(job, t0) for job in jobs]
-        result = CampaignResult(campaign.name, results, time.perf_counter() - wall_t0, problems)
+        result = CampaignResult(campaign.name, results, time.perf_counter() - wall_t0, problems,
+                                clock_switches=getattr(station.timeline, "switches", None))
         self._finish_reports(jobs, result)
         return result
 
