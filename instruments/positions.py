@@ -17,11 +17,38 @@ A run's safe state stops its own channels only: the chamber belongs to every run
 from __future__ import annotations
 
 import logging
+import threading
 
 from instruments.shared_clock import CallerClock, RunClock, WallTimeline
 from instruments.station import InstrumentConfigError
 
 log = logging.getLogger(__name__)
+
+
+class Serialized:
+    """A shared driver used by one thread at a time: every method call and attribute read of
+    ``target`` holds one lock. For real instruments, whose runs wait in parallel; a simulated
+    station's runs take turns on its timeline and need none (a lock held across a timeline wait
+    would stop it)."""
+
+    def __init__(self, target, lock=None) -> None:
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_lock", lock or threading.RLock())
+
+    def __getattr__(self, name: str):
+        with self._lock:
+            value = getattr(self._target, name)
+        if not callable(value):
+            return value
+
+        def locked(*args, **kwargs):
+            with self._lock:
+                return value(*args, **kwargs)
+        return locked
+
+    def __setattr__(self, name: str, value) -> None:
+        with self._lock:
+            setattr(self._target, name, value)
 
 
 class PositionStation:
@@ -87,12 +114,14 @@ class PositionStation:
     # --- what differs between real and simulated stations ---------------------------------------
     def _open_chamber(self, name: str, cfg):
         from instruments.espec.adapters import open_chamber
-        return open_chamber(cfg.model_dump(), self.caller_clock)
+        return Serialized(open_chamber(cfg.model_dump(), self.caller_clock))
 
     def _open_potentiostat(self, channel: int):
         from instruments.biologic.driver import open_potentiostat
         cfg = {**self.config.potentiostat.model_dump(), "channel": channel}
-        return open_potentiostat(cfg, self.caller_clock)
+        device = open_potentiostat(cfg, self.caller_clock)
+        device.dll = Serialized(device.dll)  # every channel's calls go through one library
+        return device
 
     def potentiostat_channel(self, position: str, channel: int, clock):
         if self._potentiostat is None:
