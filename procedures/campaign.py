@@ -72,8 +72,10 @@ class ChamberGate:
             reason = self.arbiter.why_waiting(self)
             t0 = self.clock.now()
             ctx.report_progress(state="waiting", message=reason)
-            self.clock.wait_for(lambda: self.arbiter.holds(self, claim))
-            self.waits.append((t0, self.clock.now(), reason))
+            try:
+                self.clock.wait_for(lambda: self.arbiter.holds(self, claim))
+            finally:  # an abort ends the wait too, and it still counts
+                self.waits.append((t0, self.clock.now(), reason))
             ctx.report_progress(message=f"{self.arbiter.name} at {claim.text}: going on")
         self._claim = claim
         self.claims.append([self.clock.now(), None, claim])

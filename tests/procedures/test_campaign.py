@@ -87,8 +87,9 @@ def test_a_small_campaign_shares_its_chamber_waits_visibly_and_keeps_the_band(sm
         assert set(r) >= {"run_id", "protocol", "channels", "chamber", "status", "start_h", "end_h",
                           "instrument_h", "waited_h", "analysis"}
         assert r["status"] == "completed" and r["chamber"] == "chamber_a"
-        assert r["instrument_h"] == pytest.approx(r["end_h"] - r["start_h"] - r["waited_h"] +
-                                                  (r["start_h"] if r["waited_h"] else 0), abs=1e-3)
+        # Every wait here comes before the run's first command: its instrument time is all of it.
+        assert r["waited_h"] == pytest.approx(r["start_h"], abs=1e-3)
+        assert r["instrument_h"] == pytest.approx(r["end_h"] - r["start_h"], abs=1e-3)
         assert r["band"]["ok"] and r["band"]["readings_checked"] > 10
         spectrum = r["analysis"]["spectra"][0]
         assert spectrum["sigma_total_s_per_cm"] > 0
@@ -230,3 +231,29 @@ def test_the_shared_clock_interleaves_runs_in_virtual_time_without_sleeping():
     assert [now for kind, k, now in log if kind == "wake" and k == 2] == [30.0, 60.0, 90.0, 120.0, 150.0]
     assert timeline.now() == 150.0
     assert len([e for e in log if e[0] == "task" and e[1] == 0]) == 7  # 5, 12, …, 47 within 50 s
+
+
+def test_an_abort_reaches_every_run_also_those_waiting_for_the_chamber(small_campaign, tmp_path):
+    from procedures.campaign import CampaignRunner
+    campaign = load_campaign(small_campaign, simulate=True)
+    seen = []
+
+    def abort_at_first_spectrum(run, name, doc):
+        seen.append((run.name, name, doc.get("state")))
+        if name == "step_start" and doc["kind"] == "peis":
+            runner.abort("test abort")
+
+    runner = CampaignRunner(campaign, f"sqlite:///{tmp_path / 'a.sqlite'}", report_dir=False,
+                            subscribers=[abort_at_first_spectrum])
+    done = []
+    thread = threading.Thread(target=lambda: done.append(runner.run()), daemon=True)
+    thread.start()
+    thread.join(120)
+    assert done, "the campaign did not end after its abort"
+    result = done[0]
+    assert [r.status for r in result.runs] == ["aborted", "aborted", "aborted"]
+    assert all("test abort" in r.result.reason for r in result.runs)
+    assert ("hot", "progress", "waiting") in seen
+    # The runs that waited never touched an instrument: they have no start and no measurement.
+    hot = result.runs[1]
+    assert hot.start_h is None and hot.waited_h > 0
