@@ -51,6 +51,40 @@ class Serialized:
             setattr(self._target, name, value)
 
 
+class SharedReadings:
+    """A chamber several runs log: a ``temperature_status`` read less than ``max_age_s`` ago (by
+    any run) answers the next run too, instead of one more command each (five runs logging one
+    chamber every 5 min would otherwise queue five commands, 0.3 s apart, at every tick). Any
+    command (a set point, standby) forgets the reading; everything else goes to the driver."""
+
+    def __init__(self, chamber, clock, max_age_s: float = 1.0) -> None:
+        object.__setattr__(self, "_chamber", chamber)
+        object.__setattr__(self, "_clock", clock)
+        object.__setattr__(self, "_max_age_s", max_age_s)
+        object.__setattr__(self, "_status", None)  # (clock time, reading)
+
+    @property
+    def temperature_status(self):
+        now = self._clock.now()
+        if self._status is None or now - self._status[0] > self._max_age_s:
+            object.__setattr__(self, "_status", (now, self._chamber.temperature_status))
+        return self._status[1]
+
+    def __getattr__(self, name: str):
+        value = getattr(self._chamber, name)
+        if not callable(value):
+            return value
+
+        def command(*args, **kwargs):
+            object.__setattr__(self, "_status", None)
+            return value(*args, **kwargs)
+        return command
+
+    def __setattr__(self, name: str, value) -> None:
+        object.__setattr__(self, "_status", None)
+        setattr(self._chamber, name, value)
+
+
 class PositionStation:
     """The shared instruments of a station with positions (real ones; see SimulatedPositionStation)."""
 
@@ -74,7 +108,7 @@ class PositionStation:
             position = self.config.positions[name]
             if position.chamber is not None and position.chamber not in self.chambers:
                 chamber = self._open_chamber(position.chamber, self.config.chambers[position.chamber])
-                self.chambers[position.chamber] = chamber
+                self.chambers[position.chamber] = SharedReadings(chamber, self.timeline)
                 self.identities[f"chamber {position.chamber}"] = str(chamber.rom)
             if position.channel_of("potentiostat") is not None and self._potentiostat is None:
                 device = self._open_potentiostat(position.channel_of("potentiostat"))
