@@ -274,6 +274,8 @@ def print_campaign_result(result: dict, out=None) -> None:
           f"serial {result['serial_h']:.1f} h, chamber band {'ok' if result['band_ok'] else 'NOT ok'}, "
           f"wall {result['wall_s']:.1f} s", file=out)
     _campaign_rows(result["runs"], out)
+    for problem in result.get("problems", []):
+        print(f"problem: {problem}", file=out)
     if result.get("summary"):
         print(f"summary: {result['summary']}", file=out)
 

@@ -286,15 +286,23 @@ class CampaignRunner:
         station = open_position_station(campaign.station)
         problems: list[str] = []
         try:
-            with station.run_clock("station").participate():
-                station.open_shared([run.position for run in campaign.runs])
+            try:
+                with station.run_clock("station").participate():
+                    station.open_shared([run.position for run in campaign.runs])
+            except Exception as exc:  # noqa: BLE001 - no run starts; the campaign says why
+                problems.append(f"the station's shared instruments did not open: "
+                                f"{type(exc).__name__}: {exc}")
             t0 = station.timeline.now()
             arbiters = {name: ChamberArbiter(name) for name in campaign.station.chambers}
             remaining = {name: sum(1 for r in campaign.runs if r.chamber == name) for name in arbiters}
             jobs = [self._job(run, station, arbiters) for run in campaign.runs]
-            threads = [threading.Thread(target=self._run_one, args=(job, station, remaining, problems),
-                                        name=f"campaign run {job['run'].index}", daemon=True)
-                       for job in jobs]
+            if problems:
+                for job in jobs:  # never to take part: out of the clock's schedule
+                    station.timeline.leave(job["clock"].token)
+            threads = [] if problems else [
+                threading.Thread(target=self._run_one, args=(job, station, remaining, problems),
+                                 name=f"campaign run {job['run'].index}", daemon=True)
+                for job in jobs]
             for thread in threads:
                 thread.start()
             for thread in threads:

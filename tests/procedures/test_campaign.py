@@ -257,3 +257,13 @@ def test_an_abort_reaches_every_run_also_those_waiting_for_the_chamber(small_cam
     # The runs that waited never touched an instrument: they have no start and no measurement.
     hot = result.runs[1]
     assert hot.start_h is None and hot.waited_h > 0
+
+
+def test_a_station_whose_chamber_does_not_open_runs_nothing_and_says_why(small_campaign, tmp_path):
+    from procedures.campaign import CampaignRunner
+    campaign = load_campaign(small_campaign, simulate=True)
+    campaign.station.sim.faults = {"chamber": {"na_on": "TYPE"}}  # refuses the range query
+    result = CampaignRunner(campaign, f"sqlite:///{tmp_path / 'f.sqlite'}", report_dir=False).run()
+    assert result.status == "failed" and not result.completed
+    assert "did not open" in result.problems[0]
+    assert all(r.result is None and r.status == "failed" for r in result.runs)
