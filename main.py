@@ -259,6 +259,67 @@ def cmd_plan(args) -> int:
     return EXIT_OK if all(e["valid"] for e in entries) else EXIT_USAGE
 
 
+def cmd_campaign(args) -> int:
+    """Plan or run a campaign: its protocols side by side on the positions of one station."""
+    from config.campaign import load_campaign
+    from config.errors import ConfigError
+    from procedures.campaign import CampaignRunner, CampaignProgressPrinter
+    from procedures.operator import ConsoleOperator
+    from procedures.signals import stop_on_signals
+    try:
+        campaign = load_campaign(args.file, args.station, simulate=True if args.simulate else None)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    if args.plan:
+        from procedures.campaign_plan import plan_campaign
+        plan = plan_campaign(campaign)
+        if args.json:
+            _print_json(plan)
+        else:
+            print_campaign_plan(plan)
+        return EXIT_OK
+    runner = CampaignRunner(campaign, args.db, report_dir=args.report_dir,
+                            subscribers=[CampaignProgressPrinter()], operator=ConsoleOperator())
+    with stop_on_signals(runner.abort):
+        result = runner.run()
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print_campaign_result(result.to_json())
+    return EXIT_OK if result.completed else EXIT_RUN_NOT_COMPLETED
+
+
+def _campaign_rows(runs, out) -> None:
+    print(f"{'protocol':<20} {'channels':<28} {'chamber':<10} {'start h':>9} {'end h':>9} "
+          f"{'instr. h':>9} {'waited h':>9}", file=out)
+    for r in runs:
+        print(f"{r['protocol']:<20} {', '.join(r['channels']):<28} {r['chamber'] or 'bench':<10} "
+              f"{_fmt(r['start_h'], '9.1f')} {_fmt(r['end_h'], '9.1f')} {_fmt(r['instrument_h'], '9.1f')} "
+              f"{_fmt(r['waited_h'], '9.1f')}" + (f"  {r['status']}" if "status" in r else ""), file=out)
+        for w in r["waits"]:
+            print(f"    waits {w['from_h']:.1f}-{w['to_h']:.1f} h: {w['reason']}", file=out)
+
+
+def print_campaign_plan(plan: dict, out=None) -> None:
+    out = out or sys.stdout
+    print(f"campaign {plan['campaign']}: makespan {plan['makespan_h']:.1f} h, serial "
+          f"{plan['serial_h']:.1f} h (plan estimates; instrument hours from the campaign's start)",
+          file=out)
+    _campaign_rows(plan["runs"], out)
+
+
+def print_campaign_result(result: dict, out=None) -> None:
+    out = out or sys.stdout
+    print(f"campaign {result['campaign']}: {result['status']}, makespan {result['makespan_h']:.1f} h, "
+          f"serial {result['serial_h']:.1f} h, chamber band {'ok' if result['band_ok'] else 'NOT ok'}, "
+          f"wall {result['wall_s']:.1f} s", file=out)
+    _campaign_rows(result["runs"], out)
+    for problem in result.get("problems", []):
+        print(f"problem: {problem}", file=out)
+    if result.get("summary"):
+        print(f"summary: {result['summary']}", file=out)
+
+
 def cmd_runs(args) -> int:
     from storage.readers import list_runs
     from storage.schema import SchemaError
@@ -611,6 +672,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--station", default=None, help="station file (default: config/station.toml)")
     json_arg(sp)
     sp.set_defaults(func=cmd_plan)
+
+    sp = sub.add_parser("campaign", help="run a campaign: its protocols side by side on the cell "
+                        "positions of one station, on one clock, sharing chambers")
+    sp.add_argument("file", metavar="FILE")
+    sp.add_argument("--plan", action="store_true",
+                    help="print the schedule from the plan estimates; touches no instrument")
+    sp.add_argument("--simulate", action="store_true", help="use the simulated station")
+    sp.add_argument("--station", default=None,
+                    help="station file with [positions] (default: the campaign's)")
+    sp.add_argument("--report-dir", default=None,
+                    help="reports go to DIR/run_<id>/, the summary to DIR/campaign_<name>.md "
+                         "(default: reports/)")
+    db_arg(sp); json_arg(sp)
+    sp.set_defaults(func=cmd_campaign)
 
     sp = sub.add_parser("runs", help="list stored runs")
     db_arg(sp); json_arg(sp)

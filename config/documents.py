@@ -162,7 +162,7 @@ class ProgressDoc(TypedDict, total=False):
     cycle: int | None
     n_cycles: int | None
     remaining_s: float | None  # estimate for the whole run
-    state: str  # "running" | "paused" | "waiting for operator"
+    state: str  # "running" | "paused" | "waiting for operator" | "waiting" (for a shared chamber)
     message: str
 
 

@@ -66,7 +66,9 @@ class PotentiostatConfig(_Strict):
 
     driver: Literal["biologic"] = "biologic"
     address: str = "USB0"
-    channel: int = Field(default=1, ge=1, le=16, description="1-based channel number")
+    channel: int = Field(default=1, ge=1, le=16, description="1-based channel number (one run)")
+    n_channels: int | None = Field(default=None, ge=1, le=16, description="Channels of the device, "
+                                   "for cell positions (default: up to ``channel``)")
     dll_path: str = Field(default="", description="Path to EClib64.dll (or EClib.dll)")
     firmware_dir: str = Field(default="", description="Folder with kernel*.bin, *.xlx, *.ecc")
     board: Literal["essential", "premium", "digicore"] = "premium"
@@ -82,9 +84,12 @@ class CyclerConfig(_Strict):
     """Landt cycler: followed through the text export the Landt software writes."""
 
     driver: Literal["landt"] = "landt"
-    channel: int = Field(default=1, ge=1)
+    channel: int = Field(default=1, ge=1, description="1-based channel number (one run)")
+    n_channels: int | None = Field(default=None, ge=1, le=256, description="Channels of the system, "
+                                   "for cell positions (default: up to ``channel``)")
     export_path: str = Field(default="", description="The live tab-separated text export the Landt "
-                             "software writes for this channel")
+                             "software writes for this channel; ``{channel}`` in it stands for the "
+                             "channel number (one export per channel)")
     poll_interval_s: float = Field(default=60.0, gt=0)
     max_voltage_v: float = Field(default=10.0, gt=0, le=100.0,
                                  description="No cut-off or safety limit beyond ±max_voltage_v, V")
@@ -186,6 +191,32 @@ class LimitsConfig(_Strict):
                             "record (its sampling intervals over its worst-case duration)")
 
 
+CHANNEL_INSTRUMENTS = ("potentiostat", "cycler")
+
+
+class Position(_Strict):
+    """Where one cell sits: its channels (``"potentiostat:3"``, ``"cycler:1"``) and the chamber
+    it is in (none: on the bench, at room temperature)."""
+
+    channels: list[str] = Field(min_length=1)
+    chamber: str | None = None
+
+    def channel_of(self, instrument: str) -> int | None:
+        for ref in self.channels:
+            name, _, number = ref.partition(":")
+            if name == instrument:
+                return int(number)
+        return None
+
+
+def _channel_ref_problem(ref: str) -> str | None:
+    name, sep, number = ref.partition(":")
+    if not sep or name not in CHANNEL_INSTRUMENTS or not number.isdigit():
+        return (f"{ref!r} is not 'instrument:channel' with instrument one of "
+                f"{list(CHANNEL_INSTRUMENTS)} and a channel number")
+    return None
+
+
 class StationInfo(_Strict):
     name: str = "station"
     simulate: bool = False
@@ -199,10 +230,68 @@ class StationConfig(_Strict):
     planning: PlanningConfig = PlanningConfig()
     limits: LimitsConfig = LimitsConfig()
     sim: SimConfig = SimConfig()
+    chambers: dict[str, ChamberConfig] = Field(
+        default_factory=dict, description="Named chambers of a station with cell positions")
+    positions: dict[str, Position] = Field(
+        default_factory=dict, description="Cell positions: channels and chamber of each")
 
     @property
     def simulate(self) -> bool:
         return self.station.simulate
+
+    @model_validator(mode="after")
+    def _positions(self):
+        problems = []
+        counts = {"potentiostat": self.potentiostat.n_channels or self.potentiostat.channel,
+                  "cycler": self.cycler.n_channels or self.cycler.channel}
+        taken: dict[str, str] = {}
+        for name, position in self.positions.items():
+            where = f"positions.{name}"
+            kinds = []
+            for ref in position.channels:
+                problem = _channel_ref_problem(ref)
+                if problem:
+                    problems.append(f"{where}.channels: {problem}")
+                    continue
+                instrument, number = ref.split(":")
+                kinds.append(instrument)
+                if not 1 <= int(number) <= counts[instrument]:
+                    problems.append(f"{where}.channels: {ref!r}: the {instrument} has channels "
+                                    f"1…{counts[instrument]} ({instrument}.n_channels)")
+                elif ref in taken:
+                    problems.append(f"{where}.channels: {ref!r} is already position "
+                                    f"{taken[ref]!r}'s")
+                else:
+                    taken[ref] = name
+            if len(kinds) != len(set(kinds)):
+                problems.append(f"{where}.channels: one channel per instrument, not {position.channels}")
+            if position.chamber is not None and position.chamber not in self.chambers:
+                problems.append(f"{where}.chamber: no chamber {position.chamber!r}; the station has "
+                                f"{sorted(self.chambers) or 'none'} ([chambers.NAME])")
+        if self.cycler.export_path and len([r for r in taken if r.startswith("cycler:")]) > 1 \
+                and "{channel}" not in self.cycler.export_path:
+            problems.append("cycler.export_path: several cycler channels need one export each; "
+                            "write {channel} where the channel number goes")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def for_position(self, name: str) -> "StationConfig":
+        """The station as one run on position ``name`` sees it: its chamber as ``chamber``, its
+        channels as ``potentiostat.channel`` and ``cycler.channel``."""
+        try:
+            position = self.positions[name]
+        except KeyError:
+            raise ConfigError("station", [f"no position {name!r}; the station has "
+                                          f"{sorted(self.positions) or 'none'}"]) from None
+        update = {}
+        if position.chamber is not None:
+            update["chamber"] = self.chambers[position.chamber]
+        for instrument in CHANNEL_INSTRUMENTS:
+            number = position.channel_of(instrument)
+            if number is not None:
+                update[instrument] = getattr(self, instrument).model_copy(update={"channel": number})
+        return self.model_copy(update=update)
 
 
 def load_station(path: str | Path | None = None, simulate: bool | None = None) -> StationConfig:

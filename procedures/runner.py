@@ -120,10 +120,13 @@ class Runner:
     """Runs protocols on one station; ``abort()``, ``pause()`` and ``resume()`` may be called from
     any thread."""
 
-    def __init__(self, station, stream: DocumentStream | None = None, analyzers=()) -> None:
+    def __init__(self, station, stream: DocumentStream | None = None, analyzers=(), gate=None) -> None:
         self.station = station
         self.stream = stream or DocumentStream()
         self.analyzers = list(analyzers)
+        # A run sharing its station's chambers asks its gate before each step
+        # (procedures/campaign.py): any waiting happens there, never inside a step.
+        self.gate = gate
         self.control = RunControl(station.clock)
 
     def abort(self, reason: str = "abort requested") -> None:
@@ -176,22 +179,27 @@ class Runner:
         logger = None
         try:
             clock.check_abort()
+            steps = list(expand_steps(protocol))
             if resume is not None:
                 for index, status, summary in resume.close_steps:
                     emit("step_stop", {"run_uid": run_uid, "step_index": index, "status": status,
                                        "time": clock.now(), "summary": summary})
+            elif self.gate is not None:  # before the run's first instrument command
+                self.gate.before_step(ctx, 0, steps[0])
             if uses_chamber(protocol):
                 interval = protocol.protocol.chamber_log_interval_s
                 ctx.watch = ConditionWatch(ctx, protocol.protocol.watch, interval)
                 logger = ChamberLogger(ctx, interval)
                 logger.start()
                 ctx.chamber_logger = logger
-            for index, step in enumerate(expand_steps(protocol)):
+            for index, step in enumerate(steps):
                 if resume is not None and index < resume.start_index:
                     continue
                 self.control.checkpoint(
                     on_hold=lambda: progress.report(state="paused", message="paused between steps"),
                     on_release=lambda: progress.report(message="resumed"))
+                if self.gate is not None:
+                    self.gate.before_step(ctx, index, step)
                 ctx.resume_position = (resume.position if resume is not None
                                        and index == resume.start_index else None)
                 self._run_step(ctx, index, step)
@@ -205,6 +213,8 @@ class Runner:
         finally:
             if logger is not None:
                 logger.stop()
+            if self.gate is not None:
+                self.gate.finish(ctx)
             clock.clear_abort()
             self.control.resume()
             problems = self.station.safe_state()

@@ -138,6 +138,7 @@ class RunService:
         self.report_dir = report_dir
         self.on_runner = on_runner
         self._runner: Runner | None = None
+        self._writer = None
         self._lock = threading.Lock()
         self._stop_reason = ""
         self._pool = None
@@ -167,6 +168,11 @@ class RunService:
         return self._runner
 
     @property
+    def current_run_id(self) -> int | None:
+        """The storage id of the run in progress (None before its start is stored)."""
+        return self._writer.run_id if self._writer is not None else None
+
+    @property
     def stop_requested(self) -> str:
         return self._stop_reason
 
@@ -193,7 +199,7 @@ class RunService:
         return loaded
 
     def run(self, protocol: Protocol, source: str = "", subscribers: Iterable[Subscriber] = (),
-            report_later: bool = False, resume=None, instruments=None) -> RunResult:
+            report_later: bool = False, resume=None, *, instruments=None, gate=None) -> RunResult:
         """Run one validated protocol with storage, the subscribers and the report hook.
 
         Raises InstrumentUnreachable (procedures.station), with no run stored, when an instrument
@@ -202,19 +208,21 @@ class RunService:
         ``report_later``: write the report in a helper process while the caller goes on (the next
         run of a queue uses the other core); ``finish_reports`` then waits for it and fills in
         ``RunResult.report``. ``resume`` and ``instruments``: continue a stored run on the
-        instruments it left (see :meth:`resume_run`)."""
+        instruments it left (see :meth:`resume_run`). ``instruments`` and ``gate``: a run on one
+        position of a shared station (procedures/campaign.py) — its instruments, and who it asks
+        for its chamber."""
         from storage.writer import StorageWriter
         stream = DocumentStream()
-        writer = StorageWriter(self.db)
+        writer = self._writer = StorageWriter(self.db)
         stream.subscribe(writer, critical=True)
         for subscriber in [*self.subscribers, *subscribers]:
             stream.subscribe(subscriber)
         try:
             with Station(self.station_cfg, operator=self.operator, instruments=instruments) as station:
-                if station.simulated:
+                if station.simulated and gate is None:
                     # The simulated station outlives this process as its saved state (resume).
                     writer.on_transaction = SimStateSaver(self.db, station.instruments)
-                runner = Runner(station, stream, analyzers_for(protocol))
+                runner = Runner(station, stream, analyzers_for(protocol), gate=gate)
                 with self._lock:
                     self._runner = runner
                     if self._stop_reason:
@@ -240,8 +248,7 @@ class RunService:
                            duration_s=outcome.duration_s, suspensions=outcome.suspensions)
         if self.report_dir is not False and result.run_id is not None:
             if report_later:
-                self._pending_reports[id(result)] = self._report_pool().submit(
-                    write_run_report, self.db, result.run_id, self._report_out(result.run_id))
+                self.submit_report(result)
             else:
                 result.report = self._report(result.run_id)
         return result
@@ -257,6 +264,12 @@ class RunService:
         instruments = open_resumed_station(self.db, run, checkpoint, self.station_cfg)
         return self.run(protocol, f"run {run['run_id']}", subscribers, resume=point,
                         instruments=instruments)
+
+    def submit_report(self, result: RunResult) -> None:
+        """Write ``result``'s report in the helper process; ``finish_reports`` collects it."""
+        if result.run_id is not None:
+            self._pending_reports[id(result)] = self._report_pool().submit(
+                write_run_report, self.db, result.run_id, self._report_out(result.run_id))
 
     def run_all(self, names_or_paths, subscribers: Iterable[Subscriber] = ()) -> list[RunResult]:
         """Validate every file first, then run them in order, each report written while the next

@@ -1,6 +1,6 @@
 """The step-kind registry: for each ``kind`` of protocol step, its model, how it expands into
-primitive steps, its executor, its station checks, whether it needs the chamber, and how long it
-is expected to take.
+primitive steps, its executor, its station checks, what it needs of the chamber (which
+temperatures; a campaign shares chambers by it), and how long it is expected to take.
 
 Adding a step kind means writing its model (config/protocol.py, and its station checks there) and
 one entry here; the runner, ``plan`` and progress read everything else from this table. A pause
@@ -50,7 +50,13 @@ class StepKind:
     execute: Callable | None
     estimate: Callable[["est.PlanState", object], est.Estimate] | None
     expand: Callable[[object], Iterable] | None = None
-    uses_chamber: Callable[[object], bool] = lambda step: False
+    channels: tuple = ()
+    """The instruments whose channel the step drives (a cell position must have them)."""
+    chamber_temperatures: Callable[[object], tuple | None] = lambda step: None
+    """What the step needs of its chamber: ``None``, whatever the run holds (a measurement at the
+    temperature an earlier step set); ``()``, no chamber (a pause the cell spends outside any
+    controlled temperature, such as storage); ``(T,)``, the chamber at T (shared with every run
+    that needs T); several temperatures, the chamber to itself for the whole step."""
     # The other instruments a step of this kind talks to, given the station file (opened and
     # identified before the run is stored).
     instruments: Callable[[object, object], tuple[str, ...]] = lambda step, station_cfg: ()
@@ -61,6 +67,9 @@ class StepKind:
     checkpoint (the executor reads ``ctx.resume_position``); ``fail``: it cannot be taken up
     again (a destructive measurement), it ends failed and the run goes on."""
 
+    def uses_chamber(self, step) -> bool:
+        return bool(self.chamber_temperatures(step))
+
 
 # --- expansion ------------------------------------------------------------------------------------
 def _expand_series(step: TemperatureEisSeries):
@@ -69,6 +78,10 @@ def _expand_series(step: TemperatureEisSeries):
         yield ChamberStep(kind="chamber", name=f"{label}chamber to {t:g} °C", setpoint_c=t,
                           soak_s=step.soak_s, stabilization=step.stabilization)
         yield PeisStep(kind="peis", name=f"{label}PEIS at {t:g} °C", peis=step.peis)
+
+
+def _temperatures(*values) -> tuple:
+    return tuple(dict.fromkeys(float(v) for v in values if v is not None))
 
 
 def _potentiostat(step, station_cfg) -> tuple[str, ...]:
@@ -82,20 +95,27 @@ def _cold_discharge_instruments(step, station_cfg) -> tuple[str, ...]:
 
 
 STEP_KINDS: dict[str, StepKind] = {k.kind: k for k in (
-    StepKind("chamber", ChamberStep, run_chamber, est.estimate_chamber, uses_chamber=lambda s: True),
-    StepKind("peis", PeisStep, run_peis, est.estimate_peis, instruments=_potentiostat,
-             resume="redo_after_soak"),
+    StepKind("chamber", ChamberStep, run_chamber, est.estimate_chamber,
+             chamber_temperatures=lambda s: _temperatures(s.setpoint_c)),
+    StepKind("peis", PeisStep, run_peis, est.estimate_peis, channels=("potentiostat",),
+             instruments=_potentiostat, resume="redo_after_soak"),
     StepKind("temperature_eis_series", TemperatureEisSeries, None, None, expand=_expand_series,
-             uses_chamber=lambda s: True, instruments=_potentiostat),
-    StepKind("hold", HoldStep, run_hold, est.estimate_hold, uses_chamber=lambda s: s.setpoint_c is not None),
-    StepKind("lsv", LsvStep, run_lsv, est.estimate_lsv, instruments=_potentiostat, resume="fail"),
+             channels=("potentiostat",), instruments=_potentiostat,
+             chamber_temperatures=lambda s: _temperatures(*s.temperatures_c)),
+    StepKind("hold", HoldStep, run_hold, est.estimate_hold,
+             chamber_temperatures=lambda s: _temperatures(s.setpoint_c)),
+    StepKind("lsv", LsvStep, run_lsv, est.estimate_lsv, channels=("potentiostat",),
+             instruments=_potentiostat, resume="fail"),
     StepKind("dc_polarization", DcPolarizationStep, run_dc_polarization, est.estimate_dcpol,
-             instruments=_potentiostat, resume="continue"),
-    StepKind("cycling", CyclingStep, run_cycling, est.estimate_cycling,
-             uses_chamber=lambda s: s.temperature_c is not None, instruments=lambda s, cfg: ("cycler",),
-             resume="continue"),
+             channels=("potentiostat",), instruments=_potentiostat, resume="continue"),
+    StepKind("cycling", CyclingStep, run_cycling, est.estimate_cycling, channels=("cycler",),
+             chamber_temperatures=lambda s: None if s.temperature_c is None
+             else _temperatures(s.temperature_c),
+             instruments=lambda s, cfg: ("cycler",), resume="continue"),
     StepKind("cold_discharge", ColdDischargeStep, run_cold_discharge, est.estimate_cold_discharge,
-             uses_chamber=lambda s: True, instruments=_cold_discharge_instruments, resume="continue"),
+             channels=("cycler",),
+             chamber_temperatures=lambda s: _temperatures(s.charge_temperature_c, *s.temperatures_c),
+             instruments=_cold_discharge_instruments, resume="continue"),
 )}
 
 
@@ -126,6 +146,10 @@ def instruments_used(protocol, station_cfg) -> list[str]:
     for step in protocol.steps:
         used.update(kind_of(step).instruments(step, station_cfg))
     return [name for name in ("chamber", "potentiostat", "cycler") if name in used]
+
+
+def chamber_temperatures(step) -> tuple | None:
+    return kind_of(step).chamber_temperatures(step)
 
 
 def execute_step(ctx, step) -> dict:

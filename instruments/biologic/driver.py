@@ -182,6 +182,7 @@ class BiologicPotentiostat:
         self.firmware_loaded = False  # whether connect() had to load the kernel firmware
         self.messages: list[str] = []
         self._id: int | None = None
+        self._owns_connection = True  # False for another channel on a shared connection
         self._chain: list[tq.Technique] | None = None
         self._to_float: Callable[[np.ndarray], np.ndarray] = layouts.ieee_words_to_float
 
@@ -400,10 +401,32 @@ class BiologicPotentiostat:
                 "frequency_hz": cv.Freq, "i_range": cv.IRange, "mem_filled_bytes": cv.MemFilled}
 
     def disconnect(self) -> None:
+        """Close the connection; a channel sharing another's connection only lets go of it."""
         if self._id is None:
             return
         conn_id, self._id = self._id, None
-        self._call("BL_Disconnect", conn_id)
+        if self._owns_connection:
+            self._call("BL_Disconnect", conn_id)
+
+    def channel_on_connection(self, channel: int, clock=None) -> "BiologicPotentiostat":
+        """Another channel of this device on this driver's connection (one BL_Connect per device,
+        as the library expects): its channel and board checked and its kernel firmware loaded
+        if missing. ``clock``: what that channel's waits go through (default this driver's)."""
+        self._require_connected()
+        other = BiologicPotentiostat(
+            self.dll, clock or self.clock, address=self.address, channel=channel, board=self.board,
+            model=self.model, max_eis_frequency_hz=self.limits.max_eis_frequency_hz,
+            firmware_dir=self.firmware_dir, connect_timeout_s=self.connect_timeout_s,
+            poll_interval_s=self.poll_interval_s, define_params_with_dll=self.define_params_with_dll,
+            start_timeout_s=self.start_timeout_s, max_voltage_v=self.max_voltage_v,
+            retries=self.retries, retry_backoff_s=self.retry_backoff_s)
+        other._id, other._owns_connection = self._id, False
+        other._check_channel()
+        other._ensure_firmware(False)
+        other._to_float = self._to_float
+        other.read_messages()
+        other.device = self.device
+        return other
 
     def __enter__(self) -> "BiologicPotentiostat":
         if self._id is None:
@@ -573,7 +596,7 @@ class BiologicPotentiostat:
         self.update_parameters(technique_index, {"Duration_step": {step: float(duration_s)}})
 
 
-CONFIG_KEYS = {"driver", "address", "channel", "dll_path", "firmware_dir", "board", "model",
+CONFIG_KEYS = {"driver", "address", "channel", "n_channels", "dll_path", "firmware_dir", "board", "model",
                "max_eis_frequency_hz", "connect_timeout_s", "poll_interval_s", "max_voltage_v"}
 FAKE_OPTIONS = {"fail_on", "start_race_polls", "firmware", "current_offset_a", "current_noise_fraction",
                 "ewe_noise_v", "n_channels", "option_error"}
@@ -587,7 +610,8 @@ def fake_option_problems(options: dict) -> list[str]:
             f"{sorted(FAKE_OPTIONS | {'rate', 'kinds', 'timeout_s'})}"] if bad else []
 
 
-def open_potentiostat(config, clock, lab=None, dll=None) -> BiologicPotentiostat:
+def open_potentiostat(config, clock, lab=None, dll=None,
+                      channel_labs: dict | None = None) -> BiologicPotentiostat:
     """A driver (not yet connected) from the station's potentiostat section (dict or model).
 
     Without ``lab`` the real DLL is loaded from ``dll_path``; with a SimLab, a FakeEClib bound to
@@ -614,8 +638,9 @@ def open_potentiostat(config, clock, lab=None, dll=None) -> BiologicPotentiostat
         problems = fake_option_problems(options)
         if problems:
             raise BiologicConfigError("; ".join(problems))
-        options.setdefault("n_channels", max(int(cfg.get("channel", 1)), 1))
-        dll = FakeEClib(lab, board=board, model=model, max_eis_frequency_hz=max_f, addresses=(address,), **options)
+        options.setdefault("n_channels", max(int(cfg.get("n_channels") or 1), int(cfg.get("channel", 1))))
+        dll = FakeEClib(lab, board=board, model=model, max_eis_frequency_hz=max_f, addresses=(address,),
+                        channel_labs=channel_labs, **options)
     return BiologicPotentiostat(
         dll, clock, address=address, channel=int(cfg.get("channel", 1)), board=board, model=model,
         max_eis_frequency_hz=max_f, firmware_dir=cfg.get("firmware_dir", ""),

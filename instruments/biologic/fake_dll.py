@@ -152,8 +152,8 @@ def _encode(layout: layouts.Layout, columns: dict, ticks: np.ndarray | None) -> 
 class _Generator:
     """Base of a technique's row generator; times are seconds since the technique started."""
 
-    def __init__(self, fake: "FakeEClib", loaded: _Loaded, index: int, t0_abs: float) -> None:
-        self.fake, self.lab = fake, fake.lab
+    def __init__(self, fake: "FakeEClib", loaded: _Loaded, index: int, t0_abs: float, lab=None) -> None:
+        self.fake, self.lab = fake, (lab if lab is not None else fake.lab)
         self.spec, self.params, self.index = loaded.spec, loaded.params, index
         self.t0_abs = t0_abs
         self.timebase_s = float(np.float32(loaded.spec.timebase_s[layouts.record_family(fake.board)]))
@@ -211,8 +211,8 @@ class _LiveParam:
 class _DCGenerator(_Generator):
     """OCV, CA, CP, VSCAN and the limit variants as successive linear segments."""
 
-    def __init__(self, fake, loaded, index, t0_abs) -> None:
-        super().__init__(fake, loaded, index, t0_abs)
+    def __init__(self, fake, loaded, index, t0_abs, lab=None) -> None:
+        super().__init__(fake, loaded, index, t0_abs, lab)
         name = self.spec.name
         self.mode = {"OCV": "OCV", "CA": "E", "CALIMIT": "E", "VSCAN": "E"}.get(name, "I")
         if self.mode == "I" and not hasattr(self.lab.load, "potential_response"):
@@ -338,8 +338,8 @@ class _DCGenerator(_Generator):
 class _PeisGenerator(_Generator):
     """DC hold (process 0 rows) then one process-1 row per frequency once it is finished."""
 
-    def __init__(self, fake, loaded, index, t0_abs) -> None:
-        super().__init__(fake, loaded, index, t0_abs)
+    def __init__(self, fake, loaded, index, t0_abs, lab=None) -> None:
+        super().__init__(fake, loaded, index, t0_abs, lab)
         p = self.params
         f_i, f_f, n = p["Initial_frequency"], p["Final_frequency"], p["Frequency_number"]
         self.freqs = (np.linspace(f_i, f_f, n) if p["sweep"] else np.logspace(math.log10(f_i), math.log10(f_f), n))
@@ -431,7 +431,9 @@ class FakeEClib:
     BL_GetChannelInfos fills what it knows and returns -308, as the real library does.
     option_error: a TCurrentValues.OptErr code reported while a technique runs (0 = none).
     Ioverflow is reported for rows whose current exceeded the I range (clipped at full scale),
-    Saturation for rows whose potential exceeded ±10 V (clipped).
+    Saturation for rows whose potential exceeded ±10 V (clipped). channel_labs: a SimLab per
+    1-based channel of a multi-position station (each channel measures its own cell); other
+    channels measure ``lab``'s load.
     current_offset_a (A), current_noise_fraction (of the I range full scale), ewe_noise_v (V):
     instrument effects added to every reading. start_race_polls: BL_GetData calls after a start
     that still read STOP with no rows. fail_on: export name -> error code returned instead.
@@ -441,7 +443,8 @@ class FakeEClib:
                  max_eis_frequency_hz: float = 7e6, n_channels: int = 2, firmware: str = "none",
                  addresses=("USB0",), current_offset_a: float = 20e-12, current_noise_fraction: float = 5e-4,
                  ewe_noise_v: float = 10e-6, start_race_polls: int = 1, fail_on: dict | None = None,
-                 lib_version: str = "6.04 (simulated)", option_error: int = 0) -> None:
+                 lib_version: str = "6.04 (simulated)", option_error: int = 0,
+                 channel_labs: dict | None = None) -> None:
         if board not in tq.BOARDS:
             raise ValueError(f"FakeEClib board must be one of {tq.BOARDS}, not {board!r}")
         codes = {"kernel": api.FIRMWARE_KERNEL, "none": api.FIRMWARE_NONE, "eclab": api.FIRMWARE_INTERPRETER,
@@ -449,6 +452,7 @@ class FakeEClib:
         if firmware not in codes:
             raise ValueError(f"FakeEClib firmware must be one of {sorted(codes)}, not {firmware!r}")
         self.lab, self.clock, self.rng = lab, lab.clock, lab.rng
+        self.channel_labs = dict(channel_labs or {})  # 1-based channel -> its own SimLab
         self.board, self.model = board, model
         self.max_eis_frequency_hz = float(max_eis_frequency_hz)
         self.addresses = set(addresses)
@@ -841,7 +845,8 @@ class FakeEClib:
         run = channel.run
         item = run.loaded[run.index]
         cls = _PeisGenerator if item.spec is tq.PEIS else _DCGenerator
-        run.generators.append(cls(self, item, run.index, run.t0_abs + start_rel))
+        run.generators.append(cls(self, item, run.index, run.t0_abs + start_rel,
+                                  self.channel_labs.get(channel.number + 1)))
         run.gen_start_rel.append(start_rel)
 
     def _advance(self, channel: _Channel) -> None:

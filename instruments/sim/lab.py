@@ -1,5 +1,8 @@
 """The simulated lab: one virtual clock, one chamber's air, one sample, one load on the channel.
 
+A station with many positions has one SimLab per position (instruments/sim/multi.py), all on
+one clock, each with its own sample thermal model following its chamber's air.
+
 Simulators of the chamber, the potentiostat and the cycler all read the same lab, so what the
 potentiostat measures follows the temperature the chamber simulator produced, with the sample's
 thermal lag in between. Constants come from station.toml's [sim] section (plain dicts here, so
@@ -30,6 +33,10 @@ def _constants(cls, overrides: dict | None, where: str):
     return cls(**overrides)
 
 
+def thermal_constants(sim: dict) -> ThermalConstants:
+    return _constants(ThermalConstants, sim.get("thermal"), "thermal")
+
+
 class SimLab:
     """Shared state of the simulated station.
 
@@ -38,12 +45,15 @@ class SimLab:
     ``mounted_at`` is the clock time the sample was mounted, from which its age is counted.
     """
 
-    def __init__(self, clock: VirtualClock | None = None, sim: dict | None = None) -> None:
+    def __init__(self, clock: VirtualClock | None = None, sim: dict | None = None,
+                 thermal: ThermalModel | None = None, seed_offset: int = 0) -> None:
         sim = dict(sim or {})
         self.clock = clock or VirtualClock()
         self.seed = int(sim.get("seed", 0))
-        self.rng = np.random.default_rng(self.seed)
-        self.thermal = ThermalModel(self.clock, _constants(ThermalConstants, sim.get("thermal"), "thermal"))
+        # Positions of one station draw from their own streams: what one cell measures does not
+        # depend on how many others run beside it.
+        self.rng = np.random.default_rng([self.seed, seed_offset] if seed_offset else self.seed)
+        self.thermal = thermal or ThermalModel(self.clock, thermal_constants(sim))
         self.pellet_constants = _constants(PelletConstants, sim.get("pellet"), "pellet")
         self.cell_overrides = dict(sim.get("cell") or {})
         self.polarization_overrides = dict(sim.get("polarization") or {})

@@ -66,20 +66,7 @@ class SimulatedInstruments(Instruments):
         return self.lab.cell is not None
 
     def mount(self, sample: dict, cell: dict | None) -> None:
-        if cell is not None:
-            self.lab.mount_cell(cell)
-            return
-        sim = sample.get("sim") or {}
-        load = sim.get("load", "pellet")
-        if load == "lsv_composite":
-            self.lab.mount_lsv_cell(sim["direction"], area_cm2=sample["area_cm2"],
-                                    loading_mg_per_cm2=sample.get("loading_mg_per_cm2") or 8.9)
-        elif load == "pellet":
-            if sample.get("thickness_um") and sample.get("diameter_mm"):
-                self.lab.mount_pellet(sample["thickness_um"], sample["diameter_mm"])
-        else:
-            raise InstrumentConfigError(f"sample.sim.load: unknown simulated load {load!r}; "
-                                        "expected 'pellet' or 'lsv_composite'")
+        mount_on_lab(self.lab, sample, cell)
 
     def _open_chamber(self):
         from instruments.espec.adapters import open_chamber
@@ -133,3 +120,21 @@ class SimulatedInstruments(Instruments):
         if self._sim_dir is not None:
             self._sim_dir.cleanup()
             self._sim_dir = None
+
+
+def mount_on_lab(lab: SimLab, sample: dict, cell: dict | None) -> None:
+    """Put what the protocol states on ``lab``'s channels: its [cell], else its sample's load."""
+    if cell is not None:
+        lab.mount_cell(cell)
+        return
+    sim = sample.get("sim") or {}
+    load = sim.get("load", "pellet")
+    if load == "lsv_composite":
+        lab.mount_lsv_cell(sim["direction"], area_cm2=sample["area_cm2"],
+                           loading_mg_per_cm2=sample.get("loading_mg_per_cm2") or 8.9)
+    elif load == "pellet":
+        if sample.get("thickness_um") and sample.get("diameter_mm"):
+            lab.mount_pellet(sample["thickness_um"], sample["diameter_mm"])
+    else:
+        raise InstrumentConfigError(f"sample.sim.load: unknown simulated load {load!r}; "
+                                    "expected 'pellet' or 'lsv_composite'")

@@ -128,3 +128,44 @@ def _lag_linear(x0: float, u0: float, slope: float, dt: float, tau: float) -> fl
     """First-order lag x' = (u - x)/tau with u(t) = u0 + slope*t, exact after dt."""
     e = math.exp(-dt / tau)
     return (u0 + slope * dt - slope * tau) + (x0 - u0 + slope * tau) * e
+
+
+class ChamberAir:
+    """One chamber's air seen by every sample inside it: the chamber simulator drives each
+    position's ThermalModel the same way, so each sample lags behind the same air with its own
+    state (a position mounted later starts from the holder's temperature, not the room's).
+
+    It offers what the chamber simulator uses of a ThermalModel: the drive and the air reading.
+    """
+
+    def __init__(self, clock, constants: ThermalConstants | None = None) -> None:
+        self.clock = clock
+        self.constants = constants or ThermalConstants()
+        self._air = ThermalModel(clock, self.constants)  # the air, without a sample
+        self.samples: list[ThermalModel] = []
+
+    def add_sample(self) -> ThermalModel:
+        """A sample holder in this chamber, in the chamber's present state."""
+        model = ThermalModel(self.clock, self.constants, initial_c=self._air.air_c())
+        model.setpoint_c, model.controlled = self._air.setpoint_c, self._air.controlled
+        self.samples.append(model)
+        return model
+
+    @property
+    def setpoint_c(self) -> float:
+        return self._air.setpoint_c
+
+    @property
+    def controlled(self) -> bool:
+        return self._air.controlled
+
+    def set_setpoint(self, setpoint_c: float) -> None:
+        for model in (self._air, *self.samples):
+            model.set_setpoint(setpoint_c)
+
+    def set_controlled(self, controlled: bool) -> None:
+        for model in (self._air, *self.samples):
+            model.set_controlled(controlled)
+
+    def air_c(self) -> float:
+        return self._air.air_c()
