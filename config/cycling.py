@@ -234,6 +234,7 @@ def program_problems(steps: Sequence, safety: Safety | None) -> list[str]:
             problems.append(f"steps[{i}].tag: duplicate tag {step.tag!r} (first at steps[{tags[step.tag]}])")
         else:
             tags[step.tag] = i
+    blocks: list[tuple[int, int]] = []  # (first step, loop) of each loop that is valid on its own
     for i, step in enumerate(steps):
         if isinstance(step, Loop):
             target = tags.get(step.to_tag)
@@ -245,6 +246,8 @@ def program_problems(steps: Sequence, safety: Safety | None) -> list[str]:
                                 "must come before the loop")
             elif isinstance(steps[target], Loop):
                 problems.append(f"steps[{i}].to_tag: {step.to_tag!r} tags a loop; tag a step that runs")
+            else:
+                blocks.append((target, i))
         if safety is None or step is None:
             continue
         for field in ("until_voltage_v", "voltage_v"):
@@ -256,6 +259,14 @@ def program_problems(steps: Sequence, safety: Safety | None) -> list[str]:
         if current is not None and current > safety.current_max_a:
             problems.append(f"steps[{i}].current_a: {current} A exceeds safety.current_max_a "
                             f"({safety.current_max_a} A)")
+    # A loop that jumps into the middle of another's block would run that block's steps more
+    # often than the product of the counts, which is what the limits and the plan count.
+    for first, loop in blocks:
+        for other_first, other_loop in blocks:
+            if first < other_first < loop < other_loop:
+                problems.append(f"steps[{other_loop}].to_tag: its block (steps[{other_first}]…"
+                                f"steps[{other_loop}]) crosses that of the loop at steps[{loop}] "
+                                f"(steps[{first}]…steps[{loop}]); loops must nest")
     return problems
 
 

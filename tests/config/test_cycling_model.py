@@ -147,3 +147,22 @@ def test_with_rests_inserts_rests_and_moves_tags():
 def test_cccv_needs_its_end_current():
     with pytest.raises(ValidationError, match="until_rate_c or until_current_a"):
         CCCV(rate_c=0.1, voltage_v=3.4)
+
+
+def test_loops_must_nest_a_crossing_loop_is_refused():
+    """A loop jumping into another's block runs it more often than the product of the counts
+    (here step 0 would run 1 + 2·(count−1)… times, not count), which is what the station's
+    duration and point limits count: such a program is refused, nested ones are not."""
+    rest = {"kind": "rest", "duration_s": 10}
+    crossing = {"steps": [{**rest, "tag": "a"}, {**rest, "tag": "b"},
+                          {"kind": "loop", "to_tag": "a", "count": 1000},
+                          {"kind": "loop", "to_tag": "b", "count": 1000}], "safety": SAFETY}
+    with pytest.raises(ConfigError) as info:
+        load_program(crossing)
+    assert info.value.problems == [
+        "steps[3].to_tag: its block (steps[1]…steps[3]) crosses that of the loop at steps[2] "
+        "(steps[0]…steps[2]); loops must nest"]
+    nested = {"steps": [{**rest, "tag": "a"}, {**rest, "tag": "b"},
+                        {"kind": "loop", "to_tag": "b", "count": 3},
+                        {"kind": "loop", "to_tag": "a", "count": 2}], "safety": SAFETY}
+    assert len(load_program(nested).steps) == 4
