@@ -78,6 +78,13 @@ class Stabilization(_Strict):
     timeout_s: float = Field(default=7200.0, gt=0)
     poll_s: float = Field(default=10.0, gt=0)
 
+    @model_validator(mode="after")
+    def _dwell_within_timeout(self):
+        if self.dwell_s >= self.timeout_s:
+            raise ValueError(f"dwell_s ({self.dwell_s} s) must be shorter than timeout_s "
+                             f"({self.timeout_s} s): the chamber could never count as settled")
+        return self
+
 
 class PeisSettings(_Strict):
     """Potentio-EIS around the open-circuit (or a fixed DC) potential."""

@@ -47,7 +47,8 @@ class PlanState:
     def settle_s(self, setpoint_c: float, stabilization) -> float:
         ramp = abs(setpoint_c - self.chamber_c) / self.ramp_c_per_min * 60.0
         self.chamber_c = setpoint_c
-        return ramp + stabilization.dwell_s
+        # A chamber not settled by the timeout fails the step there.
+        return min(ramp + stabilization.dwell_s, stabilization.timeout_s)
 
 
 # --- estimates ------------------------------------------------------------------------------------

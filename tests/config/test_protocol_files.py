@@ -102,3 +102,23 @@ def test_temperature_range_check_is_exact(tmp_path_factory, temps):
             [f"steps[0].temperatures_c[{i}]" for i in outside]
     else:
         assert load_protocol(path, station).steps[0].temperatures_c == temps
+
+
+def test_a_dwell_no_shorter_than_the_timeout_is_refused_and_plans_never_exceed_the_bound(tmp_path, station):
+    """A chamber that must stay in tolerance longer than the step may wait can never settle; the
+    plan used to count the whole dwell (hypothesis found a valid-looking file planned at 1.8
+    years under the one-year limit that the worst case, bounded by the timeout, had passed)."""
+    from procedures.steps import plan_steps
+    head = '[protocol]\nname = "x"\n[sample]\nid = "p"\nthickness_um = 1000\ndiameter_mm = 10\n'
+    bad = tmp_path / "dwell.toml"
+    bad.write_text(head + '[[steps]]\nkind = "chamber"\nsetpoint_c = 30\n'
+                   '[steps.stabilization]\ndwell_s = 3e7\ntimeout_s = 60\n')
+    with pytest.raises(ConfigError) as info:
+        load_protocol(bad, station)
+    assert any("steps[0].stabilization" in p and "dwell_s (30000000.0 s) must be shorter than timeout_s"
+               in p for p in info.value.problems), info.value.problems
+    slow = tmp_path / "slow.toml"
+    slow.write_text(head + '[[steps]]\nkind = "chamber"\nsetpoint_c = 150\nsoak_s = 0\n'
+                    '[steps.stabilization]\ndwell_s = 100\ntimeout_s = 600\n')
+    [planned] = plan_steps(load_protocol(slow, station), station)
+    assert planned.estimate.duration_s == 600  # the ramp alone takes 63 min at 2 °C/min
