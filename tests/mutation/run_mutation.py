@@ -23,6 +23,9 @@ timeouts.
 --keep leaves the scratch folder; --resume FOLDER reuses it after tests were added: the module's
 test files are copied in again and only the survivors (mutmut's and the constant changes) are run
 again. Tests are only added between the two, so a killed mutant stays killed.
+
+--only FUNCTION (repeatable) tests only the mutants of those functions and no constant changes: a
+partial score, for modules whose full run does not fit the time at hand (eis.py on shared cores).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import fnmatch
 import json
 import os
 import re
@@ -86,6 +90,7 @@ class ModuleResult:
     mutants: list[Mutant] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    partial: bool = False  # only some functions' mutants, no constant changes
 
     @property
     def counted(self) -> list[Mutant]:
@@ -113,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="mutants tested at once (default: the cores the load average leaves free, at least 1)")
     parser.add_argument("--resume", type=Path, metavar="FOLDER",
                         help="re-test only the survivors in a folder kept by --keep (one module)")
+    parser.add_argument("--only", action="append", default=[], metavar="FUNCTION",
+                        help="only the mutants of this function (repeatable; glob); no constant changes: partial")
     args = parser.parse_args(argv)
     modules = args.modules or list(TESTS_BY_MODULE)
     unknown = [m for m in modules if m not in TESTS_BY_MODULE]
@@ -122,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume is not None and (len(modules) != 1 or not (args.resume / "mutants").is_dir()):
         print("--resume needs one module and a scratch folder kept by --keep", file=sys.stderr)
         return 2
+    if args.only and len(modules) != 1:
+        print("--only needs one module", file=sys.stderr)
+        return 2
     if args.children is not None and args.children < 1:
         print(f"--children must be >= 1, got {args.children}", file=sys.stderr)
         return 2
@@ -130,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for module in modules:
         print(f"== analysis/{module}.py against {' '.join(_existing_tests(module))}", flush=True)
-        result = run_module(module, keep=args.keep, children=children, resume=args.resume)
+        result = run_module(module, keep=args.keep, children=children, resume=args.resume, only=args.only)
         results.append(result)
         _print_module(result)
     _print_table(results)
@@ -148,8 +158,10 @@ def _free_cores() -> int:
     return max(1, min(cores, cores - int(os.getloadavg()[0])))
 
 
-def run_module(module: str, keep: bool = False, children: int = 1, resume: Path | None = None) -> ModuleResult:
-    result = ModuleResult(module)
+def run_module(module: str, keep: bool = False, children: int = 1, resume: Path | None = None,
+               only: list[str] = ()) -> ModuleResult:
+    result = ModuleResult(module, partial=bool(only))
+    patterns = [f"analysis.{module}.x_{function}__mutmut_*" for function in only]
     started = time.monotonic()
     tests = _existing_tests(module)
     work = resume or Path(tempfile.mkdtemp(prefix=f"cellbench-mutation-{module}-"))
@@ -157,21 +169,24 @@ def run_module(module: str, keep: bool = False, children: int = 1, resume: Path 
         if resume is None:
             _copy_project(work, tests)
             _append_mutmut_config(work / "pyproject.toml", module, tests)
-            names: list[str] = []
+            names = patterns
         else:
             for test in tests:
                 shutil.copy2(ROOT / test, work / test)
-            names = [m.name for m in _mutmut_results(work, module) if m.status not in KILLED]
-        error = _mutmut_run(work, children, names)
-        if error is None and any(m.status == "timeout" for m in _mutmut_results(work, module)):
+            # The setting the kept verdicts were reached with (mutmut would reset its timeouts otherwise).
             _set_timeout_multiplier(work / "pyproject.toml", TIMEOUT_MULTIPLIER * TIMEOUT_RECHECK_FACTOR)
-            error = _mutmut_run(work, children, [])
-            _set_timeout_multiplier(work / "pyproject.toml", TIMEOUT_MULTIPLIER)
+            names = [m.name for m in _mutmut_results(work, module, patterns) if m.status not in KILLED]
+        error = _mutmut_run(work, children, names)
+        timeouts = [] if error else [m.name for m in _mutmut_results(work, module, patterns) if m.status == "timeout"]
+        if timeouts:
+            _set_timeout_multiplier(work / "pyproject.toml", TIMEOUT_MULTIPLIER * TIMEOUT_RECHECK_FACTOR)
+            error = _mutmut_run(work, children, timeouts)
         if error is not None:
             result.error = error
             return result
-        result.mutants += _mutmut_results(work, module)
-        result.mutants += _constant_mutants(work, module, tests, resume is not None)
+        result.mutants += _mutmut_results(work, module, patterns)
+        if not patterns:
+            result.mutants += _constant_mutants(work, module, tests, resume is not None)
     finally:
         result.seconds = time.monotonic() - started
         if keep or resume is not None:
@@ -233,7 +248,7 @@ def _append_mutmut_config(pyproject: Path, module: str, tests: list[str]) -> Non
         )
 
 
-def _mutmut_results(work: Path, module: str) -> list[Mutant]:
+def _mutmut_results(work: Path, module: str, patterns: list[str] = ()) -> list[Mutant]:
     meta = json.loads((work / "mutants" / "analysis" / f"{module}.py.meta").read_text(encoding="utf-8"))
     mutated_source = (work / "mutants" / "analysis" / f"{module}.py").read_text(encoding="utf-8")
     original_source = (work / "analysis" / f"{module}.py").read_text(encoding="utf-8")
@@ -242,6 +257,8 @@ def _mutmut_results(work: Path, module: str) -> list[Mutant]:
     statuses = _status_names()
     mutants = []
     for key, exit_code in meta["exit_code_by_key"].items():
+        if patterns and not any(fnmatch.fnmatch(key, pattern) for pattern in patterns):
+            continue
         name = key.rsplit(".", 1)[-1]
         base, _, _ = name.rpartition("__mutmut_")
         original, mutant = functions[f"{base}__mutmut_orig"], functions[name]
@@ -433,11 +450,11 @@ def _print_table(results: list[ModuleResult]) -> None:
         message = len(r.mutants) - len(r.counted)
         score = "—" if r.score_pct is None else f"{r.score_pct:.1f} %"
         print(f"{r.module:<16} {len(r.mutants):>8} {message:>8} {len(r.counted):>8} {r.killed:>7} "
-              f"{len(r.survivors):>9} {score:>7} {r.seconds:>6.0f}s")
+              f"{len(r.survivors):>9} {score:>7} {r.seconds:>6.0f}s" + ("  partial (--only)" if r.partial else ""))
 
 
 def _as_json(result: ModuleResult) -> dict:
-    return {"module": result.module, "error": result.error, "seconds": round(result.seconds, 1),
+    return {"module": result.module, "partial": result.partial, "error": result.error, "seconds": round(result.seconds, 1),
             "mutants": len(result.mutants), "counted": len(result.counted), "killed": result.killed,
             "score_pct": result.score_pct,
             "survivors": [{"name": m.name, "status": m.status, "lines": sorted(set(m.lines)), "change": m.change}
