@@ -219,3 +219,42 @@ def test_cycle_statistics_of_chunks_take_cycle_one_as_the_reference_by_default()
     assert stats["reference_cycle"] == 1
     assert stats["retention_pct"] == pytest.approx(99.9 / 80.0 * 100, rel=1e-12)
     assert stats["warnings"] == []
+
+
+# --- refusals of the cycle column and of parameters --------------------------------------------------------
+
+def test_cycle_labels_with_a_charge_after_the_discharge_are_refused():
+    # A vendor numbering that puts two charge/discharge pairs under one number (e.g. by test loop).
+    df, _ = build_record(2, initial_discharge=False)
+    with pytest.raises(CyclingDataError) as error:
+        summarize_cycles(df.assign(cycle=1))
+    assert str(error.value) == (
+        "column 'cycle' does not follow 'a charge, then its discharge' at row 304 (cycle 1 has a charge after "
+        "its discharge): a vendor numbering with another cycle definition must be mapped, not taken as is")
+
+
+@pytest.mark.parametrize("rows, kwargs, message", [
+    (1, {}, "cycling record needs at least 2 rows, got 1"),
+    (None, {"cv_voltage_tolerance_v": 0.0}, "cv_voltage_tolerance_v must be > 0 V, got 0.0"),
+    (None, {"rest_current_a": -1e-6}, "rest_current_a must be >= 0 A, got -1e-06"),
+])
+def test_records_and_parameters_outside_the_domain_are_refused(rows, kwargs, message):
+    df, _ = build_record(1, initial_discharge=False)
+    with pytest.raises(CyclingDataError, match=f"^{message}$"):
+        summarize_cycles(df.iloc[:rows] if rows else df, **kwargs)
+
+
+def test_two_records_are_enough_for_a_capacity():
+    df = _sparse([0.0, 1.0], [3.0, 3.1])
+    entry = summarize_cycles(df)["cycles"][0]
+    assert entry["charge_mah"] == pytest.approx(600 / 3600, rel=1e-12) and entry["discharge_mah"] is None
+
+
+def test_an_unsigned_counter_is_signed_with_the_current():
+    signed = _labelled_with_steps()
+    dq = signed["current_a"] * signed["time_s"].diff().fillna(0.0) / 3600.0
+    reference = prepare_record(signed.assign(dq_ah=dq))
+    record = prepare_record(signed.assign(current_a=signed["current_a"].abs(), dq_ah=dq.abs()))
+    assert record.has_counter and record.notes == (NO_SIGN_NOTE,)
+    assert record.charge_ah == pytest.approx(reference.charge_ah, rel=1e-12, abs=1e-15)
+    assert record.charge_ah.min() < 0 < record.charge_ah.max()
