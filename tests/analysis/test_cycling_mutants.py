@@ -258,3 +258,20 @@ def test_an_unsigned_counter_is_signed_with_the_current():
     assert record.has_counter and record.notes == (NO_SIGN_NOTE,)
     assert record.charge_ah == pytest.approx(reference.charge_ah, rel=1e-12, abs=1e-15)
     assert record.charge_ah.min() < 0 < record.charge_ah.max()
+
+
+@pytest.mark.parametrize("name, value", [("mass_mg", 0.0), ("area_cm2", 0.0), ("area_cm2", -0.5),
+                                         ("mass_mg", float("nan"))])
+def test_a_normalisation_that_is_not_positive_is_refused_by_name(name, value):
+    df, _ = _varying_ce_record()
+    with pytest.raises(CyclingDataError, match=rf"^{name} must be a positive number or None, got {value!r}$"):
+        summarize_cycles(df, **{name: value})
+
+
+def test_an_implausible_ce_warning_names_the_likely_causes():
+    df, _ = _varying_ce_record()
+    in_cycle_2_discharge = (df["time_s"] > 11880.0) & (df["time_s"] <= 15336.0)
+    df.loc[in_cycle_2_discharge, "current_a"] *= 1.2
+    assert summarize_cycles(df)["warnings"] == [
+        "cycle 2: CE 115.20 % exceeds 105 %: more charge came out than went in; check the current's sign "
+        "convention, a charge step missing from the record, or a discharge that continues an earlier cycle's"]
