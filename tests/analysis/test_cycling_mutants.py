@@ -275,3 +275,11 @@ def test_an_implausible_ce_warning_names_the_likely_causes():
     assert summarize_cycles(df)["warnings"] == [
         "cycle 2: CE 115.20 % exceeds 105 %: more charge came out than went in; check the current's sign "
         "convention, a charge step missing from the record, or a discharge that continues an earlier cycle's"]
+
+
+def test_a_non_numeric_or_non_finite_column_is_refused_with_its_row():
+    df, _ = _varying_ce_record()
+    with pytest.raises(CyclingDataError, match=r"^column 'voltage_v' of the cycling record is not numeric: "):
+        summarize_cycles(df.assign(voltage_v=df["voltage_v"].astype(object).where(df.index != 7, "3,41")))
+    with pytest.raises(CyclingDataError, match=r"^column 'current_a' of the cycling record is not finite at row 12$"):
+        summarize_cycles(df.assign(current_a=df["current_a"].where(df.index != 12, np.inf)))
