@@ -283,3 +283,33 @@ def test_a_non_numeric_or_non_finite_column_is_refused_with_its_row():
         summarize_cycles(df.assign(voltage_v=df["voltage_v"].astype(object).where(df.index != 7, "3,41")))
     with pytest.raises(CyclingDataError, match=r"^column 'current_a' of the cycling record is not finite at row 12$"):
         summarize_cycles(df.assign(current_a=df["current_a"].where(df.index != 12, np.inf)))
+
+
+def test_time_going_backwards_is_located_past_repeated_timestamps():
+    # Step boundaries repeat a timestamp (rows 10 and 11): only a decrease is refused, at its row.
+    df, _ = _varying_ce_record()
+    assert df.loc[10, "time_s"] == df.loc[11, "time_s"]
+    df.loc[30, "time_s"] = df.loc[29, "time_s"] - 1.0
+    with pytest.raises(CyclingDataError, match=r"^column 'time_s' of the cycling record goes backwards at row 30$"):
+        summarize_cycles(df)
+
+
+@pytest.mark.parametrize("keep", ["CC_Chg|CC_DChg|Rest", "CC_Chg|Rest", "CC_DChg|Rest"])
+def test_labelled_directions_outrank_the_voltage(keep):
+    # With step labels that name a direction, the voltage is not asked: a record whose voltage runs the
+    # other way (a mislabelled voltage channel, a cell in reversal) keeps the labels' reading.
+    signed, _ = _varying_ce_record(labels=True)
+    part = signed[signed["step_type"].str.fullmatch(keep)]
+    record = prepare_record(part.assign(voltage_v=6.0 - part["voltage_v"]))
+    assert record.labelled_direction is True and record.state.dtype == np.int64
+    result = summarize_cycles(part.assign(voltage_v=6.0 - part["voltage_v"]))
+    assert result["warnings"] == []
+
+
+def test_a_rest_label_outranks_a_leakage_current_above_the_threshold():
+    signed, _ = _varying_ce_record(labels=True)
+    leaking = signed.assign(current_a=np.where(signed["step_type"] == "Rest", 5e-6, signed["current_a"]))
+    record = prepare_record(leaking)
+    assert np.all(record.state[leaking["step_type"].to_numpy() == "Rest"] == 0)
+    entry = summarize_cycles(leaking)["cycles"][0]
+    assert (entry["charge_mah"], entry["discharge_mah"]) == pytest.approx((1.0, 0.8), rel=1e-12)

@@ -262,8 +262,11 @@ def _mutmut_results(work: Path, module: str, patterns: list[str] = ()) -> list[M
         name = key.rsplit(".", 1)[-1]
         base, _, _ = name.rpartition("__mutmut_")
         original, mutant = functions[f"{base}__mutmut_orig"], functions[name]
-        lines, change = _describe_change(mutated_source, original, mutant, first_lines.get(base, 0))
-        mutants.append(Mutant(key, statuses[exit_code], lines, change, _only_message(original, mutant)))
+        status = statuses[exit_code]
+        # Only survivors are printed; describing every mutant would slice the large mutated file each time.
+        lines, change = (([], "") if status in KILLED
+                         else _describe_change(mutated_source, original, mutant, first_lines.get(base, 0)))
+        mutants.append(Mutant(key, status, lines, change, _only_message(original, mutant)))
     return mutants
 
 
