@@ -1,6 +1,8 @@
 """Mutation score of the analysis modules, one module at a time against its own tests.
 
-    python tests/mutation/run_mutation.py [MODULE ...] [--json PATH] [--keep]
+    python tests/mutation/run_mutation.py [MODULE ...] [--json PATH] [--keep] [--children N]
+    python tests/mutation/run_mutation.py MODULE --resume FOLDER
+
 
 For each module (default: every module in TESTS_BY_MODULE) the repository is copied to a scratch
 folder, mutmut (3.x) mutates that one module's functions and runs only that module's test files,
@@ -12,6 +14,18 @@ a raised exception (the text of the error, not whether or where it is raised). T
 killed (the mutant made the analysis hang or crawl); "no tests" and "suspicious" count as survived.
 Every survivor is printed as the changed source line(s), to be killed or explained in
 tests/MUTANTS.md. Exit code 0 when every module ran, 1 when a run failed.
+
+mutmut's timeout is wall-clock time ((estimated test time + 1 s) × 15): on a machine shared with
+other jobs a mutant that only waited for a core would count as killed. So the mutants that time
+out are run once more with four times the allowance, and only those that time out again count as
+timeouts.
+
+--keep leaves the scratch folder; --resume FOLDER reuses it after tests were added: the module's
+test files are copied in again and only the survivors (mutmut's and the constant changes) are run
+again. Tests are only added between the two, so a killed mutant stays killed.
+
+--only FUNCTION (repeatable) tests only the mutants of those functions and no constant changes: a
+partial score, for modules whose full run does not fit the time at hand (eis.py on shared cores).
 """
 
 from __future__ import annotations
@@ -19,6 +33,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import fnmatch
 import json
 import os
 import re
@@ -55,6 +70,9 @@ TESTS_BY_MODULE = {
 KILLED = {"killed", "timeout", "caught by type check"}
 CONSTANT_FACTORS = (0.5, 1.1, 2.0)
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-q", "-x"]
+TIMEOUT_MULTIPLIER = 15.0  # mutmut's default
+TIMEOUT_RECHECK_FACTOR = 4.0
+CONSTANTS_FILE = "constant_mutants.json"
 
 
 @dataclass
@@ -72,6 +90,7 @@ class ModuleResult:
     mutants: list[Mutant] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    partial: bool = False  # only some functions' mutants, no constant changes
 
     @property
     def counted(self) -> list[Mutant]:
@@ -95,17 +114,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help=f"analysis modules (default: {' '.join(TESTS_BY_MODULE)})")
     parser.add_argument("--json", type=Path, help="also write the results (with every survivor) here")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folders (for mutmut show)")
+    parser.add_argument("--children", type=int, default=None,
+                        help="mutants tested at once (default: the cores the load average leaves free, at least 1)")
+    parser.add_argument("--resume", type=Path, metavar="FOLDER",
+                        help="re-test only the survivors in a folder kept by --keep (one module)")
+    parser.add_argument("--only", action="append", default=[], metavar="FUNCTION",
+                        help="only the mutants of this function (repeatable; glob); no constant changes: partial")
     args = parser.parse_args(argv)
     modules = args.modules or list(TESTS_BY_MODULE)
     unknown = [m for m in modules if m not in TESTS_BY_MODULE]
     if unknown:
         print(f"unknown module(s) {', '.join(unknown)}; known: {', '.join(TESTS_BY_MODULE)}", file=sys.stderr)
         return 2
+    if args.resume is not None and (len(modules) != 1 or not (args.resume / "mutants").is_dir()):
+        print("--resume needs one module and a scratch folder kept by --keep", file=sys.stderr)
+        return 2
+    if args.only and len(modules) != 1:
+        print("--only needs one module", file=sys.stderr)
+        return 2
+    if args.children is not None and args.children < 1:
+        print(f"--children must be >= 1, got {args.children}", file=sys.stderr)
+        return 2
+    children = args.children or _free_cores()
 
     results = []
     for module in modules:
         print(f"== analysis/{module}.py against {' '.join(_existing_tests(module))}", flush=True)
-        result = run_module(module, keep=args.keep)
+        result = run_module(module, keep=args.keep, children=children, resume=args.resume, only=args.only)
         results.append(result)
         _print_module(result)
     _print_table(results)
@@ -118,31 +153,66 @@ def _existing_tests(module: str) -> list[str]:
     return [t for t in TESTS_BY_MODULE[module] if (ROOT / t).exists()]
 
 
-def run_module(module: str, keep: bool = False) -> ModuleResult:
-    result = ModuleResult(module)
+def _free_cores() -> int:
+    cores = os.cpu_count() or 1
+    return max(1, min(cores, cores - int(os.getloadavg()[0])))
+
+
+def run_module(module: str, keep: bool = False, children: int = 1, resume: Path | None = None,
+               only: list[str] = ()) -> ModuleResult:
+    result = ModuleResult(module, partial=bool(only))
+    patterns = [f"analysis.{module}.x_{function}__mutmut_*" for function in only]
     started = time.monotonic()
     tests = _existing_tests(module)
-    work = Path(tempfile.mkdtemp(prefix=f"cellbench-mutation-{module}-"))
+    work = resume or Path(tempfile.mkdtemp(prefix=f"cellbench-mutation-{module}-"))
     try:
-        _copy_project(work, tests)
-        _append_mutmut_config(work / "pyproject.toml", module, tests)
-        log = work / "mutmut.log"
-        with log.open("w", encoding="utf-8") as out:
-            run = subprocess.run([_mutmut(), "run", "--max-children", "1"], cwd=work, stdout=out,
-                                 stderr=subprocess.STDOUT)
-        if run.returncode != 0:
-            tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
-            result.error = f"mutmut run exited with {run.returncode}:\n{tail}"
+        if resume is None:
+            _copy_project(work, tests)
+            _append_mutmut_config(work / "pyproject.toml", module, tests)
+            names = patterns
+        else:
+            for test in tests:
+                shutil.copy2(ROOT / test, work / test)
+            # The setting the kept verdicts were reached with (mutmut would reset its timeouts otherwise).
+            _set_timeout_multiplier(work / "pyproject.toml", TIMEOUT_MULTIPLIER * TIMEOUT_RECHECK_FACTOR)
+            names = [m.name for m in _mutmut_results(work, module, patterns) if m.status not in KILLED]
+        error = _mutmut_run(work, children, names)
+        timeouts = [] if error else [m.name for m in _mutmut_results(work, module, patterns) if m.status == "timeout"]
+        if timeouts:
+            _set_timeout_multiplier(work / "pyproject.toml", TIMEOUT_MULTIPLIER * TIMEOUT_RECHECK_FACTOR)
+            error = _mutmut_run(work, children, timeouts)
+        if error is not None:
+            result.error = error
             return result
-        result.mutants += _mutmut_results(work, module)
-        result.mutants += _constant_mutants(work, module, tests)
+        result.mutants += _mutmut_results(work, module, patterns)
+        if not patterns:
+            result.mutants += _constant_mutants(work, module, tests, resume is not None)
     finally:
         result.seconds = time.monotonic() - started
-        if keep:
+        if keep or resume is not None:
             print(f"   scratch folder kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _mutmut_run(work: Path, children: int, names: list[str]) -> str | None:
+    """Run mutmut (on ``names`` only, when given); an error text when it failed."""
+    log = work / "mutmut.log"
+    with log.open("a", encoding="utf-8") as out:
+        run = subprocess.run([_mutmut(), "run", "--max-children", str(children), *names], cwd=work, stdout=out,
+                             stderr=subprocess.STDOUT)
+    if run.returncode == 0:
+        return None
+    tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+    return f"mutmut run exited with {run.returncode}:\n{tail}"
+
+
+def _set_timeout_multiplier(pyproject: Path, multiplier: float) -> None:
+    # mutmut re-tests only the timed-out mutants when nothing but the timeout setting changed.
+    text = pyproject.read_text(encoding="utf-8")
+    pyproject.write_text(re.sub(r"(?m)^timeout_multiplier = .*$", f"timeout_multiplier = {multiplier!r}", text),
+                         encoding="utf-8")
 
 
 def _mutmut() -> str:
@@ -174,10 +244,11 @@ def _append_mutmut_config(pyproject: Path, module: str, tests: list[str]) -> Non
             f'only_mutate = ["analysis/{module}.py"]\n'
             f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
             f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS[:3])}\n"
+            f"timeout_multiplier = {TIMEOUT_MULTIPLIER!r}\n"
         )
 
 
-def _mutmut_results(work: Path, module: str) -> list[Mutant]:
+def _mutmut_results(work: Path, module: str, patterns: list[str] = ()) -> list[Mutant]:
     meta = json.loads((work / "mutants" / "analysis" / f"{module}.py.meta").read_text(encoding="utf-8"))
     mutated_source = (work / "mutants" / "analysis" / f"{module}.py").read_text(encoding="utf-8")
     original_source = (work / "analysis" / f"{module}.py").read_text(encoding="utf-8")
@@ -186,11 +257,16 @@ def _mutmut_results(work: Path, module: str) -> list[Mutant]:
     statuses = _status_names()
     mutants = []
     for key, exit_code in meta["exit_code_by_key"].items():
+        if patterns and not any(fnmatch.fnmatch(key, pattern) for pattern in patterns):
+            continue
         name = key.rsplit(".", 1)[-1]
         base, _, _ = name.rpartition("__mutmut_")
         original, mutant = functions[f"{base}__mutmut_orig"], functions[name]
-        lines, change = _describe_change(mutated_source, original, mutant, first_lines.get(base, 0))
-        mutants.append(Mutant(key, statuses[exit_code], lines, change, _only_message(original, mutant)))
+        status = statuses[exit_code]
+        # Only survivors are printed; describing every mutant would slice the large mutated file each time.
+        lines, change = (([], "") if status in KILLED
+                         else _describe_change(mutated_source, original, mutant, first_lines.get(base, 0)))
+        mutants.append(Mutant(key, status, lines, change, _only_message(original, mutant)))
     return mutants
 
 
@@ -269,21 +345,27 @@ def _inside_raise_message(path: list[tuple[str, str]]) -> bool:
     return False
 
 
-def _constant_mutants(work: Path, module: str, tests: list[str]) -> list[Mutant]:
+def _constant_mutants(work: Path, module: str, tests: list[str], survivors_only: bool = False) -> list[Mutant]:
+    """Each module-level number changed in turn; with ``survivors_only`` the changes that were
+    killed in the folder's earlier run keep that verdict and only the others are run again."""
     path = work / "analysis" / f"{module}.py"
     source = path.read_text(encoding="utf-8")
+    saved = work / CONSTANTS_FILE
+    earlier = json.loads(saved.read_text(encoding="utf-8")) if survivors_only and saved.exists() else {}
     mutants = []
     try:
         for name, node, value in _numeric_constants(source):
             for index, variant in enumerate(_variants(value)):
-                mutated = _replace_segment(source, node, repr(variant))
-                path.write_text(mutated, encoding="utf-8")
-                status = _run_tests(work, tests)
+                key = f"constant {name} #{index + 1}"
+                status = earlier.get(key)
+                if status not in KILLED:
+                    path.write_text(_replace_segment(source, node, repr(variant)), encoding="utf-8")
+                    status = _run_tests(work, tests)
                 line = source.splitlines()[node.lineno - 1].strip()
-                mutants.append(Mutant(f"constant {name} #{index + 1}", status, [node.lineno],
-                                      f"- {line}  + {name} = {variant!r}"))
+                mutants.append(Mutant(key, status, [node.lineno], f"- {line}  + {name} = {variant!r}"))
     finally:
         path.write_text(source, encoding="utf-8")
+        saved.write_text(json.dumps({m.name: m.status for m in mutants}, indent=1), encoding="utf-8")
     return mutants
 
 
@@ -371,11 +453,11 @@ def _print_table(results: list[ModuleResult]) -> None:
         message = len(r.mutants) - len(r.counted)
         score = "—" if r.score_pct is None else f"{r.score_pct:.1f} %"
         print(f"{r.module:<16} {len(r.mutants):>8} {message:>8} {len(r.counted):>8} {r.killed:>7} "
-              f"{len(r.survivors):>9} {score:>7} {r.seconds:>6.0f}s")
+              f"{len(r.survivors):>9} {score:>7} {r.seconds:>6.0f}s" + ("  partial (--only)" if r.partial else ""))
 
 
 def _as_json(result: ModuleResult) -> dict:
-    return {"module": result.module, "error": result.error, "seconds": round(result.seconds, 1),
+    return {"module": result.module, "partial": result.partial, "error": result.error, "seconds": round(result.seconds, 1),
             "mutants": len(result.mutants), "counted": len(result.counted), "killed": result.killed,
             "score_pct": result.score_pct,
             "survivors": [{"name": m.name, "status": m.status, "lines": sorted(set(m.lines)), "change": m.change}
