@@ -13,10 +13,11 @@ def run_chamber(ctx, step) -> dict:
 
 
 def run_hold(ctx, step) -> dict:
-    """A plain wait; a hold with a set point is not watched (it does not wait for stability)."""
+    """A plain wait, never watched: with a set point it does not wait for stability; without one
+    the cell needs no chamber (in a campaign another run may hold it at its own temperature)."""
+    if ctx.watch is not None:
+        ctx.watch.disarm()
     if step.setpoint_c is not None:
-        if ctx.watch is not None:
-            ctx.watch.disarm()
         ctx.station.set_chamber(step.setpoint_c)
     ctx.clock.sleep(step.duration_s)
     return {"duration_s": step.duration_s, "setpoint_c": step.setpoint_c}

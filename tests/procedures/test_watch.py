@@ -344,3 +344,17 @@ def test_a_chamber_switched_off_at_its_panel_after_settling_is_switched_on_again
     [spectrum] = result.analysis["eis"]["spectra"]
     assert spectrum["temperature_c"] == pytest.approx(30.0, abs=0.1)
     assert spectrum["sigma_total_s_per_cm"] * 1e3 == pytest.approx(4.6, abs=0.1)
+
+
+def test_a_hold_is_not_watched_the_cell_needs_no_chamber_there(tmp_path):
+    """The stability protocol's storage hold has no set point: in a campaign another run may take
+    the chamber to its own temperature meanwhile, so the band of the spectrum before it must not
+    follow the cell into the hold (an alarm during the hold suspends nothing)."""
+    data = read_toml(resolve_protocol_path("onbh_conductivity"))
+    data["steps"][0].update(temperatures_c=[30.0], soak_s=600.0)
+    data["steps"].append({"kind": "hold", "duration_s": 7200.0})
+    db = f"sqlite:///{tmp_path / 'hold.sqlite'}"
+    result = run(Protocol.model_validate(data), station(alarm_at_h=1.0, alarm_duration_h=0.1), db)
+    assert result.status == "completed", result.reason
+    assert result.suspensions == []
+    assert [s["kind"] for s in get_run(db, result.run_id)["steps"]] == ["chamber", "peis", "hold"]
