@@ -43,6 +43,8 @@ def process_started(pid: int) -> str | None:
         return _exists_only(pid)
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     fields = stat[stat.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):  # field 3, state: killed, not yet reaped by its parent
+        return None
     return f"{_boot_id()}:{int(fields[19])}"   # field 22: starttime
 
 

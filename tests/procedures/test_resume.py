@@ -205,6 +205,23 @@ def test_liveness_by_pid_and_process_start_and_by_heartbeat_from_another_host():
     assert effective_status("completed", now, host_name(), dead.pid, "x") == "completed"
 
 
+def test_a_killed_process_not_yet_reaped_is_dead():
+    """A SIGKILLed run whose parent has not reaped it yet is a zombie: its /proc entry, pid and
+    start time remain, but it will never write again."""
+    import signal
+    import time
+    zombie = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    started = process_started(zombie.pid)
+    os.kill(zombie.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while process_started(zombie.pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the kernel has made it a zombie (we do not wait() for it)
+    assert os.path.exists(f"/proc/{zombie.pid}/stat")  # still there, unreaped
+    assert process_started(zombie.pid) is None
+    assert effective_status("running", None, host_name(), zombie.pid, started) == "interrupted"
+    zombie.wait()
+
+
 def cli(*args, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True,
                           text=True, cwd=ROOT, timeout=600, **kw)
