@@ -203,6 +203,14 @@ class Runner:
                 ctx.resume_position = (resume.position if resume is not None
                                        and index == resume.start_index else None)
                 self._run_step(ctx, index, step)
+            # A step the crash left that cannot be taken up again ended failed; the steps after
+            # it ran, but the run is not complete.
+            cut = [(i, summary) for i, status, summary in (resume.close_steps if resume else ())
+                   if status == "failed"]
+            if cut:
+                outcome.status = RunStatus.FAILED
+                outcome.reason = "; ".join(f"step {i}: {summary.get('reason', 'not resumable')}"
+                                           for i, summary in cut)
         except Aborted as exc:
             outcome.status, outcome.reason = RunStatus.ABORTED, str(exc) or "aborted"
         except Exception as exc:  # an instrument or step failure: the run fails, cleanly

@@ -186,6 +186,9 @@ def test_an_lsv_cut_by_a_crash_ends_failed_with_its_reason_and_is_not_analysed(t
     lsv = [s for s in steps if s["kind"] == "lsv"]
     assert lsv[-1]["status"] == "failed" and "cannot be resumed" in lsv[-1]["summary"]["reason"]
     assert result.analysis.get("lsv") is None
+    # the run is not complete: it ends failed, saying which step could not be taken up
+    assert result.status == "failed" and result.reason.startswith(f"step {steps.index(lsv[-1])}: ")
+    assert "cannot be resumed" in result.reason
     incomplete = [s for s in get_run(str(db), 1)["streams"] if s["metadata"].get("incomplete")]
     assert [s["name"] for s in incomplete] == ["ocv", "lsv"]  # the step's streams
 
