@@ -52,23 +52,34 @@ class Serialized:
 
 
 class SharedReadings:
-    """A chamber several runs log: a ``temperature_status`` read less than ``max_age_s`` ago (by
-    any run) answers the next run too, instead of one more command each (five runs logging one
-    chamber every 5 min would otherwise queue five commands, 0.3 s apart, at every tick). Any
-    command (a set point, standby) forgets the reading; everything else goes to the driver."""
+    """A chamber several runs log: a reading (``temperature_status``, ``alarms``) taken less than
+    ``max_age_s`` ago by any run answers the next run too, instead of one more command each (five
+    runs logging one chamber every 5 min would otherwise queue five commands, 0.3 s apart, at
+    every tick, and as many alarm queries). Any command (a set point, standby) forgets the
+    readings; everything else goes to the driver."""
+
+    SHARED = ("temperature_status", "alarms")
 
     def __init__(self, chamber, clock, max_age_s: float = 1.0) -> None:
         object.__setattr__(self, "_chamber", chamber)
         object.__setattr__(self, "_clock", clock)
         object.__setattr__(self, "_max_age_s", max_age_s)
-        object.__setattr__(self, "_status", None)  # (clock time, reading)
+        object.__setattr__(self, "_readings", {})  # name -> (clock time, reading)
+
+    def _shared(self, name: str):
+        now = self._clock.now()
+        taken = self._readings.get(name)
+        if taken is None or now - taken[0] > self._max_age_s:
+            taken = self._readings[name] = (now, getattr(self._chamber, name))
+        return taken[1]
 
     @property
     def temperature_status(self):
-        now = self._clock.now()
-        if self._status is None or now - self._status[0] > self._max_age_s:
-            object.__setattr__(self, "_status", (now, self._chamber.temperature_status))
-        return self._status[1]
+        return self._shared("temperature_status")
+
+    @property
+    def alarms(self):
+        return self._shared("alarms")
 
     def __getattr__(self, name: str):
         value = getattr(self._chamber, name)
@@ -76,12 +87,12 @@ class SharedReadings:
             return value
 
         def command(*args, **kwargs):
-            object.__setattr__(self, "_status", None)
+            self._readings.clear()
             return value(*args, **kwargs)
         return command
 
     def __setattr__(self, name: str, value) -> None:
-        object.__setattr__(self, "_status", None)
+        self._readings.clear()
         setattr(self._chamber, name, value)
 
 
