@@ -89,8 +89,10 @@ class Stabilization(_Strict):
 class PeisSettings(_Strict):
     """Potentio-EIS around the open-circuit (or a fixed DC) potential."""
 
-    initial_frequency_hz: float = Field(default=7e6, gt=0)
-    final_frequency_hz: float = Field(default=1.0, gt=0)
+    # BioLogic's EIS range is 10 µHz to 7 MHz at most (the station's own maximum is checked too):
+    # bounds that also keep the number of frequencies finite.
+    initial_frequency_hz: float = Field(default=7e6, gt=0, le=1e9)
+    final_frequency_hz: float = Field(default=1.0, ge=1e-5)
     points_per_decade: int = Field(default=10, ge=1, le=100)
     amplitude_v: float = Field(default=0.01, gt=0, le=1.0)
     dc_voltage_v: float = Field(default=0.0, ge=-10, le=10)

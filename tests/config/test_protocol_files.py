@@ -122,3 +122,16 @@ def test_a_dwell_no_shorter_than_the_timeout_is_refused_and_plans_never_exceed_t
                     '[steps.stabilization]\ndwell_s = 100\ntimeout_s = 600\n')
     [planned] = plan_steps(load_protocol(slow, station), station)
     assert planned.estimate.duration_s == 600  # the ramp alone takes 63 min at 2 °C/min
+
+
+def test_eis_frequencies_beyond_any_potentiostat_are_refused_not_a_traceback(tmp_path, station):
+    """1e300 Hz to 1e-300 Hz once made the number of frequencies infinite (an OverflowError out of
+    `plan`, found by hypothesis): both ends are bounded by what a BioLogic can do."""
+    path = tmp_path / "wide.toml"
+    path.write_text('[protocol]\nname = "x"\n[sample]\nid = "p"\nthickness_um = 1000\ndiameter_mm = 10\n'
+                    '[[steps]]\nkind = "peis"\n[steps.peis]\ninitial_frequency_hz = 1e300\n'
+                    'final_frequency_hz = 1e-300\n')
+    with pytest.raises(ConfigError) as info:
+        load_protocol(path, station)
+    text = "\n".join(info.value.problems)
+    assert "steps[0].peis.initial_frequency_hz" in text and "steps[0].peis.final_frequency_hz" in text
