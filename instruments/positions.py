@@ -6,7 +6,8 @@ and the potentiostat's one connection (BL_Connect once per device; every channel
 through it). :meth:`PositionStation.position` gives one run the instruments of its position, with
 the same surface as ``instruments.station.Instruments``, so the runner and the step executors run
 unchanged: ``clock`` is the run's own RunClock; ``potentiostat`` is its channel on the shared
-connection; ``cycler`` follows its channel's export; ``chamber`` is the shared chamber driver.
+connection; ``cycler`` follows its channel's export; ``chamber`` is the shared chamber driver,
+and ``chamber_monitor`` the one poller that logs it for all its runs.
 
 A run's safe state stops its own channels only: the chamber belongs to every run in it, and
 :meth:`PositionStation.chamber_safe` puts it in its safe state once its last run is done.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from instruments.chamber_monitor import ChamberMonitor
 from instruments.shared_clock import CallerClock, RunClock, WallTimeline
 from instruments.station import InstrumentConfigError
 
@@ -106,6 +108,7 @@ class PositionStation:
         self.timeline = timeline or WallTimeline()
         self.caller_clock = CallerClock(self.timeline)
         self.chambers: dict[str, object] = {}
+        self.monitors: dict[str, ChamberMonitor] = {}
         self.identities: dict[str, str] = {}
         self._potentiostat = None
 
@@ -120,6 +123,8 @@ class PositionStation:
             if position.chamber is not None and position.chamber not in self.chambers:
                 chamber = self._open_chamber(position.chamber, self.config.chambers[position.chamber])
                 self.chambers[position.chamber] = SharedReadings(chamber, self.timeline)
+                self.monitors[position.chamber] = ChamberMonitor(self.chambers[position.chamber],
+                                                                 self.timeline, position.chamber)
                 self.identities[f"chamber {position.chamber}"] = str(chamber.rom)
             if position.channel_of("potentiostat") is not None and self._potentiostat is None:
                 device = self._open_potentiostat(position.channel_of("potentiostat"))
@@ -149,6 +154,7 @@ class PositionStation:
             except Exception as exc:  # noqa: BLE001 - closing the others matters more
                 log.warning("closing chamber %s failed: %s", name, exc)
         self.chambers.clear()
+        self.monitors.clear()
         if self._potentiostat is not None:
             try:
                 self._potentiostat.disconnect()
@@ -213,6 +219,11 @@ class PositionInstruments:
             raise InstrumentConfigError(f"position {self.name!r} is in no chamber: a step that "
                                         "needs the chamber cannot run there")
         return self.station.chambers[self.position.chamber]
+
+    @property
+    def chamber_monitor(self):
+        """The monitor that reads this position's chamber for every run in it (None on the bench)."""
+        return self.station.monitors.get(self.position.chamber)
 
     def _channel(self, instrument: str) -> int:
         number = self.position.channel_of(instrument)

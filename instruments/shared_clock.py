@@ -174,13 +174,22 @@ class RunClock(Clock):
         self.timeline = timeline
         self.virtual = timeline.virtual
         self.token = timeline.token(name)
+        self._after_wait: list[Callable[[], None]] = []
+        self._resource_wait_hooks: list[Callable[[bool], None]] = []
+        self._in_after_wait = False
+        self._woken = False
 
     def now(self) -> float:
         return self.timeline.now()
 
     def _advance_to(self, t: float) -> None:
-        if not self._abort.is_set():
+        while not self._abort.is_set():
             self.timeline.block(self.token, t)
+            self._run_after_wait()
+            if self._woken or self.timeline.now() >= t:
+                self._woken = False
+                return
+            # nudged: the after-wait hooks ran, the wait goes on
 
     def abort(self, reason: str = "abort requested") -> None:
         super().abort(reason)
@@ -188,7 +197,35 @@ class RunClock(Clock):
 
     def wake(self) -> None:
         """End the current wait early (what it waited for happened)."""
+        self._woken = True
         self.timeline.wake(self.token)
+
+    def nudge(self) -> None:
+        """Run the after-wait hooks in this run's thread now; its wait goes on (thread-safe)."""
+        self.timeline.wake(self.token)
+
+    def after_wait(self, hook: Callable[[], None]) -> Callable[[], None]:
+        """Call ``hook()`` in this run's thread whenever one of its waits returns or is nudged
+        (not from inside a hook); returns the function that removes it."""
+        self._after_wait.append(hook)
+        return lambda: self._after_wait.remove(hook) if hook in self._after_wait else None
+
+    def on_resource_wait(self, hook: Callable[[bool], None]) -> Callable[[], None]:
+        """Call ``hook(True)`` when a ``wait_for`` begins and ``hook(False)`` when it ends (what
+        runs outside this clock's own tasks, and must stop too); returns the remover."""
+        self._resource_wait_hooks.append(hook)
+        return lambda: (self._resource_wait_hooks.remove(hook)
+                        if hook in self._resource_wait_hooks else None)
+
+    def _run_after_wait(self) -> None:
+        if not self._after_wait or self._in_after_wait:
+            return
+        self._in_after_wait = True
+        try:
+            for hook in list(self._after_wait):
+                hook()
+        finally:
+            self._in_after_wait = False
 
     def wait_for(self, ready: Callable[[], bool], recheck_s: float = 86400.0) -> None:
         """Wait until ``ready()``, checked whenever another thread calls ``wake()`` and at least
@@ -196,9 +233,15 @@ class RunClock(Clock):
         resume from the end of the wait (a run waiting for its chamber measures nothing, so
         it logs nothing)."""
         self.check_abort()
-        while not ready():
-            self._advance_to(self.now() + recheck_s)
-            self.check_abort()
+        for hook in list(self._resource_wait_hooks):
+            hook(True)
+        try:
+            while not ready():
+                self._advance_to(self.now() + recheck_s)
+                self.check_abort()
+        finally:
+            for hook in list(self._resource_wait_hooks):
+                hook(False)
         now = self.now()
         self._queue = [(max(due, now), n, task) for due, n, task in self._queue]
         heapq.heapify(self._queue)

@@ -13,7 +13,9 @@ COLUMNS = {"time_s": "s", "temperature_c": "degC", "setpoint_c": "degC"}
 
 
 class ChamberLogger:
-    """Reads the chamber every ``interval_s`` as a clock task, into the run's ``chamber`` stream.
+    """Reads the chamber every ``interval_s`` as a clock task, into the run's ``chamber`` stream;
+    on a station whose chamber has a monitor (a campaign's shared chamber,
+    instruments/chamber_monitor.py), it takes the monitor's readings instead.
 
     It keeps only the last ``RECENT`` readings for ``mean_between`` (a measurement asks about its
     own minutes); the whole log is in storage, so memory stays flat however long the run.
@@ -39,6 +41,7 @@ class ChamberLogger:
         # come thousands a second, are emitted in pages.
         self._page_rows = self.SIMULATED_PAGE_ROWS if ctx.clock.virtual else 1
         self._pending: list[tuple[float, float, float]] = []
+        self._delivered: deque = deque()  # a shared chamber monitor's readings not yet taken
 
     def start(self) -> None:
         self._writer = self.ctx.new_stream("chamber", COLUMNS, metadata={"role": StreamRole.CHAMBER_LOG.value},
@@ -46,17 +49,36 @@ class ChamberLogger:
         # A resumed run's log goes on one interval after its state's time, whose reading (if
         # one was due then) is stored already.
         first = None if self._writer.seq == 0 else self.ctx.clock.now() + self.interval_s
-        self._cancel = self.ctx.clock.every(self.interval_s, lambda now: self._read(now, with_alarms=True),
-                                            first_at=first)
+        monitor = getattr(self.ctx.station, "chamber_monitor", None)
+        if monitor is None:
+            self._cancel = self.ctx.clock.every(self.interval_s, lambda now: self._read(now, with_alarms=True),
+                                                first_at=first)
+            return
+        # A chamber shared by a campaign's runs: its monitor reads it for all of them, and this
+        # run's thread takes the readings when its waits return.
+        clock = self.ctx.clock
+        subscription = monitor.subscribe(self.interval_s, self._deliver, wants_alarms=self._watching,
+                                         first_at=first)
+        removers = [clock.after_wait(self._take_delivered),
+                    clock.on_resource_wait(lambda waiting: subscription.pause() if waiting
+                                           else subscription.resume())]
+
+        def cancel() -> None:
+            subscription.cancel()
+            for remove in removers:
+                remove()
+        self._cancel = cancel
 
     def stop(self) -> None:
         if self._cancel is not None:
             self._cancel()
             self._cancel = None
+            self._take_delivered()
         self._emit_pending()
 
     def read_now(self) -> float:
         """Take one reading now (also logged); returns the temperature in °C."""
+        self._take_delivered()
         temperature = self._read(self.ctx.clock.now(), with_alarms=False)
         self._emit_pending()
         return temperature
@@ -66,17 +88,49 @@ class ChamberLogger:
         (a measurement's own readings, just before and after it, only the temperature: the
         alarm is known from at most one interval before)."""
         chamber = self.ctx.station.chamber
-        watch = self.ctx.watch if self.ctx.watch is not None and self.ctx.watch.armed else None
+        watched = with_alarms and self._watching()
         alarms, error = None, None
         try:
             status = chamber.temperature_status
             temperature, setpoint = float(status[0]), float(status[1])
-            if watch is not None and with_alarms:
+            if watched:
                 alarms = chamber.alarms.codes
         except Exception as exc:  # noqa: BLE001 - any transport fault is logged, not fatal here
             log.warning("chamber reading failed: %s", exc)
             error = str(exc)
             temperature = setpoint = float("nan")
+        self._record(now, temperature, setpoint, alarms, error)
+        return temperature
+
+    def _watching(self) -> bool:
+        watch = self.ctx.watch
+        return watch is not None and watch.armed
+
+    def _deliver(self, reading) -> None:
+        """A monitor's reading (called in the monitor's thread): kept for this run's thread, which
+        is woken at once when the reading may change what its watch says, or on a real station
+        (a real reading is stored at once), and otherwise takes it when its wait returns."""
+        clock = self.ctx.clock
+        self._delivered.append(reading)
+        if not clock.virtual or self._needs_attention(reading):
+            clock.nudge()
+
+    def _needs_attention(self, reading) -> bool:
+        watch = self.ctx.watch
+        if watch is None or not watch.armed:
+            return False
+        if watch.tripped or reading.error is not None or reading.alarms:
+            return True
+        margin = watch.settings.band_c - watch.settings.hysteresis_c
+        return not abs(reading.temperature_c - watch.held.setpoint_c) <= margin
+
+    def _take_delivered(self) -> None:
+        while self._delivered:
+            r = self._delivered.popleft()
+            self._record(r.time, r.temperature_c, r.setpoint_c, r.alarms, r.error)
+
+    def _record(self, now: float, temperature: float, setpoint: float, alarms, error) -> None:
+        watch = self.ctx.watch if self._watching() else None
         self.times.append(now)
         self.temperatures.append(temperature)
         self._pending.append((now - self.t0, temperature, setpoint))
@@ -84,7 +138,6 @@ class ChamberLogger:
             self._emit_pending()
         if watch is not None:
             watch.observe(now, temperature, alarms, error)
-        return temperature
 
     def _emit_pending(self) -> None:
         if self._pending:

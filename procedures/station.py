@@ -46,6 +46,11 @@ class Station:
         return self.instruments.chamber
 
     @property
+    def chamber_monitor(self):
+        """The shared chamber's monitor on a station with positions (None elsewhere)."""
+        return getattr(self.instruments, "chamber_monitor", None)
+
+    @property
     def potentiostat(self):
         return self.instruments.potentiostat
 
