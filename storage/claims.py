@@ -43,13 +43,18 @@ def _read(conn, run_id: int):
 
 
 def claim_run(db, run_id: int) -> None:
-    """Make this process the writer of run ``run_id`` (status ``running``), unless a live process
-    is; RunHeld names that process. The run must exist and be resumable (the caller checked)."""
+    """Make this process the writer of run ``run_id`` (status ``running``), unless another live
+    process is; RunHeld names that process. The run must exist and be resumable (the caller
+    checked). Claiming a run this process holds already changes nothing."""
     engine = engine_for(db)
     with engine.connect() as conn:
         row = _read(conn, run_id)
     if row is None:
         raise RunHeld(f"run {run_id} is not in the database")
+    me = this_process()
+    if (row.status, row.host, row.pid, row.process_started) == (
+            RunStatus.RUNNING.value, me["host"], me["pid"], me["process_started"]):
+        return  # this process holds it already
     if effective_status(row.status, row.updated_at, row.host, row.pid,
                         row.process_started) == RunStatus.RUNNING.value:
         raise RunHeld(f"run {run_id} is driven by {_holder(row)}; it is not resumed twice")
@@ -57,7 +62,7 @@ def claim_run(db, run_id: int) -> None:
     with engine.begin() as conn:
         won = conn.execute(update(runs).where(runs.c.id == run_id, *_writer_is(row, seen))
                            .values(status=RunStatus.RUNNING.value,
-                                   updated_at=datetime.now(timezone.utc), **this_process())).rowcount
+                                   updated_at=datetime.now(timezone.utc), **me)).rowcount
     if won != 1:
         with engine.connect() as conn:
             now = _read(conn, run_id)
