@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, update
@@ -18,6 +19,7 @@ from storage.liveness import host_name
 from storage.schema import runs
 
 ROUNDS = 12
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def dead_pid() -> int:
@@ -80,13 +82,22 @@ def test_two_processes_claiming_at_once_one_wins_and_the_other_names_it(db_url):
     assert [p.exitcode for p in procs] == [0, 0]
 
 
-def test_a_run_whose_process_lives_is_not_claimed(db_url):
+def test_a_run_whose_process_lives_is_not_claimed_and_its_own_claim_is_kept(db_url):
     interrupted_run(db_url, dead_pid())
-    claim_run(db_url, 1)  # this process holds it now
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from storage.claims import claim_run; "
+         f"claim_run({db_url!r}, 1); print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(RunHeld, match=f"driven by process {holder.pid} on "):
+            claim_run(db_url, 1)
+    finally:
+        holder.communicate("", timeout=60)
+    claim_run(db_url, 1)  # its holder is gone
+    claim_run(db_url, 1)  # this process holds it: claiming again changes nothing
     with engine_for(db_url).connect() as conn:
         assert conn.execute(select(runs.c.pid).where(runs.c.id == 1)).scalar() == os.getpid()
-    with pytest.raises(RunHeld, match=f"driven by process {os.getpid()} on "):
-        claim_run(db_url, 1)
 
 
 def test_a_failed_resume_gives_its_claim_back(db_url):
