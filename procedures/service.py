@@ -26,7 +26,7 @@ from procedures.analyzers import analyzers_for
 from procedures.documents import DocumentStream
 from procedures.operator import Operator, UnattendedOperator
 from procedures.resume import (ResumeError, SimStateSaver, open_resumed_station, plan_resume,
-                               stop_interrupted_measurement, stored_protocol)
+                               stored_protocol)
 from procedures.runner import Runner
 from procedures.signals import stop_on_signals
 from procedures.station import Station
@@ -231,8 +231,6 @@ class RunService:
                     self.on_runner(runner)
                 try:
                     with stop_on_signals(self.abort):
-                        if resume is not None:
-                            stop_interrupted_measurement(station, resume, protocol)
                         outcome = runner.run(protocol, protocol_source=source, resume=resume)
                 finally:
                     with self._lock:
