@@ -203,7 +203,7 @@ class SuspensionDoc(TypedDict):
     action: str  # what the step kind did: "spectrum measured again", "step failed", ...
 class GapDoc(TypedDict):
     """Points an instrument measured and no longer holds when it was read again: a BioLogic
-    channel whose finite buffer overflowed while no controller read it (procedures/resume.py).
+    channel whose finite buffer overflowed while no controller read it (procedures/reattach.py).
     The stream's rows on either side of the gap are stored; these are not."""
 
     run_uid: str

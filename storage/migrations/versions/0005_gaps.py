@@ -1,5 +1,5 @@
 """A table of the gaps in a run's streams: points a BioLogic channel's finite buffer lost while
-no controller read it (procedures/resume.py).
+no controller read it (procedures/reattach.py).
 
 Revision ID: 0005
 Revises: 0004
