@@ -34,7 +34,7 @@ PROTOCOLS = ROOT / "config" / "protocols"
 MEMORY_BYTES = 1024  # 51 CA or VSCAN rows (5 words), 18 PEIS rows (14 words)
 
 
-def station_file(tmp_path: Path, offline_time: float, poll_s: float = 1.0) -> Path:
+def station_file(tmp_path: Path, offline_time: float, poll_s: float = 30.0) -> Path:
     """The shipped station with the channel memory made small and instrument time passing
     ``offline_time`` × the wall time while no process controls the simulated station."""
     text = (ROOT / "config" / "station.toml").read_text()
@@ -113,7 +113,8 @@ def one_gap(db: Path) -> dict:
 
 def test_eis_resumed_after_a_long_offline_time_reads_back_the_spectrum_end_and_counts_the_gap(tmp_path):
     protocol = protocol_file(tmp_path, "onbh_conductivity", {r"^temperatures_c = .*$": "temperatures_c = [30.0]"})
-    station = station_file(tmp_path, offline_time=1e5)  # a wall second: more than a day
+    # Polled every second: a spectrum's first frequencies come faster than 18 rows in 30 s.
+    station = station_file(tmp_path, offline_time=1e5, poll_s=1.0)  # a wall second: over a day
     db = tmp_path / "eis.sqlite"
     assert run_until_rows(protocol, station, db, "eis_spectrum", 25) == 9
     before = stored_rows(db, "conductivity_peis_at_30_c")
