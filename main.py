@@ -195,6 +195,7 @@ def cmd_resume(args) -> int:
     from procedures.progress import ProgressPrinter
     from procedures.resume import ResumeError, check_resumable, stored_station
     from procedures.service import RunResult, RunService
+    from storage.claims import RunHeld, claim_run
     from storage.readers import RunNotFound, get_run
     from storage.schema import SchemaError
     try:
@@ -206,13 +207,17 @@ def cmd_resume(args) -> int:
                                analysis={a["name"]: a["result"] for a in run["analysis"]})
             print(f"run {args.run_id} is completed: nothing to resume", file=sys.stderr)
         else:
+            # Claimed before anything is said or opened: a second resume of the run ends here
+            # with one line naming the process that holds it (the service claims it again: a
+            # no-op for this process).
+            claim_run(args.db, run["run_id"])
             service = RunService(stored_station(run), args.db, operator=ConsoleOperator(),
                                  subscribers=[ProgressPrinter()], report_dir=args.report_dir)
             print(f"resuming run {args.run_id} ({run['protocol_name']}, {status})", file=sys.stderr)
             result = service.resume_run(run)
             if result.report:
                 print(f"report of run {result.run_id}: {result.report}", file=sys.stderr)
-    except (RunNotFound, SchemaError, ResumeError) as exc:
+    except (RunNotFound, SchemaError, ResumeError, RunHeld) as exc:
         raise UserError(str(exc)) from None
     except ConfigError as exc:
         raise UserError(str(exc)) from None
@@ -346,6 +351,7 @@ def cmd_runs(args) -> int:
 def cmd_show(args) -> int:
     if args.follow:
         return follow_run(args)
+    from config.documents import gap_text
     from procedures.service import single_or_keyed
     from storage.readers import RunNotFound, get_run
     from storage.schema import SchemaError
@@ -360,7 +366,7 @@ def cmd_show(args) -> int:
               "reason": run["reason"], "n_points": run["n_points"],
               "streams": [{"name": s["name"], "step_index": s["step_index"],
                            "n_points": s["n_points"]} for s in run["streams"]],
-              "suspensions": run["suspensions"],
+              "suspensions": run["suspensions"], "gaps": run["gaps"],
               "analysis": single_or_keyed(analyses)}
     if args.json:
         _print_json(result)
@@ -374,6 +380,8 @@ def cmd_show(args) -> int:
         for x in run["suspensions"]:
             print(f"  suspended {x['started_at']} → {x['ended_at'] or '…'} ({x['state']}): {x['reason']}"
                   + (f"; {x['action']}" if x.get("action") else ""))
+        for gap in run["gaps"]:
+            print(f"  gap: {gap_text(gap)}")
         print_run_result({**result, "reason": None})  # the reason is in the first line
     return EXIT_OK
 

@@ -458,6 +458,18 @@ def _suspensions(report: _Report) -> None:
           escape(x.get("reason") or DASH), escape(x.get("action") or DASH)] for x in suspensions])
 
 
+def _gaps(report: _Report) -> None:
+    """Points an instrument's finite buffer lost while no controller read it, if any."""
+    gaps = report.run.get("gaps") or []
+    if not gaps:
+        return
+    report.lines += ["## Gaps", ""] + table(
+        ["step", "stream", "technique", "from (s)", "to (s)", "points lost", "by the sampling"],
+        [[g.get("step_index", DASH), escape(g["stream"]), escape(g.get("technique") or DASH),
+          f"{g['from_s']:.1f}", f"{g['to_s']:.1f}", g["points_lost"],
+          DASH if g.get("points_expected") is None else g["points_expected"]] for g in gaps])
+
+
 def _streams(report: _Report) -> None:
     if not report.streams:
         return
@@ -1058,6 +1070,7 @@ def render_report(run: dict, frames: dict[str, pd.DataFrame], out_dir) -> Path:
     _station(report)
     _steps(report)
     _suspensions(report)
+    _gaps(report)
     _analyses(report)
     _chamber(report)
     _streams(report)

@@ -201,6 +201,31 @@ class SuspensionDoc(TypedDict):
     time: float  # clock time of this document
     invalidated: list[str]  # streams measured while suspended and marked invalid (EIS spectra)
     action: str  # what the step kind did: "spectrum measured again", "step failed", ...
+class GapDoc(TypedDict):
+    """Points an instrument measured and no longer holds when it was read again: a BioLogic
+    channel whose finite buffer overflowed while no controller read it (procedures/reattach.py).
+    The stream's rows on either side of the gap are stored; these are not."""
+
+    run_uid: str
+    stream: str
+    step_index: int
+    technique: str  # the technique the channel was running ("CA", "LSV", "PEIS", ...)
+    from_s: float  # run time (s) of the last row read before the gap
+    to_s: float  # run time (s) of the first row read after it
+    points_lost: int  # as the instrument counted them (TDataInfos.IRQskipped)
+    points_expected: int | None  # the same from the technique's sampling and the gap's length
+    time: float  # clock time the gap was found
+
+
+def gap_text(gap: dict) -> str:
+    """One line saying what a gap lost (progress output, ``show``, the report)."""
+    expected = gap.get("points_expected")
+    check = "" if expected is None else f"; {expected} by the technique's sampling"
+    return (f"{gap['points_lost']} points of {gap['stream']} ({gap.get('technique') or '?'}) lost "
+            f"between t = {gap['from_s']:.1f} s and {gap['to_s']:.1f} s: the channel's buffer "
+            f"overflowed while no controller read it{check}")
+
+
 class CheckpointDoc(TypedDict):
     """How far the run has come, stored in the same transaction as the rows emitted before it
     (procedures/resume.py reads it back): the step index and that step's own position."""
@@ -219,7 +244,7 @@ class StopDoc(TypedDict):
 
 
 DOCUMENT_NAMES = ("start", "descriptor", "event_page", "step_start", "step_stop", "progress",
-                  "suspension", "checkpoint", "analysis", "stop")
+                  "suspension", "gap", "checkpoint", "analysis", "stop")
 
 
 class DocumentRouter:
@@ -253,6 +278,9 @@ class DocumentRouter:
         pass
 
     def suspension(self, doc: SuspensionDoc) -> None:
+        pass
+
+    def gap(self, doc: GapDoc) -> None:
         pass
 
     def checkpoint(self, doc: CheckpointDoc) -> None:

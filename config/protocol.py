@@ -212,6 +212,8 @@ class ColdDischargeStep(_Strict):
     The cycler cannot be held by cellbench on every instrument, so the program carries rests
     before each charge and each discharge, ``rest_before_charge_s`` and ``rest_before_discharge_s``
     long, during which the chamber settles and soaks; they must cover settling + soak (+ EIS).
+    A discharge caught with the chamber out of its band is stopped and repeated by a new program
+    from that temperature on (recharge, soak, discharge): ``program_for(cell, first=k)``.
     """
 
     kind: Literal["cold_discharge"]
@@ -230,12 +232,13 @@ class ColdDischargeStep(_Strict):
     record_interval_s: float = Field(default=60.0, gt=0)
     record_dv_v: float = Field(default=0.005, gt=0, le=1.0)
 
-    def program_for(self, cell: CellSection) -> tuple[CyclingProgram, list[tuple[str, int]]]:
-        """The whole protocol as one cycler program with rests for the chamber, and, per program
-        step index, what happens there: ('charge_rest' | 'charge' | 'discharge_rest' |
-        'discharge', k) for the k-th temperature."""
+    def program_for(self, cell: CellSection, first: int = 0) -> tuple[CyclingProgram, list[tuple[str, int]]]:
+        """The protocol from its ``first`` temperature on as one cycler program with rests for
+        the chamber, and, per program step index, what happens there: ('charge_rest' | 'charge'
+        | 'discharge_rest' | 'discharge', k) for the k-th temperature. ``first`` > 0: the
+        program that repeats a discharge caught out of band (procedures/executors/cycling.py)."""
         steps, roles = [], []
-        for k, _ in enumerate(self.temperatures_c):
+        for k in range(first, len(self.temperatures_c)):
             steps += [Rest(kind="rest", duration_s=self.rest_before_charge_s),
                       CCCV(kind="cccv", rate_c=self.charge_rate_c, voltage_v=cell.upper_cutoff_v,
                            until_rate_c=self.cv_until_rate_c),

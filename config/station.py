@@ -143,6 +143,10 @@ class SimConfig(_Strict):
         default="none", description="Instrument time that passes while no process controls the "
         "simulated station (after a crash, until resume): \"none\", or a factor of the wall time "
         "that passed (1.0 = real time)")
+    potentiostat_buffer_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, le=1 << 30,
+        description="Data memory of a simulated BioLogic channel; rows not read before it is full "
+        "are lost, oldest first, and reported as IRQskipped (instruments/biologic/fake_dll.py)")
     thermal: SimThermal = SimThermal()
     pellet: SimPellet = SimPellet()
     cell: dict = Field(default_factory=dict, description="Overrides of the cell model constants")

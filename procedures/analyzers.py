@@ -395,6 +395,13 @@ class ColdDischargeAnalyzer(RecordsAnalyzer):
         result = self.summary(pd.concat([p for p in (formation, cold) if p is not None],
                                         ignore_index=True))
         by_cycle = {c["cycle"]: c for c in result["cycles"]}
+        flagged = out_of_band_cycles(pd.concat([p for p in (formation, cold) if p is not None],
+                                               ignore_index=True))
+        # A discharge caught out of band was stopped and measured again by a later program
+        # (its stream's ``repeats``): the spoiled one is left out of the table and the summary.
+        repeated_in = {entry["metadata"]["repeats"]: name for name, entry in self.collector.streams.items()
+                       if entry["metadata"].get("repeats") is not None}
+        spoiled = []
         discharged_at: dict[int, float] = {}
         discharges = []
         # The same numbering as program_records: formation streams first, each continuing the last.
@@ -413,6 +420,10 @@ class ColdDischargeAnalyzer(RecordsAnalyzer):
                     cycle = by_cycle.get(stream_cycle + offset)
                     if temperature is None or cycle is None or cycle["discharge_mah"] is None:
                         continue  # an aborted run, or a formation program without its temperature
+                    if (phase == "cold_discharge" and cycle["cycle"] in flagged
+                            and repeated_in.get(temperature, name) != name):
+                        spoiled.append((temperature, name, stream_cycle, repeated_in[temperature]))
+                        continue
                     discharged_at[cycle["cycle"]] = float(temperature)
                     if phase == "cold_discharge":
                         discharges.append({"temperature_c": temperature, "discharge_mah": cycle["discharge_mah"],
@@ -433,13 +444,18 @@ class ColdDischargeAnalyzer(RecordsAnalyzer):
             result["warnings"].append(
                 "mean CE and retention over the whole run would mix discharge temperatures: they are "
                 "given per temperature (per_temperature) instead")
-        flagged = out_of_band_cycles(pd.concat([p for p in (formation, cold) if p is not None],
-                                               ignore_index=True))
         result["out_of_band_cycles"] = flagged
         if flagged:
             result["warnings"].append(out_of_band_warning(flagged))
+        for temperature, name, stream_cycle, again in spoiled:
+            result["warnings"].append(
+                f"the discharge at {temperature:g} °C of {name} (its cycle {stream_cycle}) was measured "
+                f"with the chamber out of its band: left out of the analysis; it was measured again "
+                f"after a recharge ({again})")
+        result["repeated_discharges"] = [{"temperature_c": t, "stream": name, "stream_cycle": c,
+                                          "repeated_in": again} for t, name, c, again in spoiled]
         for row in table:
-            # A single cycler program cannot repeat a discharge after a recharge: it is flagged.
+            # Out of band and not repeated (the run ended first): flagged, not left out.
             row["out_of_band"] = row["cycle"] in flagged
         result["cell_eis"] = self.cell_eis(area)
         return result

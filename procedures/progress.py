@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timezone
 
-from config.documents import DocumentRouter
+from config.documents import DocumentRouter, gap_text
 
 
 def hms(seconds: float | None) -> str:
@@ -92,6 +92,9 @@ class ProgressPrinter(DocumentRouter):
                       f"({doc['reason']})" + (f"; {doc['action']}" if doc.get("action") else ""))
         else:
             self._say(f"{at} suspension not recovered: {doc['reason']}; {doc['action']}")
+
+    def gap(self, doc) -> None:
+        self._say(f"[{self._elapsed(doc['time'])}] GAP at step {doc['step_index']}: {gap_text(doc)}")
 
     def analysis(self, doc) -> None:
         self._say(f"analysis {doc['name']} done")

@@ -11,6 +11,11 @@ What a resumed run starts from, all of it in storage (storage/checkpoints.py):
 - the stored points: the analyzers are fed them first (the analysis covers the whole run), the
   cycler's stream goes on after its last stored record number, every stream after its last seq.
 
+Before the interrupted step is taken up again, the potentiostat channel is re-attached
+(procedures/reattach.py): the rows it still holds of that step's measurement are read into the
+step's stream, what its finite memory lost while no process read it is stored as a gap, and the
+channel is stopped.
+
 Each step kind says how it is taken up again (procedures/steps.py, ``StepKind.resume``):
 
 - a chamber step, a PEIS spectrum (with the soak before it: a temperature_eis_series resumes at the
@@ -65,6 +70,9 @@ class ResumePoint:
     """(step index, status, summary) of steps the crash left running: step_stop documents."""
     replay: Callable = lambda emit: None
     """Feeds the stored data to an emit function (the analyzers' stream)."""
+    reattach: Callable = lambda ctx: None
+    """Reads what the potentiostat channel still holds of the interrupted step into its stream
+    (procedures/reattach.py), before the step is taken up again."""
 
 
 # --- where the simulated station's state lives ---------------------------------------------------
@@ -114,6 +122,7 @@ class SimStateSaver:
 # --- planning the resume ---------------------------------------------------------------------------
 def plan_resume(db, run: dict, protocol, checkpoint: dict | None) -> ResumePoint:
     """Where and how run ``run`` (storage.readers.get_run) goes on."""
+    from procedures.reattach import reattach_potentiostat
     from procedures.steps import expand_steps, kind_of
     from storage.checkpoints import run_streams
     from storage.readers import column_max
@@ -130,6 +139,7 @@ def plan_resume(db, run: dict, protocol, checkpoint: dict | None) -> ResumePoint
     point = ResumePoint(run_id=run_id, run_uid=run["uid"], clock_t0=clock_t0, start_index=0,
                         position=None, stored_streams=stored)
     point.replay = lambda emit: replay_stored(db, run, stored, incomplete_streams(point), emit)
+    point.reattach = lambda ctx: reattach_potentiostat(ctx, point, k, None, db)
     if k < 0 or not rows:
         return point
     status = rows[-1]["status"]
@@ -137,6 +147,7 @@ def plan_resume(db, run: dict, protocol, checkpoint: dict | None) -> ResumePoint
         point.start_index = k + 1
         return point
     step = expanded[k]
+    point.reattach = lambda ctx: reattach_potentiostat(ctx, point, k, step, db)
     policy = kind_of(step).resume
     of_step = [name for name, s in stored.items() if s["step_index"] == k]
     aborted = run["status"] == RunStatus.ABORTED.value
@@ -246,23 +257,3 @@ def open_resumed_station(db, run: dict, checkpoint: dict | None, station_cfg):
         return open_instruments(station_cfg, restore_from=path)
     except saved_state_error() as exc:
         raise ResumeError(f"run {run['run_id']}: {exc}") from None
-
-
-def stop_interrupted_measurement(station, point: ResumePoint, protocol) -> None:
-    """A potentiostat channel still running the interrupted measurement is stopped (the step is
-    measured again); the channel keeps its firmware. The cycler and the chamber are left as they
-    are: the cycler program runs on, the chamber holds its set point."""
-    from procedures.steps import expand_steps
-    instruments = station.instruments
-    if station.simulated:
-        if "potentiostat" not in instruments.simulators:
-            return
-    else:
-        kinds = {s.kind for s in list(expand_steps(protocol))[point.start_index:point.start_index + 2]}
-        if not kinds & {"peis", "lsv", "dc_polarization", "cold_discharge"}:
-            return
-    pot = station.potentiostat
-    if pot.current_values()["state"] != 0:
-        log.warning("resume: the potentiostat channel was still running the interrupted "
-                    "measurement; stopped")
-        pot.stop()

@@ -181,6 +181,7 @@ class Runner:
             clock.check_abort()
             steps = list(expand_steps(protocol))
             if resume is not None:
+                resume.reattach(ctx)  # what the potentiostat still holds, before the steps close
                 for index, status, summary in resume.close_steps:
                     emit("step_stop", {"run_uid": run_uid, "step_index": index, "status": status,
                                        "time": clock.now(), "summary": summary})

@@ -25,8 +25,8 @@ from config.protocol import Protocol, load_protocol, resolve_protocol_path
 from procedures.analyzers import analyzers_for
 from procedures.documents import DocumentStream
 from procedures.operator import Operator, UnattendedOperator
-from procedures.resume import (SimStateSaver, open_resumed_station, plan_resume,
-                               stop_interrupted_measurement, stored_protocol)
+from procedures.resume import (ResumeError, SimStateSaver, open_resumed_station, plan_resume,
+                               stored_protocol)
 from procedures.runner import Runner
 from procedures.signals import stop_on_signals
 from procedures.station import Station
@@ -231,8 +231,6 @@ class RunService:
                     self.on_runner(runner)
                 try:
                     with stop_on_signals(self.abort):
-                        if resume is not None:
-                            stop_interrupted_measurement(station, resume, protocol)
                         outcome = runner.run(protocol, protocol_source=source, resume=resume)
                 finally:
                     with self._lock:
@@ -258,12 +256,24 @@ class RunService:
         service's station, which must be the run's own (procedures/resume.py: ``stored_station``).
         Raises ResumeError when it cannot be resumed."""
         from storage.checkpoints import read_checkpoint
+        from storage.claims import RunHeld, claim_run, release_run
         protocol = stored_protocol(run, self.station_cfg)
-        checkpoint = read_checkpoint(self.db, run["run_id"])
-        point = plan_resume(self.db, run, protocol, checkpoint)
-        instruments = open_resumed_station(self.db, run, checkpoint, self.station_cfg)
-        return self.run(protocol, f"run {run['run_id']}", subscribers, resume=point,
-                        instruments=instruments)
+        # Claimed before any instrument is opened: a second resume stops here (storage/claims.py).
+        try:
+            claim_run(self.db, run["run_id"])
+        except RunHeld as exc:
+            raise ResumeError(str(exc)) from None
+        try:
+            checkpoint = read_checkpoint(self.db, run["run_id"])
+            point = plan_resume(self.db, run, protocol, checkpoint)
+            instruments = open_resumed_station(self.db, run, checkpoint, self.station_cfg)
+            return self.run(protocol, f"run {run['run_id']}", subscribers, resume=point,
+                            instruments=instruments)
+        except BaseException:
+            # A resume that failed before its run started (no instrument answered, a missing
+            # state) leaves the run as it found it; one that ran has stored its own status.
+            release_run(self.db, run["run_id"])
+            raise
 
     def submit_report(self, result: RunResult) -> None:
         """Write ``result``'s report in the helper process; ``finish_reports`` collects it."""

@@ -22,10 +22,13 @@ then, in its executor:
                            states would mix two temperatures)
 ``cycling``                the cycler cannot be paused from outside: it goes on, records taken while
                            suspended get ``out_of_band = 1``, and the analysis names their cycles
-``cold_discharge``         its soaks and cell EIS as above; a discharge caught out of band cannot be
-                           repeated after a recharge inside the one cycler program this kind runs,
-                           so its records are marked, its row of the cold-discharge table says
-                           ``out_of_band: true`` and a warning names the cycle
+``cold_discharge``         its soaks and cell EIS as above; a discharge caught out of band is
+                           stopped (its records stay stored, ``out_of_band = 1``), and once the
+                           chamber is back a new cycler program runs the protocol on from that
+                           temperature into a new stream (``repeats`` in its metadata): the cell is
+                           recharged as the protocol charges it, the chamber soaks again at the
+                           temperature, the discharge is measured again; the analysis leaves the
+                           spoiled one out and says so (``repeated_discharges``, a warning)
 ``hold``                   not watched (it sets a set point without waiting for it)
 =========================  ==========================================================================
 """

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from storage.engine import describe, engine_for
 from storage.liveness import effective_status
-from storage.schema import (EXTRA_SLOT, analysis_results, points, runs, steps, streams,
+from storage.schema import (EXTRA_SLOT, analysis_results, gaps, points, runs, steps, streams,
                             suspensions)
 
 Database = Engine | str | os.PathLike | None
@@ -73,7 +73,8 @@ def list_runs(db: Database = None) -> pd.DataFrame:
 
 def get_run(db: Database, run_id: int) -> dict:
     """The run's row (JSON fields decoded, times ISO 8601 UTC) with its ``steps``, ``streams``
-    (columns with units and dtypes, ``n_points``), ``suspensions`` (procedures/watch.py) and
+    (columns with units and dtypes, ``n_points``), ``suspensions`` (procedures/watch.py),
+    ``gaps`` (points an instrument's buffer lost while no controller read it) and
     ``analysis`` results, oldest first, and
     ``n_points``, the run's points over all streams."""
     engine = engine_for(db)
@@ -101,6 +102,11 @@ def get_run(db: Database, run_id: int) -> dict:
              "ended_at": _iso(x.ended_at), **(x.detail or {})}
             for x in conn.execute(select(suspensions).where(suspensions.c.run_id == run_id)
                                   .order_by(suspensions.c.id))]
+        run["gaps"] = [
+            {"stream": g.stream, "step_index": g.step_index, "technique": g.technique,
+             "from_s": g.from_s, "to_s": g.to_s, "points_lost": g.points_lost,
+             "points_expected": g.points_expected}
+            for g in conn.execute(select(gaps).where(gaps.c.run_id == run_id).order_by(gaps.c.id))]
         run["analysis"] = [
             {"name": a.name, "step_index": a.step_index, "result": a.result,
              "created_at": _iso(a.created_at)}

@@ -48,7 +48,7 @@ from sqlalchemy import (JSON, Boolean, Column, DateTime, Float, ForeignKey, Inde
                         MetaData, String, Table, Text, UniqueConstraint)
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 """The migration revision these tables describe (storage/migrations/versions/)."""
 N_VALUE_SLOTS = 16
 VALUE_SLOTS = tuple(f"v{i}" for i in range(N_VALUE_SLOTS))
@@ -189,6 +189,22 @@ suspensions = Table(
 )
 """A run's suspensions (procedures/watch.py), one row each, updated as its documents arrive;
 times are the documents' clock times (virtual in simulation), as the steps' are."""
+
+gaps = Table(
+    "gaps", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("stream", String(255), nullable=False),
+    Column("step_index", Integer),
+    Column("technique", String(64)),
+    Column("from_s", Float, nullable=False),
+    Column("to_s", Float, nullable=False),
+    Column("points_lost", Integer, nullable=False),
+    Column("points_expected", Integer),
+    Index("ix_gaps_run", "run_id"),
+)
+"""Points lost by an instrument's finite buffer while no controller read it (config/documents.py
+``GapDoc``); ``from_s``/``to_s`` are run times, as the stream's ``time_s``."""
 run_checkpoints = Table(
     "run_checkpoints", metadata,
     Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),

@@ -50,7 +50,7 @@ from storage.checkpoints import stored_streams, write_checkpoint
 from storage.engine import describe, engine_for
 from storage.liveness import this_process
 from storage.schema import (EXTRA_SLOT, MAX_EXACT_INT, MAX_STR_CODES, analysis_results,
-                            plan_layout, points, run_checkpoints, runs, steps, streams, suspensions,
+                            gaps, plan_layout, points, run_checkpoints, runs, steps, streams, suspensions,
                             utc_from_epoch)
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,7 @@ class StorageWriter:
             "start": self._on_start, "descriptor": self._on_descriptor,
             "event_page": self._on_event_page, "step_start": self._on_step_start,
             "step_stop": self._on_step_stop, "suspension": self._on_suspension,
+            "gap": self._on_gap,
             "analysis": self._on_analysis, "stop": self._on_stop,
             "progress": lambda doc: None,  # derived from what is stored; nothing to keep
             "checkpoint": self._on_checkpoint,
@@ -397,6 +398,17 @@ class StorageWriter:
                         "invalid_reason": f"measured while the run was suspended: {values['reason']}"}
                 conn.execute(update(streams).where(streams.c.id == row.id).values(metadata=meta))
         self._transaction(write, f"record suspension {uid}")
+
+    def _on_gap(self, doc: dict) -> None:
+        """One row per gap, in the transaction that also holds the rows read after it (the
+        pending points are flushed with it)."""
+        values = {"stream": _field(doc, "stream", "gap"), "step_index": doc.get("step_index"),
+                  "technique": doc.get("technique"), "from_s": float(_field(doc, "from_s", "gap")),
+                  "to_s": float(_field(doc, "to_s", "gap")),
+                  "points_lost": int(_field(doc, "points_lost", "gap")),
+                  "points_expected": doc.get("points_expected")}
+        self._transaction(lambda conn: conn.execute(insert(gaps).values(run_id=self.run_id, **values)),
+                          f"record a gap in {values['stream']}")
 
     def _on_analysis(self, doc: dict) -> None:
         name = _field(doc, "name", "analysis")

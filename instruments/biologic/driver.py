@@ -513,6 +513,28 @@ class BiologicPotentiostat:
         finally:
             self._chain = None
 
+    def reattach(self) -> Iterator[RecordChunk]:
+        """The rows the channel holds of a technique another controller started (a process that
+        died since): read as they are, without loading firmware or a technique, until a
+        BL_GetData returns none; the channel goes on with its technique. ``started_at`` is set
+        to when the channel started it (from TCurrentValues.ElapsedTime), so that the rows'
+        times count from the same origin as those read before. What the channel's memory lost
+        meanwhile is each chunk's ``irq_skipped``."""
+        self._require_connected()
+        if self._chain is not None:
+            raise BiologicError("BL_GetData", -13, "this controller is still reading its own run",
+                                instrument=f"BioLogic {self.model} at {self.address}")
+        buf, infos, cv = api.TDataBuffer(), api.TDataInfos(), api.TCurrentValues()
+        self._call("BL_GetCurrentValues", self._id, self._ch, byref(cv), detail=f"channel {self.channel}")
+        self.started_at = self.clock.now() - float(cv.ElapsedTime)
+        words = np.ctypeslib.as_array(buf.data)
+        while True:
+            self._call("BL_GetData", self._id, self._ch, byref(buf), byref(infos), byref(cv),
+                       detail=f"channel {self.channel}")
+            if infos.NbRows <= 0:
+                return
+            yield self._decode(None, words, infos, cv)
+
     def _stop_after(self, cause: BaseException) -> None:
         """Stop the channel after an abort or an error. A refused stop is logged here, not
         raised over the error that led here; the run's safe state stops the channel again and
@@ -522,11 +544,21 @@ class BiologicPotentiostat:
         except BiologicError as exc:
             log.error("%s (after %s)", exc, type(cause).__name__)
 
-    def _decode(self, chain: list, words: np.ndarray, infos: api.TDataInfos, cv: api.TCurrentValues) -> RecordChunk:
+    def _decode(self, chain: list | None, words: np.ndarray, infos: api.TDataInfos,
+                cv: api.TCurrentValues) -> RecordChunk:
+        """Decode one BL_GetData's rows; ``chain``: the techniques this controller loaded (None
+        when re-attached: the technique is known by its ID only)."""
         index = infos.TechniqueIndex
-        if not 0 <= index < len(chain) or chain[index].spec.technique_id != infos.TechniqueID:
+        if chain is None:
+            spec = tq.SPECS_BY_ID.get(infos.TechniqueID)
+            if spec is None:
+                raise layouts.LayoutError(f"data for an unknown technique ID {infos.TechniqueID}")
+            technique = spec.name
+        elif not 0 <= index < len(chain) or chain[index].spec.technique_id != infos.TechniqueID:
             raise layouts.LayoutError(f"data for technique #{index} (ID {infos.TechniqueID}) do not match the "
                                       f"loaded chain {[t.name for t in chain]}")
+        else:
+            technique = chain[index].name
         layout = layouts.layout_for(infos.TechniqueID, self.board, infos.ProcessIndex)
         columns = layouts.decode(words, infos.NbRows, infos.NbCols, layout, infos.StartTime, cv.TimeBase,
                                  self._to_float)
@@ -534,10 +566,10 @@ class BiologicPotentiostat:
         for name in measured + (["time_s"] if "time_s" in columns else []):
             # A measured value is finite: nan or inf in the buffer is a corrupted transfer.
             if not np.isfinite(columns[name]).all():
-                raise layouts.LayoutError(f"{self!r}: {chain[index].name} data: non-finite values in "
+                raise layouts.LayoutError(f"{self!r}: {technique} data: non-finite values in "
                                           f"{name} (corrupted transfer); the run is stopped")
         self.points_lost += max(infos.IRQskipped, 0)
-        chunk = RecordChunk(index, chain[index].name, infos.ProcessIndex, infos.loop, columns, infos.IRQskipped,
+        chunk = RecordChunk(index, technique, infos.ProcessIndex, infos.loop, columns, infos.IRQskipped,
                             saturated=bool(cv.Saturation), i_overflow=bool(cv.Ioverflow),
                             e_overflow=bool(cv.Eoverflow))
         if chunk.saturated or chunk.i_overflow or chunk.e_overflow:
@@ -610,14 +642,15 @@ def fake_option_problems(options: dict) -> list[str]:
             f"{sorted(FAKE_OPTIONS | {'rate', 'kinds', 'timeout_s'})}"] if bad else []
 
 
-def open_potentiostat(config, clock, lab=None, dll=None,
-                      channel_labs: dict | None = None) -> BiologicPotentiostat:
+def open_potentiostat(config, clock, lab=None, dll=None, channel_labs: dict | None = None,
+                      memory_bytes: int | None = None) -> BiologicPotentiostat:
     """A driver (not yet connected) from the station's potentiostat section (dict or model).
 
     Without ``lab`` the real DLL is loaded from ``dll_path``; with a SimLab, a FakeEClib bound to
     it stands in, configured by the same section and by ``lab.faults['potentiostat']`` (keys:
     fail_on, start_race_polls, firmware, current_offset_a, current_noise_fraction, ewe_noise_v);
-    ``dll``: that FakeEClib already built (a simulated station restored from its saved state).
+    ``dll``: that FakeEClib already built (a simulated station restored from its saved state);
+    ``memory_bytes``: the FakeEClib's channel memory (``[sim] potentiostat_buffer_bytes``).
     """
     cfg = dict(config.model_dump() if hasattr(config, "model_dump") else config)
     unknown = sorted(set(cfg) - CONFIG_KEYS)
@@ -639,6 +672,8 @@ def open_potentiostat(config, clock, lab=None, dll=None,
         if problems:
             raise BiologicConfigError("; ".join(problems))
         options.setdefault("n_channels", max(int(cfg.get("n_channels") or 1), int(cfg.get("channel", 1))))
+        if memory_bytes is not None:
+            options["memory_bytes"] = int(memory_bytes)
         dll = FakeEClib(lab, board=board, model=model, max_eis_frequency_hz=max_f, addresses=(address,),
                         channel_labs=channel_labs, **options)
     return BiologicPotentiostat(

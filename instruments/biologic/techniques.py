@@ -16,6 +16,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import numpy as np
+
 from instruments.biologic import api
 
 BOARDS = ("essential", "premium", "digicore")
@@ -453,6 +455,13 @@ def peis(initial_frequency_hz: float, final_frequency_hz: float, amplitude_v: fl
         "Frequency_number": int(frequency_number), "Average_N_times": int(average_n_times),
         "Correction": bool(correction), "Wait_for_steady": float(wait_for_steady)},
         i_range, e_range, bandwidth))
+
+
+def peis_frequencies(values: dict) -> np.ndarray:
+    """The frequencies a PEIS measures, in order: ``Frequency_number`` of them from
+    ``Initial_frequency`` to ``Final_frequency``, log-spaced (linear when ``sweep``)."""
+    f_i, f_f, n = values["Initial_frequency"], values["Final_frequency"], values["Frequency_number"]
+    return np.linspace(f_i, f_f, n) if values["sweep"] else np.logspace(math.log10(f_i), math.log10(f_f), n)
 
 
 LIMIT_VARIABLES = {"E": 0, "AUX1": 1, "AUX2": 2, "I": 3}

@@ -50,7 +50,8 @@ class SimulatedPositionStation(PositionStation):
         channel_labs = {p.channel_of("potentiostat"): self.labs[name]
                         for name, p in self.config.positions.items()
                         if p.channel_of("potentiostat") is not None}
-        return open_potentiostat(cfg, self.caller_clock, lab=self.device_lab, channel_labs=channel_labs)
+        return open_potentiostat(cfg, self.caller_clock, lab=self.device_lab, channel_labs=channel_labs,
+                                 memory_bytes=self.config.sim.potentiostat_buffer_bytes)
 
     def open_cycler(self, position: str, channel: int, clock):
         from instruments.landt.simulator import SimulatedLandt

@@ -90,7 +90,8 @@ class SimulatedInstruments(Instruments):
         from instruments.biologic.driver import open_potentiostat
         cfg = self.config.potentiostat.model_dump()
         cfg["poll_interval_s"] = self.config.sim.potentiostat_poll_interval_s
-        pot = open_potentiostat(cfg, self.clock, lab=self.lab, dll=self.simulators.get("potentiostat"))
+        pot = open_potentiostat(cfg, self.clock, lab=self.lab, dll=self.simulators.get("potentiostat"),
+                                memory_bytes=self.config.sim.potentiostat_buffer_bytes)
         self.simulators["potentiostat"] = pot.dll
         return pot
 

@@ -174,6 +174,15 @@ def run_cycling(ctx, step) -> dict:
     return {"stream": stream.stream, **follow_program(ctx, step.program, stream)}
 
 
+class DischargeSpoiled(Exception):
+    """A cold discharge measured records while the run was suspended (the chamber out of its
+    band): it is stopped and repeated after a recharge."""
+
+    def __init__(self, k: int, stream: str, cycle: int, records: int) -> None:
+        super().__init__(f"discharge {k} caught out of band ({stream}, cycle {cycle})")
+        self.k, self.stream, self.cycle, self.records = k, stream, cycle, records
+
+
 def run_cold_discharge(ctx, step) -> dict:
     """PAPER.md protocol 7 as one program: [rest, CCCV at 20 °C, rest, C/10 discharge at T] per T.
 
@@ -182,24 +191,80 @@ def run_cold_discharge(ctx, step) -> dict:
     after the soak the cell's EIS is measured (when the station reaches the cell with its
     potentiostat). The rest must outlast settling + soak (+ EIS): if the cycler has moved on by
     then, the run fails with RestTooShort rather than discharging at the wrong temperature.
+
+    A discharge that records while the run is suspended (its chamber out of band) is spoiled: the
+    program is stopped, its records stay stored with ``out_of_band = 1``, and once the chamber is
+    back a new program runs the protocol from that temperature on, into a new stream: the cell
+    is recharged as the protocol charges it, the chamber soaks again at the temperature, and the
+    discharge is measured again (the cell's EIS at that temperature is not measured twice). The
+    analysis leaves the spoiled discharge out and says so (``repeated`` in the step summary and
+    the stream's metadata).
     """
-    cell = ctx.protocol.cell
-    program, roles = step.program_for(cell)
-    table = render_step_table(program, cell)
-    step_roles = {table.numbers[i]: role for i, role in enumerate(roles)}
-    stream = ctx.new_stream("cold_discharge", RECORD_COLUMNS, metadata={
-        "role": StreamRole.CYCLING.value, "phase": "cold_discharge", "temperatures_c": list(step.temperatures_c)},
-        continue_stored=True)
     resumed = ctx.resume_position or {}
     done: set[tuple[str, int]] = {(kind, int(k)) for kind, k in resumed.get("done", [])}
     eis_streams: list[dict] = list(resumed.get("eis", []))
+    repeated: list[dict] = list(resumed.get("repeated", []))
+    first = int(resumed.get("first", 0))
+    records = 0
+    while True:
+        # A program not yet started after a repeat goes into a stream of its own.
+        continue_stored = first == 0 or bool(resumed.get("program_started"))
+        try:
+            summary = _cold_discharge_program(ctx, step, first, done, eis_streams, repeated,
+                                              continue_stored)
+            records += summary.pop("records")
+            return {**summary, "records": records, "eis": eis_streams, "repeated": repeated}
+        except DischargeSpoiled as spoiled:
+            first, resumed = spoiled.k, {}
+            ctx.resume_position = None  # the repeat is a new program, started, not attached
+            records += spoiled.records
+            done -= {("charge_rest", first), ("discharge_rest", first)}
+            temperature = step.temperatures_c[first]
+            repeated.append({"temperature_c": temperature, "stream": spoiled.stream,
+                             "cycle": spoiled.cycle})
+            watch = ctx.watch
+            watch.note(f"discharge at {temperature:g} °C stopped out of band (stream "
+                       f"{spoiled.stream}, cycle {spoiled.cycle}); measured again after a recharge")
+            # Saved before the repeat starts: a crash now resumes by starting it.
+            ctx.save_position(done=sorted([kind, k] for kind, k in done), eis=eis_streams,
+                              repeated=repeated, first=first)
+            watch.wait_recovered()
+
+
+def _cold_discharge_program(ctx, step, first: int, done: set, eis_streams: list, repeated: list,
+                            continue_stored: bool) -> dict:
+    """Run (or follow, resumed) the program of temperatures ``first``… to its end; raises
+    DischargeSpoiled, program stopped, when a discharge records out of band."""
+    cell = ctx.protocol.cell
+    program, roles = step.program_for(cell, first)
+    table = render_step_table(program, cell)
+    step_roles = {table.numbers[i]: role for i, role in enumerate(roles)}
+    discharge_steps = {number: role[1] for number, role in step_roles.items() if role[0] == "discharge"}
+    stream = ctx.new_stream("cold_discharge", RECORD_COLUMNS, metadata={
+        "role": StreamRole.CYCLING.value, "phase": "cold_discharge",
+        "temperatures_c": list(step.temperatures_c[first:]),
+        **({"repeats": step.temperatures_c[first]} if first else {})},
+        continue_stored=continue_stored)
+    rows = [0]
 
     def position() -> dict:
-        return {"done": sorted([kind, k] for kind, k in done), "eis": eis_streams}
+        return {"done": sorted([kind, k] for kind, k in done), "eis": eis_streams,
+                "repeated": repeated, "first": first}
 
-    def on_records(records, mark) -> None:
-        entered = int(records["step"][-1])
-        for number in dict.fromkeys(records["step"].tolist()):
+    def spoiled_in(batch) -> int | None:
+        steps = np.asarray(batch["step"])
+        flagged = np.asarray(batch["out_of_band"]) != 0
+        for number in dict.fromkeys(steps[flagged].tolist()):
+            if int(number) in discharge_steps:
+                return discharge_steps[int(number)]
+        return None
+
+    def on_records(batch, mark) -> None:
+        rows[0] += n_records(batch)
+        if (k := spoiled_in(batch)) is not None:
+            stop_spoiled(k, batch, mark)
+        entered = int(batch["step"][-1])
+        for number in dict.fromkeys(batch["step"].tolist()):
             role = step_roles.get(int(number))
             if role is None or role in done or role[0] not in ("charge_rest", "discharge_rest"):
                 continue
@@ -209,6 +274,15 @@ def run_cold_discharge(ctx, step) -> dict:
             act(role, entered, mark)
             done.add(role)
 
+    def stop_spoiled(k: int, batch, mark) -> None:
+        cycler = ctx.station.cycler
+        cycler.stop()
+        last = mark(cycler.read_new_columns())
+        stream.write(last)
+        rows[0] += n_records(last)
+        in_discharge = np.isin(np.asarray(batch["step"]), [n for n, j in discharge_steps.items() if j == k])
+        raise DischargeSpoiled(k, stream.stream, int(np.asarray(batch["cycle"])[in_discharge][0]), rows[0])
+
     def act(role, entered: int, mark) -> None:
         kind, k = role
         if kind == "charge_rest":
@@ -216,21 +290,26 @@ def run_cold_discharge(ctx, step) -> dict:
         else:
             temperature = step.temperatures_c[k]
             settle_chamber(ctx, temperature, step.stabilization, step.soak_s)
-            if step.eis and ctx.station.cell_on_potentiostat():
+            # A repeated discharge keeps the cell spectrum measured before its first attempt.
+            measured = any(e.get("discharge") == k for e in eis_streams)
+            if step.eis and not measured and ctx.station.cell_on_potentiostat():
                 name = f"eis_cell_{_slug(temperature)}c"
                 summary = measure_spectrum(ctx, step.peis, name,
                                            metadata={"role": StreamRole.CELL_EIS.value, "setpoint_c": temperature})
-                eis_streams.append({**summary, "setpoint_c": temperature})
+                eis_streams.append({**summary, "setpoint_c": temperature, "discharge": k})
         still = ctx.station.cycler.read_new_columns()
         if n_records(still):
-            stream.write(mark(still))
+            still = mark(still)
+            stream.write(still)
+            rows[0] += n_records(still)
             if int(still["step"][-1]) != entered:
                 raise RestTooShort(f"the cycler left rest step {entered} before the chamber had settled "
                                    f"and soaked at {kind} {k}; lengthen rest_before_"
                                    f"{'charge' if kind == 'charge_rest' else 'discharge'}_s")
 
     summary = follow_program(ctx, program, stream, on_records=on_records, position=position)
-    return {"stream": stream.stream, "eis": eis_streams, **summary}
+    # Every record this program wrote, those read while the chamber was being set included.
+    return {**summary, "stream": stream.stream, "records": rows[0]}
 
 
 def _slug(value: float) -> str:

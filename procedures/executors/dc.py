@@ -9,6 +9,9 @@ from procedures.watch import OutOfBand, watch_of
 
 DC_COLUMNS = {"time_s": "s", "ewe_v": "V", "i_a": "A"}
 
+LSV_REST_RECORD_DT_S = 10.0
+"""The LSV's open-circuit rest records a row every 10 s (the OCV it ends on is what matters)."""
+
 LSV_CAUGHT = "LSV (destructive, not repeated)"
 DCPOL_CAUGHT = "DC polarization (its steady states would be mixed across temperatures)"
 
@@ -45,7 +48,7 @@ def run_lsv(ctx, step) -> dict:
     ocv_stream = ctx.new_stream("ocv", DC_COLUMNS, metadata={"role": StreamRole.OCV.value})
     rest = {"ewe": []}
     if step.rest_s > 0:
-        _write_chunks(ctx, pot, tq.ocv(step.rest_s, record_every_dt_s=10.0), ocv_stream,
+        _write_chunks(ctx, pot, tq.ocv(step.rest_s, record_every_dt_s=LSV_REST_RECORD_DT_S), ocv_stream,
                       LSV_CAUGHT, on_chunk=lambda d: rest["ewe"].append(d["ewe_v"]))
     if rest["ewe"]:
         ocv_v = float(np.concatenate(rest["ewe"])[-1])

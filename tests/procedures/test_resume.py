@@ -250,9 +250,20 @@ def test_cli_sigkill_shows_interrupted_at_once_and_resume_completes_the_run(tmp_
     assert proc.wait() == -signal.SIGKILL
     runs = json.loads(cli("runs", "--db", str(db), "--json").stdout)
     assert runs[0]["status"] == "interrupted"
-    first = cli("resume", "1", "--db", str(db), "--json", "--report-dir", str(tmp_path))
-    assert first.returncode == 0, first.stderr[-2000:]
-    out = json.loads(first.stdout)
+    # Two resumes at once (issue 9, concurrent resumes): one drives the run, the other is
+    # refused with one line naming it, exit 2, before it opens anything.
+    both = [subprocess.Popen([sys.executable, str(ROOT / "main.py"), "resume", "1", "--db", str(db),
+                              "--json", "--report-dir", str(tmp_path)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in both]
+    codes = [p.returncode for p in both]
+    assert sorted(codes) == [0, 2], [err[-2000:] for _, err in outputs]
+    winner, loser = (0, 1) if codes[0] == 0 else (1, 0)
+    refused = outputs[loser][1]
+    assert refused.count("\n") == 1 and refused.startswith("error: run 1 ")
+    assert f"process {both[winner].pid} on {host_name()}" in refused
+    assert outputs[loser][0] == ""
+    out = json.loads(outputs[winner][0])
     assert out["run_id"] == 1 and out["status"] == "completed"
     assert len(out["analysis"]["spectra"]) == 7
     again = cli("resume", "1", "--db", str(db), "--json")

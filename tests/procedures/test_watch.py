@@ -281,31 +281,6 @@ def test_station_file_chamber_faults_are_validated_and_the_shipped_station_has_n
             load_station(bad)
 
 
-def test_a_cold_discharge_caught_out_of_band_is_flagged_in_its_table(tmp_path):
-    """One formation cycle, then discharges at 25 and -5 °C; the -5 °C one runs from 48.0 h to
-    53.2 h of the run and the power is cut at 50 h for half an hour. A single cycler program
-    cannot recharge and discharge again: the discharge is flagged, not repeated."""
-    data = read_toml(resolve_protocol_path("cold_discharge"))
-    for step in data["steps"]:
-        for pstep in step.get("program", {}).get("steps", []):
-            if pstep.get("kind") == "loop":
-                pstep["count"] = 1
-        if step["kind"] == "cold_discharge":
-            step["temperatures_c"] = [25.0, -5.0]
-    db = f"sqlite:///{tmp_path / 'cold.sqlite'}"
-    result = run(Protocol.model_validate(data),
-                 station(power_loss_at_h=50.0, power_loss_duration_h=0.5), db)
-    assert result.status == "completed", result.reason
-    [suspension] = result.suspensions
-    assert suspension["setpoint_c"] == -5.0 and suspension["state"] == "recovered"
-    analysis = result.analysis["cold_discharge"]
-    assert [(row["temperature_c"], row["out_of_band"]) for row in analysis["cold_discharge"]] == \
-        [(25.0, False), (-5.0, True)]
-    assert analysis["out_of_band_cycles"] == [3]
-    assert any(w.startswith("cycle(s) 3 have records taken while the chamber was out of its band")
-               for w in analysis["warnings"])
-
-
 def test_a_chamber_lost_while_ramping_suspends_the_run_instead_of_failing_it(tmp_path):
     db = f"sqlite:///{tmp_path / 'ramp.sqlite'}"
     result = run(conductivity_at([30.0]), station(power_loss_at_h=0.02, power_loss_duration_h=0.3), db)
@@ -358,3 +333,54 @@ def test_a_hold_is_not_watched_the_cell_needs_no_chamber_there(tmp_path):
     assert result.status == "completed", result.reason
     assert result.suspensions == []
     assert [s["kind"] for s in get_run(db, result.run_id)["steps"]] == ["chamber", "peis", "hold"]
+
+
+# --- a cold discharge caught out of band is repeated after a recharge ---------------------------
+def test_a_cold_discharge_caught_out_of_band_is_stopped_recharged_resoaked_and_measured_again(tmp_path):
+    """One formation cycle, then discharges at 25 and -5 °C; the -5 °C one runs from 48.0 h to
+    53.2 h of the run and the power is cut at 50 h for half an hour."""
+    data = read_toml(resolve_protocol_path("cold_discharge"))
+    for step in data["steps"]:
+        if step["kind"] == "cold_discharge":
+            step["temperatures_c"] = [25.0, -5.0]
+    db = f"sqlite:///{tmp_path / 'cold.sqlite'}"
+    result = run(Protocol.model_validate(data),
+                 station(power_loss_at_h=50.0, power_loss_duration_h=0.5), db)
+    assert result.status == "completed", result.reason
+    [suspension] = result.suspensions
+    assert suspension["setpoint_c"] == -5.0 and suspension["state"] == "recovered"
+    assert "discharge at -5 °C stopped out of band (stream cold_discharge, cycle 2)" in suspension["action"]
+    stored = get_run(db, result.run_id)
+    streams = {s["name"]: s for s in stored["streams"]}
+    assert streams["cold_discharge_2"]["metadata"]["repeats"] == -5.0
+    assert streams["cold_discharge_2"]["metadata"]["temperatures_c"] == [-5.0]
+    # The spoiled discharge stays stored, its records out of band: the program was stopped in it.
+    spoiled = read_stream(db, result.run_id, "cold_discharge")
+    assert spoiled["cycle"].max() == 2
+    assert (spoiled[(spoiled["cycle"] == 2) & (spoiled["current_a"] < 0)]["out_of_band"] == 1).any()
+    # The repeat recharged the cell (CCCV to the upper cut-off), soaked at -5 °C, discharged.
+    again = read_stream(db, result.run_id, "cold_discharge_2")
+    assert again["voltage_v"].max() == pytest.approx(3.4, abs=0.02)
+    assert (again["current_a"] > 0).any() and (again["current_a"] < 0).any()
+    assert not again["out_of_band"].any()
+    chamber = read_stream(db, result.run_id, "chamber")
+    charge_again = again["test_time_s"][again["current_a"] > 0].iloc[0]
+    discharge_again = again["test_time_s"][again["current_a"] < 0].iloc[0]
+    assert discharge_again > charge_again
+    after_cut = chamber[chamber["time_s"] > 50.5 * 3600]["setpoint_c"].to_numpy()
+    recharge = int(np.argmax(after_cut == 20.0))
+    assert after_cut[recharge] == 20.0 and (after_cut[recharge:] == -5.0).any()  # re-soaked at -5
+    analysis = result.analysis["cold_discharge"]
+    table = analysis["cold_discharge"]
+    assert [(row["temperature_c"], row["stream"], row["out_of_band"]) for row in table] == \
+        [(25.0, "cold_discharge", False), (-5.0, "cold_discharge_2", False)]
+    for row, expected in zip(table, [3.1, 2.8]):  # the paper's figures
+        assert row["discharge_mah_per_cm2"] == pytest.approx(expected, abs=0.1)
+    assert analysis["repeated_discharges"] == [{"temperature_c": -5.0, "stream": "cold_discharge",
+                                                "stream_cycle": 2, "repeated_in": "cold_discharge_2"}]
+    assert any("-5 °C of cold_discharge (its cycle 2)" in w and "left out of the analysis" in w
+               for w in analysis["warnings"])
+    # One cell EIS per temperature: -5 °C is not measured twice.
+    assert [e["temperature_c"] for e in analysis["cell_eis"]] == [25.0, -5.0]
+    step = next(s for s in stored["steps"] if s["kind"] == "cold_discharge")
+    assert step["summary"]["repeated"] == [{"temperature_c": -5.0, "stream": "cold_discharge", "cycle": 2}]

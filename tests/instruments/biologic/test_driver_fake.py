@@ -546,3 +546,46 @@ def test_open_potentiostat_rejects_unknown_settings(lab):
 def test_open_potentiostat_without_lab_needs_the_real_dll(lab):
     with pytest.raises(api.LibraryNotAvailable):
         open_potentiostat({"dll_path": "/nonexistent/EClib64.dll"}, lab.clock)
+
+
+# --- the channel's finite memory, and re-attaching after the controller died --------------------
+
+def test_a_full_channel_memory_loses_its_oldest_rows_and_counts_them_in_irqskipped(lab):
+    lab.load = Resistor(1e3, 0.1)
+    pstat, fake = connected(lab, memory_bytes=2000, start_race_polls=0)  # 166 OCV rows of 3 words
+    records = pstat.run(tq.ocv(1000.0, record_every_dt_s=1.0))
+    lab.clock.sleep(500.0)  # nobody reads: 501 rows measured meanwhile
+    chunks = list(records)
+    assert max(ch.mem_filled_bytes() for ch in fake.channels) == 0
+    skipped = [c.irq_skipped for c in chunks]
+    assert skipped[0] == 501 - 2000 // 12 and not any(skipped[1:])
+    assert pstat.points_lost == skipped[0]
+    t = np.concatenate([c.columns["time_s"] for c in chunks])
+    assert t[0] == pytest.approx(501 - 2000 // 12, abs=1e-3)  # the newest rows were kept
+    assert len(t) + skipped[0] == 1000 and np.allclose(np.diff(t), 1.0, atol=1e-3)
+
+
+def test_memory_smaller_than_a_row_is_refused(lab):
+    with pytest.raises(ValueError, match="memory_bytes"):
+        FakeEClib(lab, memory_bytes=16)
+
+
+def test_reattach_reads_a_running_channel_without_loading_firmware_or_a_technique(lab):
+    lab.load = Resistor(1e3, 0.1)
+    first, fake = connected(lab, poll_s=10.0)
+    records = first.run(tq.ca([0.1], [3600.0], record_every_dt_s=1.0))
+    read = [next(records) for _ in range(3)]
+    t_read = np.concatenate([c.columns["time_s"] for c in read])
+    started = first.started_at
+    lab.clock.sleep(100.0)  # the controller is gone; the channel runs on
+    again = BiologicPotentiostat(fake, lab.clock, poll_interval_s=10.0)
+    again.connect()
+    fake.calls.clear()
+    chunks = list(again.reattach())
+    assert not {"BL_LoadFirmware", "BL_LoadTechnique", "BL_StartChannel", "BL_StopChannel"} & set(fake.calls)
+    assert again.current_values()["state"] == api.STATE_RUN  # it goes on with its technique
+    assert again.started_at == pytest.approx(started, abs=0.01)
+    assert {c.technique for c in chunks} == {"CA"} and not any(c.irq_skipped for c in chunks)
+    t = np.concatenate([c.columns["time_s"] for c in chunks])
+    assert t[0] == pytest.approx(t_read[-1] + 1.0, abs=1e-3) and len(t) >= 100
+    del records
