@@ -66,6 +66,10 @@ class ChamberGate:
         if self._claim is not None and self._claim.temperatures_c == claim.temperatures_c:
             return
         self._end_claim()
+        if ctx.watch is not None:
+            # The set point this run held is no longer its own: another run may take the chamber
+            # elsewhere before this run's next step sets its own and watches that.
+            ctx.watch.disarm()
         granted = self.arbiter.request(self, claim)
         self._wake(granted)
         if self not in granted:

@@ -267,3 +267,31 @@ def test_a_station_whose_chamber_does_not_open_runs_nothing_and_says_why(small_c
     assert result.status == "failed" and not result.completed
     assert "did not open" in result.problems[0]
     assert all(r.result is None and r.status == "failed" for r in result.runs)
+
+
+def test_a_run_that_changes_its_chamber_claim_stops_watching_its_old_set_point():
+    """Its held set point is no longer its own once it claims other temperatures (another run may
+    take the chamber elsewhere meanwhile): the paper campaign's cold discharge, back from waiting
+    at 20.6 h, had been suspended for 14 min because the pellets had left the chamber at 0 °C."""
+    from types import SimpleNamespace
+
+    from config.protocol import ChamberStep
+    from procedures.campaign import ChamberGate
+
+    class Watch:
+        disarmed = 0
+
+        def disarm(self):
+            self.disarmed += 1
+
+    timeline = SharedVirtualTimeline(start=0.0)
+    clock = RunClock(timeline, "run")
+    gate = ChamberGate(ChamberArbiter("chamber_b"), clock, 0.5, lambda: "run 1")
+    ctx = SimpleNamespace(run_t0=0.0, watch=Watch(), report_progress=lambda **kw: None)
+    step_25 = ChamberStep(kind="chamber", setpoint_c=25.0, soak_s=60.0)
+    gate.before_step(ctx, 0, step_25)
+    assert ctx.watch.disarmed == 1  # the first claim: nothing held yet, nothing lost
+    gate.before_step(ctx, 1, step_25)
+    assert ctx.watch.disarmed == 1  # the same temperatures: still its set point, still watched
+    gate.before_step(ctx, 2, ChamberStep(kind="chamber", setpoint_c=0.0, soak_s=60.0))
+    assert ctx.watch.disarmed == 2
