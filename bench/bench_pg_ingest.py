@@ -28,29 +28,21 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 import psycopg  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from storage.engine import make_engine  # noqa: E402
-from storage.schema import points, streams  # noqa: E402
+from storage.schema import streams  # noqa: E402
 from storage.writer import SQLITE_MAX_PARAMETERS, StorageWriter  # noqa: E402
 
+from ingest_data import BATCH, FLOAT_COLUMNS, SLOTS, core_insert_s, make_data  # noqa: E402
+
 PAGE = 500
-BATCH = 5000
 REPEAT = 3
-FLOAT_COLUMNS = ("time_s", "voltage_v", "current_a", "temperature_c", "z_real_ohm")
-SLOTS = ("time_s", "v0", "v1", "v2", "v3")
 URL_VARS = ("CELLBENCH_BENCH_POSTGRES_URL", "CELLBENCH_TEST_POSTGRES_URL")
-
-
-def make_data(n: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(1)
-    data = {name: rng.normal(size=n) for name in FLOAT_COLUMNS}
-    data["time_s"] = np.arange(n) * 0.1
-    return data
 
 
 def truncate(url: str) -> None:
@@ -135,15 +127,7 @@ def bench_writer(url: str, data: dict[str, np.ndarray], n: int) -> float:
 def bench_core(url: str, data: dict[str, np.ndarray], n: int) -> float:
     stream_id = new_stream(url)
     engine = make_engine(url)
-    t0 = time.perf_counter()
-    for start in range(0, n, BATCH):
-        stop = min(start + BATCH, n)
-        cols = [data[c][start:stop].tolist() for c in FLOAT_COLUMNS]
-        rows = [{"stream_id": stream_id, "seq": seq, **dict(zip(SLOTS, values))}
-                for seq, values in zip(range(start, stop), zip(*cols))]
-        with engine.begin() as conn:
-            conn.execute(insert(points), rows)
-    elapsed = time.perf_counter() - t0
+    elapsed = core_insert_s(engine, stream_id, data, n)
     engine.dispose()
     return elapsed
 

@@ -37,29 +37,22 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 from sqlalchemy import insert  # noqa: E402
 
 from storage.engine import make_engine  # noqa: E402
-from storage.schema import points, streams  # noqa: E402
+from storage.schema import streams  # noqa: E402
 from storage.writer import StorageWriter  # noqa: E402
+
+from ingest_data import BATCH, FLOAT_COLUMNS, core_insert_s, make_data  # noqa: E402
 
 PAGE = 500
 FOLLOWER_PAGE = 7
-BATCH = 5000
-FLOAT_COLUMNS = ("time_s", "voltage_v", "current_a", "temperature_c", "z_real_ohm")
 CYCLER_INT_COLUMNS = ("record", "cycle", "step")
 CYCLER_FLOAT_COLUMNS = ("test_time_s", "step_time_s", "voltage_v", "current_a", "capacity_ah",
                         "energy_wh")
 STEP_TYPES = np.array(["Rest", "CC_Chg", "CV_Chg", "Rest", "CC_DChg"], dtype=object)
-
-
-def make_data(n: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(1)
-    data = {name: rng.normal(size=n) for name in FLOAT_COLUMNS}
-    data["time_s"] = np.arange(n) * 0.1
-    return data
 
 
 def make_cycler_data(n: int) -> dict[str, np.ndarray]:
@@ -154,16 +147,7 @@ def bench_core_insert(path: Path, data: dict[str, np.ndarray], n: int) -> float:
         stream_id = conn.execute(insert(streams).values(
             run_id=0, name="data", descriptor_uid="d", columns={}, layout={})
         ).inserted_primary_key[0]
-    keys = ("time_s", "v0", "v1", "v2", "v3")
-    t0 = time.perf_counter()
-    for start in range(0, n, BATCH):
-        stop = min(start + BATCH, n)
-        cols = [data[c][start:stop].tolist() for c in FLOAT_COLUMNS]
-        rows = [{"stream_id": stream_id, "seq": seq, **dict(zip(keys, values))}
-                for seq, values in zip(range(start, stop), zip(*cols))]
-        with engine.begin() as conn:
-            conn.execute(insert(points), rows)
-    elapsed = time.perf_counter() - t0
+    elapsed = core_insert_s(engine, stream_id, data, n)
     engine.dispose()
     return elapsed
 
