@@ -16,6 +16,11 @@ database by this process, as another cellbench process would). After each kill i
   does not keep its readings: a gap of the log), counted from gaps in its time stamps.
 
     python bench/bench_resume.py [--kills 20] [--protocols onbh_conductivity,...] [--seed 1]
+    python bench/bench_resume.py --chain --kills 20 --protocols full_cell_45mg_1000
+
+``--chain`` kills one run of each protocol N times in a row, resuming it after each kill, and
+compares the end of the last resume with the uninterrupted run: N kills for the price of about one
+run, for the 1,000-cycle variant (30 min of wall time per run on a loaded machine).
 """
 from __future__ import annotations
 
@@ -74,8 +79,17 @@ def run_and_kill(protocol: Path, station: Path, db: Path, at_rows: int, delay_s:
                  limit_s: float = 1800) -> dict:
     """Start a run and SIGKILL it ``delay_s`` after ``at_rows`` rows are stored (rows are
     committed in batches: the delay spreads the kills between commits); returns what happened."""
-    proc = subprocess.Popen([PYTHON, str(ROOT / "main.py"), "run", str(protocol), "--simulate",
-                             "--station", str(station), "--db", str(db), "--report-dir",
+    return _start_and_kill(["run", str(protocol), "--simulate", "--station", str(station)], db,
+                           at_rows, delay_s, limit_s)
+
+
+def resume_and_kill(db: Path, at_rows: int, delay_s: float = 0.0, limit_s: float = 3600) -> dict:
+    """Resume run 1 of ``db`` and SIGKILL that process as ``run_and_kill`` does."""
+    return _start_and_kill(["resume", "1"], db, at_rows, delay_s, limit_s)
+
+
+def _start_and_kill(args: list[str], db: Path, at_rows: int, delay_s: float, limit_s: float) -> dict:
+    proc = subprocess.Popen([PYTHON, str(ROOT / "main.py"), *args, "--db", str(db), "--report-dir",
                              str(db.parent / "reports")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     t0 = time.monotonic()
@@ -222,6 +236,58 @@ def bench(protocols: list[str], kills: int, seed: int, keep: bool) -> list[dict]
     return rows_out
 
 
+def chain(protocols: list[str], kills: int, seed: int) -> list[dict]:
+    """One run per protocol killed ``kills`` times: SIGKILL at a random moment, ``resume``, SIGKILL
+    the resumed process at a later random moment, and so on; the last resume runs to the end and
+    is compared with an uninterrupted run. Each kill is checked as in ``bench`` (interrupted at
+    once); the stream checks then cover every resume at once (a point written twice by any of
+    them is a duplicate). For runs too long to repeat ``kills`` times (the 1,000-cycle variant)."""
+    rng = random.Random(seed)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-resume-chain-"))
+    files, station = protocol_files(tmp)
+    out = []
+    for name in protocols:
+        ref_db = tmp / f"{name}-ref.sqlite"
+        t = time.monotonic()
+        ref = cli("run", str(files[name]), "--simulate", "--station", str(station), "--db", str(ref_db),
+                  "--json", "--report-dir", str(tmp / "reports"), timeout=7200)
+        if ref.returncode != 0:
+            sys.exit(f"{name}: the reference run failed: {ref.stderr[-2000:]}")
+        total = stored_rows(ref_db)
+        print(f"\n{name}: reference run {total} rows, {time.monotonic() - t:.1f} s wall", flush=True)
+        db = tmp / f"{name}-chain.sqlite"
+        targets = sorted(int(rng.uniform(0.02, 0.98) * total) for _ in range(kills))
+        made = []
+        for i, target in enumerate(targets):
+            at = max(target, (made[-1]["rows_at_kill"] + 1) if made else 0)
+            delay = rng.uniform(0.0, 0.3)
+            killed = (run_and_kill(files[name], station, db, at, delay) if i == 0
+                      else resume_and_kill(db, at, delay))
+            killed.update(kill=i, at_rows=at, status_after_kill=run_status(db))
+            made.append(killed)
+            print(json.dumps({"protocol": name, **killed}), flush=True)
+            if not killed["killed"]:
+                break  # the run ended before this kill: nothing left to kill
+        t = time.monotonic()
+        res = cli("resume", "1", "--db", str(db), "--json", "--report-dir", str(tmp / "reports"),
+                  timeout=7200)
+        entry = {"protocol": name, "kills": len(made), "killed": sum(k["killed"] for k in made),
+                 "interrupted": sum(k["status_after_kill"] == "interrupted" for k in made if k["killed"]),
+                 "resume_exit": res.returncode, "last_resume_wall_s": round(time.monotonic() - t, 1)}
+        if res.returncode == 0:
+            got = json.loads(res.stdout)
+            kind = ("eis" if name == "onbh_conductivity" else
+                    "cold_discharge" if name == "cold_discharge" else "cycling")
+            entry.update(status=got["status"],
+                         deviation=analysis_deviation(kind, got["analysis"], json.loads(ref.stdout)["analysis"]),
+                         **stream_checks(db, 1, ref_db))
+        else:
+            entry["error"] = (res.stderr or res.stdout)[-600:]
+        print(json.dumps(entry), flush=True)
+        out.append(entry)
+    return out
+
+
 def summary(rows: list[dict]) -> None:
     print("\nprotocol               kills  killed  interrupted  completed  max dev     dup  lost rec  "
           "missing spectra  incomplete spectra  chamber-log gap readings")
@@ -245,7 +311,12 @@ def main() -> None:
     parser.add_argument("--protocols", default=",".join(PROTOCOLS))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--chain", action="store_true",
+                        help="kill one run --kills times, resuming it after each kill (see chain)")
     args = parser.parse_args()
+    if args.chain:
+        chain(args.protocols.split(","), args.kills, args.seed)
+        return
     rows = bench(args.protocols.split(","), args.kills, args.seed, args.keep)
     summary(rows)
 
