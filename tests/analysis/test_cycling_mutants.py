@@ -485,3 +485,40 @@ def test_a_later_cycle_with_a_charge_after_its_discharge_is_refused():
     assert str(error.value) == (
         f"column 'cycle' does not follow 'a charge, then its discharge' at row {row} (cycle 2 has a charge "
         "after its discharge): a vendor numbering with another cycle definition must be mapped, not taken as is")
+
+
+# --- the module's bounds, at the scale that matters ---------------------------------------------------------
+
+@pytest.mark.parametrize("counter_factor, warning_ends, reported_factor", [
+    (1.004, None, 1.004),                                 # rounding of a float32 <I>, an instantaneous I
+    (1.03, "; the counter is reported", 1.03),
+    (1.08, "; current × time is reported", 1.0),          # a placeholder or a unit error is not a counter
+])
+def test_the_counter_cross_check_warns_above_half_a_percent_and_gives_way_above_five(counter_factor, warning_ends,
+                                                                                     reported_factor):
+    """A counter within 0.5 % of current × time is taken silently, up to 5 % with a warning; beyond that
+    it is not a counter and current × time is reported: the charge shown follows the rule."""
+    df = _sparse([0.0, 2.0, 2.0], [3.0, 3.2, 3.4])
+    integral = df["current_a"].to_numpy() * 600.0 / 3600.0
+    result = summarize_cycles(df.assign(dq_ah=integral * counter_factor))
+    assert [w[-len(warning_ends):] for w in result["warnings"]] == ([warning_ends] if warning_ends else [])
+    assert result["cycles"][0]["charge_mah"] == pytest.approx(2400 / 3600 * reported_factor, rel=1e-12)
+
+
+def test_a_flat_plateau_drifting_a_millivolt_or_so_is_no_evidence_of_the_sign():
+    """A short charge on a two-phase plateau whose voltage relaxes by 1.5 mV (an initial overpotential
+    fading) says nothing about the current's sign: the record is analysed, not refused."""
+    entry = summarize_cycles(_sparse([0.0, 1.0, 1.0], [3.4, 3.399, 3.3975]))["cycles"][0]
+    assert entry["charge_mah"] == pytest.approx(1200 / 3600, rel=1e-12)
+
+
+@pytest.mark.parametrize("rest_a, counted", [(0.7e-6, False), (1.5e-6, True)])
+def test_the_default_rest_threshold_is_a_thousandth_of_the_largest_current(rest_a, counted):
+    """Without rest_current_a, |I| up to 0.1 % of the record's largest current is rest: an instrument
+    offset of 0.07 % of a 1 mA cycling current adds nothing, a 0.15 % trickle after the charge is
+    charge."""
+    df, _ = _varying_ce_record()
+    trickle = df.assign(current_a=np.where(df["current_a"] == 0.0, rest_a, df["current_a"]))
+    first = summarize_cycles(trickle)["cycles"][0]
+    # Each rest holds ten 60 s intervals; the rest after the charge continues the charge.
+    assert first["charge_mah"] == pytest.approx(1.0 + (rest_a * 600.0 / 3.6 if counted else 0.0), rel=1e-12)
