@@ -214,10 +214,10 @@ def _cycle_labels(df: pd.DataFrame, state: np.ndarray) -> np.ndarray:
     late = np.zeros(state.size, dtype=bool)
     late[first_charge:] = state[first_charge:] != REST
     if np.any(late & (cycle <= 0)):
-        row = df.index[int(np.argmax(late & (cycle <= 0)))]
+        k = int(np.argmax(late & (cycle <= 0)))
         raise CyclingDataError(
-            f"column 'cycle' numbers a charge or a discharge after the first charge {cycle[late][0]} "
-            f"or below (row {row!r}), but cycle 0 is reserved for the discharge before the first charge "
+            f"column 'cycle' numbers a charge or a discharge after the first charge {cycle[k]} "
+            f"(row {df.index[k]!r}), but cycle 0 is reserved for the discharge before the first charge "
             "and cycle k is the k-th charge with the discharge after it; a 0-based numbering such as "
             "EC-Lab's 'cycle number' must be mapped (+1 when the record starts with a charge), not taken "
             "as is"
