@@ -38,8 +38,9 @@ class Figure:
 
 def _sigma_at(t_c: float):
     def read(a: dict):
-        spectra = a["eis"]["spectra"]
-        return next(s["sigma_total_s_per_cm"] for s in spectra if round(s["temperature_c"]) == t_c) * 1e3
+        sigma = next((s["sigma_total_s_per_cm"] for s in a["eis"]["spectra"]
+                      if round(s["temperature_c"]) == t_c), None)
+        return None if sigma is None else sigma * 1e3
     return read
 
 
@@ -50,7 +51,7 @@ def _cycling(a: dict) -> dict:
 def _cold_at(t_c: float):
     def read(a: dict):
         rows = a["cold_discharge"]["cold_discharge"]
-        return next(r["discharge_mah_per_cm2"] for r in rows if r["temperature_c"] == t_c)
+        return next((r["discharge_mah_per_cm2"] for r in rows if r["temperature_c"] == t_c), None)
     return read
 
 

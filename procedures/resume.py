@@ -206,7 +206,11 @@ def stored_station(run: dict):
     """The station configuration the run was started with."""
     from config.station import StationConfig
     from pydantic import ValidationError
-    snapshot = (run.get("station") or {}).get("config")
+    station = run.get("station") or {}
+    if station.get("position") is not None:
+        raise ResumeError(f"run {run['run_id']} ran in a campaign (position "
+                          f"{station['position']!r}); campaign runs cannot be resumed")
+    snapshot = station.get("config")
     if not snapshot:
         raise ResumeError(f"run {run['run_id']} has no station snapshot: it cannot be resumed")
     try:

@@ -114,8 +114,10 @@ class Station:
                                         "or stored: " + "; ".join(problems))
 
     def snapshot(self) -> dict:
+        position = getattr(self.instruments, "position", None)  # a campaign's cell position
         return {"config": self.config.model_dump(mode="json"), "simulated": self.simulated,
-                "identities": dict(self.identities)}
+                "identities": dict(self.identities),
+                **({"position": self.instruments.name} if position is not None else {})}
 
     def safe_state(self) -> list[str]:
         """Stop the potentiostat channel and the cycler, chamber to standby (or the safe set point).

@@ -257,6 +257,12 @@ def test_an_abort_reaches_every_run_also_those_waiting_for_the_chamber(small_cam
     # The runs that waited never touched an instrument: they have no start and no measurement.
     hot = result.runs[1]
     assert hot.start_h is None and hot.waited_h > 0
+    # An aborted run can be resumed, but not a campaign's (its station is the campaign's).
+    first = result.runs[0].result.run_id
+    refused = cli("resume", str(first), "--db", str(tmp_path / "a.sqlite"))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: run {first} ran in a campaign (position 'a1'); campaign runs cannot be resumed")
 
 
 def test_a_station_whose_chamber_does_not_open_runs_nothing_and_says_why(small_campaign, tmp_path):
