@@ -23,7 +23,6 @@ from analysis.eis import (
     read_eis_csv,
 )
 from analysis.arrhenius import fit_arrhenius
-from analysis.figures_eis import arrhenius_plot, nyquist_overlay
 from analysis.kramers_kronig import lin_kk
 
 VACUUM_PERMITTIVITY_F_PER_CM = 8.8541878128e-14
@@ -343,16 +342,6 @@ def test_series_keeps_going_past_an_unusable_spectrum():
     assert "at least 8 points" in broken["error"] and broken["sigma_total_s_per_cm"] is None
     assert broken["temperature_c"] == 20 and broken["file"] == "T+20C"
     assert result["arrhenius"]["total"]["n_points"] == 2
-
-
-def test_figures_are_written(tmp_path):
-    spectra = _series([-10, 20, 50])
-    fits = [dict(s, fit=fit_spectrum(s["frequency_hz"], s["z_real_ohm"], s["z_imag_ohm"])) for s in spectra]
-    nyquist = nyquist_overlay(fits, tmp_path / "nyquist.png")
-    series = analyze_eis_series(spectra, 1000, 10)
-    arrhenius = arrhenius_plot(series["spectra"], series["arrhenius"]["total"], tmp_path / "arrhenius.png")
-    for path in (nyquist, arrhenius):
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # ----------------------------------------------------------------------------- CSV reader
