@@ -811,3 +811,17 @@ def test_an_arc_at_the_edge_of_the_relaxation_band_is_not_an_arc(edge, inside, s
     if edge == "fast":  # the window holds the spike: R_total is right either way
         assert fit.r_total_ohm == pytest.approx(3.005e4, rel=1e-6 if supported else 1e-3)
         assert fit.r_bulk_ohm == pytest.approx(1.005e4, rel=1e-6 if supported else 1e-3)
+
+
+def test_prediction_is_the_fitted_circuit_with_its_series_resistance_and_inductance():
+    """predict() on a noiseless spectrum with a 2 kΩ lead resistance and 0.3 µH: the data to
+    rounding, at the fitted frequencies and between them (frequencies given as integers too)."""
+    f = frequencies(7e6, 1)
+    omega = 2 * np.pi * f
+    z = single_arc(f, 1e5, 1e-10) + 1j * omega * 3e-7
+    fit = fit_spectrum(f, z.real, z.imag, 1000, 10)
+    assert np.max(np.abs(fit.predict(f) - z) / np.abs(z)) < 1e-6
+    between = np.array([3_000_000, 50_000, 700, 10])
+    omega = 2 * np.pi * between
+    expected = single_arc(between.astype(float), 1e5, 1e-10) + 1j * omega * 3e-7
+    assert np.max(np.abs(fit.predict(between) - expected) / np.abs(expected)) < 1e-6
