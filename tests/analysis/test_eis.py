@@ -825,3 +825,36 @@ def test_prediction_is_the_fitted_circuit_with_its_series_resistance_and_inducta
     omega = 2 * np.pi * between
     expected = single_arc(between.astype(float), 1e5, 1e-10) + 1j * omega * 3e-7
     assert np.max(np.abs(fit.predict(between) - expected) / np.abs(expected)) < 1e-6
+
+
+# ----------------------------------------------------------------------------- solver pieces
+
+
+def _gn(system, gradient, x=(0.0, 0.0), cost=1.0, held=(), normal=None):
+    from analysis.eis import _gauss_newton_converged
+    system, gradient = np.array(system, dtype=float), np.array(gradient, dtype=float)
+    rhs = -gradient
+    rhs[list(held)] = 0.0
+    normal = system if normal is None else np.array(normal, dtype=float)
+    return _gauss_newton_converged(system, rhs, list(held), np.array(x), [-1.0, -1.0], [1.0, 1.0], gradient,
+                                   normal, cost)
+
+
+def test_gauss_newton_test_accepts_only_a_step_that_promises_less_than_ftol_inside_the_box():
+    """The undamped step s = −g/J'J promises −(g·s + ½ s·J'J·s) = 5e-9 here: converged against a
+    cost of 1 (1e-6 · cost = 1e-6), not against a cost of 1e-3. A zero gradient promises nothing
+    (converged); a step that lands on the bound is inside the box, one that crosses it proves
+    nothing; so does a singular system (at the first or a later pivot)."""
+    assert _gn(np.eye(2), [-1e-4, 0.0]) is True
+    assert _gn(np.eye(2), [-1e-4, 0.0], cost=1e-3) is False
+    assert _gn(np.eye(2), [0.0, 0.0]) is True
+    assert _gn(np.eye(2), [-0.5, 0.0], x=(0.5, 0.0), cost=1e6) is True  # lands on the upper bound, 1
+    assert _gn(np.eye(2), [-0.5, 0.0], x=(0.6, 0.0), cost=1e6) is False  # would cross it
+    assert _gn([[0.0, 0.0], [0.0, 1.0]], [0.0, 0.0]) is False
+    assert _gn([[1.0, 0.0], [0.0, 0.0]], [0.0, 0.0]) is False
+
+
+def test_gauss_newton_test_keeps_held_parameters_out_of_the_step():
+    """A parameter held on its bound has a zero row and column: it is kept regular by a unit
+    diagonal and takes no step, so only the free parameter's promise counts."""
+    assert _gn([[0.0, 0.0], [0.0, 1.0]], [3.0, -1e-4], x=(-1.0, 0.0), held=[0], normal=[[5.0, 0.0], [0.0, 1.0]])
