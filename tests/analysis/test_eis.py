@@ -860,17 +860,18 @@ def test_gauss_newton_test_keeps_held_parameters_out_of_the_step():
     assert _gn([[0.0, 0.0], [0.0, 1.0]], [3.0, -1e-4], x=(-1.0, 0.0), held=[0], normal=[[5.0, 0.0], [0.0, 1.0]])
 
 
-def test_spike_line_of_a_blocking_electrode_is_read_exactly():
+@pytest.mark.parametrize("r_ohm", [100.0, 0.05])
+def test_spike_line_of_a_blocking_electrode_is_read_exactly(r_ohm):
     """R + CPE is a straight line in the Nyquist plane: Z' − R = −Z''·cot(nπ/2). The model-free
     reading (the intercept that confirms a misfitting circuit's R_total, and the electrode's
-    initial guess) must give R, n and Q exactly."""
+    initial guess) must give R, n and Q exactly, below 1 Ω too (sub-ohm pellets)."""
     from analysis.eis import _prepare, _read_features
     f = frequencies(7e6, 1)
     omega = 2 * np.pi * f
-    z = 100 + 1 / (2e-6 * (1j * omega) ** 0.85)
+    z = r_ohm + 1 / (2e-6 * (1j * omega) ** 0.85)
     features = _read_features(_prepare(f, z.real, z.imag))
     assert features.spike_visible and features.spike_start == 0
-    assert features.spike_intercept == pytest.approx(100, rel=1e-12)
+    assert features.spike_intercept == pytest.approx(r_ohm, rel=1e-9)
     assert features.r_total == features.spike_intercept
     assert features.n_electrode == pytest.approx(0.85, rel=1e-12)
     assert features.q_electrode == pytest.approx(2e-6, rel=1e-9)
