@@ -890,3 +890,15 @@ def test_two_overlapping_arcs_are_fitted_down_to_the_noise():
     assert fit.fit_residual_pct < 0.427
     assert fit.r_total_ohm == pytest.approx(r_total, rel=0.01)
     assert abs(fit.r_bulk_ohm - r_bulk) < 2 * fit.r_bulk_stderr_ohm
+
+
+def test_one_clear_arc_starts_the_search_at_one_arc():
+    """The bulk arc above the window and one visible grain-boundary arc: one clear -Z'' maximum, so
+    the one-arc model is fitted first and kept (the two-arc model cannot lower the BIC by 10).
+    Counting that maximum twice would start at two arcs and report an invented bulk arc."""
+    f = frequencies(7e6, 1)
+    z, r_total, r_bulk = pellet(f, 1e-3, 0.5, gb_ratio=1.0, inductance_h=3e-7, noise=0.002, seed=0)
+    fit = fit_spectrum(f, z.real, z.imag, 500, 10)
+    assert fit.separation == "bulk_offset_and_gb_arc"
+    assert "L-R-p(R1,CPE1)-CPEel" in fit.bic_by_model
+    assert fit.r_bulk_ohm == pytest.approx(r_bulk, rel=0.03) and fit.r_total_ohm == pytest.approx(r_total, rel=0.01)
