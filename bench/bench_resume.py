@@ -186,24 +186,32 @@ def stream_checks(db: Path, run_id: int, ref_db: Path) -> dict:
     return out
 
 
+def analysis_kind(name: str) -> str:
+    return ("eis" if name == "onbh_conductivity" else
+            "cold_discharge" if name == "cold_discharge" else "cycling")
+
+
+def reference(name: str, files: dict, station: Path, tmp: Path) -> tuple[Path, dict, int]:
+    """An uninterrupted run of protocol ``name``: its database, its ``run --json`` and its rows."""
+    ref_db = tmp / f"{name}-ref.sqlite"
+    t = time.monotonic()
+    ref = cli("run", str(files[name]), "--simulate", "--station", str(station), "--db", str(ref_db),
+              "--json", "--report-dir", str(tmp / "reports"), timeout=7200)
+    if ref.returncode != 0:
+        sys.exit(f"{name}: the reference run failed: {ref.stderr[-2000:]}")
+    total = stored_rows(ref_db)
+    print(f"\n{name}: reference run {total} rows, {time.monotonic() - t:.1f} s wall", flush=True)
+    return ref_db, json.loads(ref.stdout), total
+
+
 def bench(protocols: list[str], kills: int, seed: int, keep: bool) -> list[dict]:
     rng = random.Random(seed)
     tmp = Path(tempfile.mkdtemp(prefix="bench-resume-"))
     files, station = protocol_files(tmp)
     rows_out = []
     for name in protocols:
-        ref_db = tmp / f"{name}-ref.sqlite"
-        t = time.monotonic()
-        ref = cli("run", str(files[name]), "--simulate", "--station", str(station), "--db", str(ref_db),
-                  "--json", "--report-dir", str(tmp / "reports"))
-        ref_wall = time.monotonic() - t
-        if ref.returncode != 0:
-            sys.exit(f"{name}: the reference run failed: {ref.stderr[-2000:]}")
-        ref_result = json.loads(ref.stdout)
-        total = stored_rows(ref_db)
-        kind = ("eis" if name == "onbh_conductivity" else
-                "cold_discharge" if name == "cold_discharge" else "cycling")
-        print(f"\n{name}: reference run {total} rows, {ref_wall:.1f} s wall", flush=True)
+        ref_db, ref_result, total = reference(name, files, station, tmp)
+        kind = analysis_kind(name)
         for i in range(kills):
             db = tmp / f"{name}-{i}.sqlite"
             at = int(rng.uniform(0.02, 0.98) * total)
@@ -247,14 +255,7 @@ def chain(protocols: list[str], kills: int, seed: int) -> list[dict]:
     files, station = protocol_files(tmp)
     out = []
     for name in protocols:
-        ref_db = tmp / f"{name}-ref.sqlite"
-        t = time.monotonic()
-        ref = cli("run", str(files[name]), "--simulate", "--station", str(station), "--db", str(ref_db),
-                  "--json", "--report-dir", str(tmp / "reports"), timeout=7200)
-        if ref.returncode != 0:
-            sys.exit(f"{name}: the reference run failed: {ref.stderr[-2000:]}")
-        total = stored_rows(ref_db)
-        print(f"\n{name}: reference run {total} rows, {time.monotonic() - t:.1f} s wall", flush=True)
+        ref_db, ref_result, total = reference(name, files, station, tmp)
         db = tmp / f"{name}-chain.sqlite"
         targets = sorted(int(rng.uniform(0.02, 0.98) * total) for _ in range(kills))
         made = []
@@ -276,10 +277,9 @@ def chain(protocols: list[str], kills: int, seed: int) -> list[dict]:
                  "resume_exit": res.returncode, "last_resume_wall_s": round(time.monotonic() - t, 1)}
         if res.returncode == 0:
             got = json.loads(res.stdout)
-            kind = ("eis" if name == "onbh_conductivity" else
-                    "cold_discharge" if name == "cold_discharge" else "cycling")
             entry.update(status=got["status"],
-                         deviation=analysis_deviation(kind, got["analysis"], json.loads(ref.stdout)["analysis"]),
+                         deviation=analysis_deviation(analysis_kind(name), got["analysis"],
+                                                      ref_result["analysis"]),
                          **stream_checks(db, 1, ref_db))
         else:
             entry["error"] = (res.stderr or res.stdout)[-600:]

@@ -10,7 +10,6 @@ one stream has reached the storage writer (as in test_resume.py).
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import re
 import sqlite3
@@ -23,11 +22,10 @@ import numpy as np
 import pytest
 
 from config.documents import RunStatus
-from config.station import load_station
-from procedures.resume import check_resumable, stored_station
-from procedures.service import RunService
 from storage.checkpoints import duplicate_and_gap_count
 from storage.readers import get_run, read_stream
+
+from tests.procedures.crash import crash_run, resume
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOCOLS = ROOT / "config" / "protocols"
@@ -62,31 +60,18 @@ def run_until_rows(protocol: Path, station: Path, db: Path, role: str, rows: int
     are committed; returns its exit code (9: died as asked). The writer commits at least every
     2 s of wall time (the simulation runs faster): the child waits that long once the rows have
     reached the writer, and dies at the stream's next page, which the writer commits with them."""
-    def child() -> None:
-        uids, seen = set(), [0]
+    uids, seen = set(), [0]
 
-        def die(name: str, doc: dict) -> None:
-            if name == "descriptor" and doc["metadata"].get("role") == role and not uids:
-                uids.add(doc["descriptor_uid"])
-            elif name == "event_page" and doc["descriptor_uid"] in uids:
-                if seen[0] >= rows:
-                    os._exit(9)
-                seen[0] += len(next(iter(doc["data"].values())))
-                if seen[0] >= rows:
-                    time.sleep(2.1)
-        RunService(load_station(station, simulate=True), db=str(db), report_dir=False).run_file(
-            protocol, subscribers=[die])
-        os._exit(0)
-    process = multiprocessing.get_context("fork").Process(target=child)
-    process.start()
-    process.join(300)
-    return process.exitcode
-
-
-def resume(db: Path):
-    run = get_run(str(db), 1)
-    assert check_resumable(run) == RunStatus.INTERRUPTED.value
-    return RunService(stored_station(run), db=str(db), report_dir=False).resume_run(run)
+    def die(name: str, doc: dict) -> None:
+        if name == "descriptor" and doc["metadata"].get("role") == role and not uids:
+            uids.add(doc["descriptor_uid"])
+        elif name == "event_page" and doc["descriptor_uid"] in uids:
+            if seen[0] >= rows:
+                os._exit(9)
+            seen[0] += len(next(iter(doc["data"].values())))
+            if seen[0] >= rows:
+                time.sleep(2.1)
+    return crash_run(protocol, db, die, station)
 
 
 def stored_rows(db: Path, stream: str) -> int:

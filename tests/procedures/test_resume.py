@@ -28,6 +28,8 @@ from storage.checkpoints import duplicate_and_gap_count
 from storage.liveness import effective_status, host_name, process_started
 from storage.readers import get_run
 
+from tests.procedures.crash import crash_run, resume
+
 ROOT = Path(__file__).resolve().parents[2]
 PROTOCOLS = ROOT / "config" / "protocols"
 
@@ -42,28 +44,14 @@ def short_cycling(tmp_path: Path) -> Path:
 def run_until_crash(protocol, db: Path, after_rows: int) -> int:
     """Run ``protocol`` in a child process that dies once ``after_rows`` rows went to storage;
     returns the child's exit code (9 when it died as asked, 0 if the run ended first)."""
-    def child() -> None:
-        seen = [0]
+    seen = [0]
 
-        def die(name: str, doc: dict) -> None:
-            if name == "event_page":
-                seen[0] += len(next(iter(doc["data"].values())))
-                if seen[0] >= after_rows:
-                    os._exit(9)
-        RunService(load_station(simulate=True), db=str(db), report_dir=False).run_file(
-            protocol, subscribers=[die])
-        os._exit(0)
-    process = multiprocessing.get_context("fork").Process(target=child)
-    process.start()
-    process.join(300)
-    return process.exitcode
-
-
-def resume(db: Path, run_id: int = 1):
-    run = get_run(str(db), run_id)
-    from procedures.resume import check_resumable, stored_station
-    assert check_resumable(run) == RunStatus.INTERRUPTED.value
-    return RunService(stored_station(run), db=str(db), report_dir=False).resume_run(run)
+    def die(name: str, doc: dict) -> None:
+        if name == "event_page":
+            seen[0] += len(next(iter(doc["data"].values())))
+            if seen[0] >= after_rows:
+                os._exit(9)
+    return crash_run(protocol, db, die)
 
 
 _REFERENCES: dict = {}
