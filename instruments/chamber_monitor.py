@@ -74,7 +74,6 @@ class ChamberMonitor:
         self.chamber = chamber
         self.timeline = timeline
         self.name = name
-        self.readings = 0
         self._subscriptions: list[Subscription] = []
         self._lock = threading.Lock()
         self._clock: RunClock | None = None
@@ -139,7 +138,6 @@ class ChamberMonitor:
                         sub.deliver(reading)
 
     def _read(self, now: float, with_alarms: bool) -> Reading:
-        self.readings += 1
         alarms = None
         try:
             status = self.chamber.temperature_status

@@ -112,17 +112,10 @@ class ChamberLogger:
         (a real reading is stored at once), and otherwise takes it when its wait returns."""
         clock = self.ctx.clock
         self._delivered.append(reading)
-        if not clock.virtual or self._needs_attention(reading):
-            clock.nudge()
-
-    def _needs_attention(self, reading) -> bool:
         watch = self.ctx.watch
-        if watch is None or not watch.armed:
-            return False
-        if watch.tripped or reading.error is not None or reading.alarms:
-            return True
-        margin = watch.settings.band_c - watch.settings.hysteresis_c
-        return not abs(reading.temperature_c - watch.held.setpoint_c) <= margin
+        if not clock.virtual or (watch is not None and watch.concerned_by(
+                reading.temperature_c, reading.alarms, reading.error)):
+            clock.nudge()
 
     def _take_delivered(self) -> None:
         while self._delivered:

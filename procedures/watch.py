@@ -157,6 +157,18 @@ class ConditionWatch:
         if self._resent and in_band:
             self._end(now)
 
+    def concerned_by(self, temperature_c: float, alarms: tuple[int, ...] | None,
+                     error: str | None) -> bool:
+        """Whether ``observe`` of this reading could do anything: a set point is held and the
+        reading is not quietly inside the band (or a suspension is open). It changes nothing, so
+        another thread may ask (a shared chamber's monitor, deciding whether to wake the run)."""
+        held = self.held
+        if held is None or self.failure is not None:
+            return False
+        if self.open is not None or error is not None or alarms:
+            return True
+        return not abs(temperature_c - held.setpoint_c) <= self.band.band_c - self.band.hysteresis_c
+
     def lose(self, now: float, reason: str) -> None:
         """A step saw the condition lost itself (a command unanswered): suspend now."""
         if self.open is None:

@@ -105,6 +105,20 @@ def test_noise_at_the_band_edge_suspends_once_not_at_every_crossing():
     assert quiet.count == 0
 
 
+def test_a_watch_is_concerned_only_by_readings_that_could_change_it():
+    """What a shared chamber's monitor asks before waking a run: nothing to judge without a held
+    set point; a quiet reading inside band − hysteresis changes nothing; an alarm, a silent
+    chamber, a reading near the band's edge or an open suspension may."""
+    watch = ConditionWatch(_Ctx(), ChamberWatch(), interval_s=10.0)  # ±0.5 °C, hysteresis 0.2
+    assert not watch.concerned_by(80.0, (), None)  # not armed
+    watch.arm(SetPoint(30.0, None, 3600.0))
+    assert not watch.concerned_by(30.29, (), None)
+    assert watch.concerned_by(30.31, (), None) and watch.concerned_by(29.69, None, None)
+    assert watch.concerned_by(30.0, (21,), None) and watch.concerned_by(math.nan, None, "no reply")
+    watch.observe(0.0, 31.0, (), None)  # suspended
+    assert watch.concerned_by(30.0, (), None)  # the reading that may end it
+
+
 # --- alarms and recovery ---------------------------------------------------------------------
 def test_a_chamber_alarm_suspends_the_soak_which_starts_over_after_it_clears(tmp_path):
     db = f"sqlite:///{tmp_path / 'alarm.sqlite'}"
