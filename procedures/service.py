@@ -14,6 +14,7 @@ run one after another in one process (:meth:`RunService.run_all`); ``abort``, ``
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Callable, Iterable
 from config.documents import RunStatus, StreamRole
 from config.errors import ConfigError
 from config.protocol import Protocol, load_protocol, resolve_protocol_path
+from instruments.shared_clock import PROCESS_CPUS
 from procedures.analyzers import analyzers_for
 from procedures.documents import DocumentStream
 from procedures.operator import Operator, UnattendedOperator
@@ -109,10 +111,14 @@ def write_run_report(db, run_id: int, out_dir=None) -> Path:
     return render_report(run, frames, out)
 
 
-def _ignore_terminal_signals() -> None:
+def _init_report_process(cpus) -> None:
     """A report process finishes its report when the terminal's Ctrl+C or hang-up reaches the
-    whole process group: stopping is the run process's business."""
+    whole process group: stopping is the run process's business. Started from a campaign run's
+    thread, it would share that thread's one core (instruments/shared_clock.py); it gets the
+    process's cores back."""
     import signal
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
     for name in ("SIGINT", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
@@ -312,7 +318,8 @@ class RunService:
             from concurrent.futures import ProcessPoolExecutor
             # spawn: a fresh interpreter, not a fork of one holding open database connections.
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_ignore_terminal_signals)
+                                             initializer=_init_report_process,
+                                             initargs=(PROCESS_CPUS,))
         return self._pool
 
     def _report_out(self, run_id: int) -> Path | None:

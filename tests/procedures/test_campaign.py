@@ -3,6 +3,7 @@ shared chambers with visible waits, the band check, the plan and the JSON docume
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ import pytest
 from config.campaign import load_campaign
 from config.errors import ConfigError
 from config.station import load_station
-from instruments.shared_clock import RunClock, SharedVirtualTimeline
+from instruments.shared_clock import PROCESS_CPUS, RunClock, SharedVirtualTimeline
 from procedures.chamber_arbiter import ChamberArbiter, Claim
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,6 +232,50 @@ def test_the_shared_clock_interleaves_runs_in_virtual_time_without_sleeping():
     assert [now for kind, k, now in log if kind == "wake" and k == 2] == [30.0, 60.0, 90.0, 120.0, 150.0]
     assert timeline.now() == 150.0
     assert len([e for e in log if e[0] == "task" and e[1] == 0]) == 7  # 5, 12, …, 47 within 50 s
+
+
+@pytest.mark.skipif(PROCESS_CPUS is None or len(PROCESS_CPUS) < 2,
+                    reason="needs two cores and sched_setaffinity")
+def test_the_runs_of_a_virtual_timeline_share_one_core_and_get_the_process_cores_back():
+    timeline = SharedVirtualTimeline(start=0.0)
+    seen = {}
+
+    def run(k: int, clock: RunClock) -> None:
+        with clock.participate():
+            clock.sleep(1.0 + k)
+            seen[k] = os.sched_getaffinity(0)
+        seen[f"after {k}"] = os.sched_getaffinity(0)
+
+    threads = [threading.Thread(target=run, args=(k, RunClock(timeline, f"run {k}"))) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert timeline.cpus is not None and len(timeline.cpus) == 1
+    assert seen[0] == seen[1] == set(timeline.cpus)
+    assert seen["after 0"] == seen["after 1"] == set(PROCESS_CPUS)
+    assert os.sched_getaffinity(0) == set(PROCESS_CPUS)  # this thread never took part
+
+
+def test_a_report_process_started_from_a_run_thread_gets_the_process_cores_back():
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+    from procedures.service import _init_report_process
+    if PROCESS_CPUS is None or len(PROCESS_CPUS) < 2:
+        pytest.skip("needs two cores and sched_setaffinity")
+    timeline = SharedVirtualTimeline(start=0.0)
+    out = {}
+
+    def run(clock: RunClock) -> None:
+        with clock.participate():
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_init_report_process, initargs=(PROCESS_CPUS,)) as pool:
+                out["helper"] = pool.submit(os.sched_getaffinity, 0).result(60)
+
+    thread = threading.Thread(target=run, args=(RunClock(timeline, "run"),))
+    thread.start()
+    thread.join(90)
+    assert out["helper"] == set(PROCESS_CPUS)
 
 
 def test_an_abort_reaches_every_run_also_those_waiting_for_the_chamber(small_campaign, tmp_path):
