@@ -9,7 +9,7 @@ low-frequency real-axis intercept.
 
 M is chosen by Schönleber's criterion, searched from 3 elements per decade upward: the smallest M for which
     mu = 1 - sum(|R_k| for R_k < 0) / sum(|R_k| for R_k >= 0)
-falls below ``mu_threshold`` (0.85), i.e. the chain has just begun to over-fit.
+is at or below ``mu_threshold`` (0.85), i.e. the chain has just begun to over-fit.
 """
 
 from __future__ import annotations
