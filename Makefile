@@ -29,7 +29,7 @@ bench: $(STAMP)
 # Mutation score of analysis/, module by module against each module's own tests (not part of `test`;
 # 2-20 min per module on 2 cores). The default is the modules whose survivors tests/MUTANTS.md explains;
 # MODULES="eis kramers_kronig ..." runs others (tests/mutation/run_mutation.py lists them; eis takes hours).
-MODULES ?= arrhenius cold_discharge dcpol lsv physics inputs cycling
+MODULES ?= arrhenius cold_discharge dcpol lsv physics inputs cycling kramers_kronig
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[mutation]"
 	nice $(BIN)/python tests/mutation/run_mutation.py $(MODULES)
