@@ -21,7 +21,8 @@ on one core (``SharedVirtualTimeline.cpus``) while they take part. Spread over t
 hand-over of the baton also hands the GIL across cores and wakes a thread on the other one. With
 another job busy on both cores, bench/bench_campaign.py took 45.9 and 49.0 s that way and 39.6 and
 32.7 s on one core; on two idle cores 37.8 s against 36.4 and 37.6 s. The other cores are left to
-what runs beside the timeline (the report process).
+what runs beside the timeline: the report process is kept off the timeline's core
+(``cores_beside_timelines``), since on it a report slowed every run.
 """
 from __future__ import annotations
 
@@ -47,6 +48,13 @@ def _one_core_of_process() -> frozenset[int] | None:
     if PROCESS_CPUS is None or len(PROCESS_CPUS) < 2:
         return None
     return frozenset({max(PROCESS_CPUS)})
+
+
+def cores_beside_timelines() -> frozenset[int] | None:
+    """The cores for a helper process (reports) that must not slow the runs: all of the process's
+    but the one virtual timelines keep their participants on; None where cores cannot be chosen."""
+    shared = _one_core_of_process()
+    return PROCESS_CPUS if shared is None else PROCESS_CPUS - shared
 
 
 class _Token:

@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 from config.documents import RunStatus, StreamRole
 from config.errors import ConfigError
 from config.protocol import Protocol, load_protocol, resolve_protocol_path
-from instruments.shared_clock import PROCESS_CPUS
+from instruments.shared_clock import cores_beside_timelines
 from procedures.analyzers import analyzers_for
 from procedures.documents import DocumentStream
 from procedures.operator import Operator, UnattendedOperator
@@ -114,8 +114,8 @@ def write_run_report(db, run_id: int, out_dir=None) -> Path:
 def _init_report_process(cpus) -> None:
     """A report process finishes its report when the terminal's Ctrl+C or hang-up reaches the
     whole process group: stopping is the run process's business. Started from a campaign run's
-    thread, it would share that thread's one core (instruments/shared_clock.py); it gets the
-    process's cores back."""
+    thread, it would share that thread's one core (instruments/shared_clock.py); it gets ``cpus``
+    instead, the cores the runs of a virtual timeline leave free."""
     import signal
     if cpus is not None:
         os.sched_setaffinity(0, cpus)
@@ -319,7 +319,7 @@ class RunService:
             # spawn: a fresh interpreter, not a fork of one holding open database connections.
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_init_report_process,
-                                             initargs=(PROCESS_CPUS,))
+                                             initargs=(cores_beside_timelines(),))
         return self._pool
 
     def _report_out(self, run_id: int) -> Path | None:

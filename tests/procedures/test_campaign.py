@@ -257,25 +257,23 @@ def test_the_runs_of_a_virtual_timeline_share_one_core_and_get_the_process_cores
     assert os.sched_getaffinity(0) == set(PROCESS_CPUS)  # this thread never took part
 
 
-def test_a_report_process_started_from_a_run_thread_gets_the_process_cores_back():
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing
-    from procedures.service import _init_report_process
+def test_a_report_process_started_from_a_run_thread_runs_beside_the_timelines_core():
+    from procedures.service import RunService
     if PROCESS_CPUS is None or len(PROCESS_CPUS) < 2:
         pytest.skip("needs two cores and sched_setaffinity")
     timeline = SharedVirtualTimeline(start=0.0)
+    service = RunService(load_station(None), report_dir=False)
     out = {}
 
     def run(clock: RunClock) -> None:
         with clock.participate():
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=_init_report_process, initargs=(PROCESS_CPUS,)) as pool:
-                out["helper"] = pool.submit(os.sched_getaffinity, 0).result(60)
+            out["helper"] = service._report_pool().submit(os.sched_getaffinity, 0).result(60)
 
     thread = threading.Thread(target=run, args=(RunClock(timeline, "run"),))
     thread.start()
     thread.join(90)
-    assert out["helper"] == set(PROCESS_CPUS)
+    service.finish_reports([])
+    assert out["helper"] == set(PROCESS_CPUS - timeline.cpus) and out["helper"]
 
 
 def test_an_abort_reaches_every_run_also_those_waiting_for_the_chamber(small_campaign, tmp_path):
