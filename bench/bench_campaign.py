@@ -1,9 +1,11 @@
 """The paper's campaign (config/campaigns/paper.toml) on the simulated paper lab: all 11 protocols
 side by side on one virtual clock. Prints the makespan against the serial sum of the runs'
 instrument time, the wall and CPU time, the machine's load, the thread hand-overs of the shared
-clock, the chamber-band check and every paper figure with its verdict.
+clock, the chamber-band check and every paper figure with its verdict. With --cli it then times,
+in a process of its own, the whole command issue 11 asks about (``main.py campaign
+config/campaigns/paper.toml --simulate --json``: imports, reports and summary included).
 
-Run: .venv/bin/python bench/bench_campaign.py [--reports] [--station FILE]
+Run: .venv/bin/python bench/bench_campaign.py [--reports] [--cli] [--station FILE]
 Without --reports no report is written (the campaign alone is timed); with it, the reports are
 written in a helper process while the campaign runs, as `main.py campaign` does.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +34,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", action="store_true")
     parser.add_argument("--station", default=None)
+    parser.add_argument("--cli", action="store_true", help="also time the whole main.py command")
     args = parser.parse_args()
     campaign = load_campaign(ROOT / "config" / "campaigns" / "paper.toml", args.station, simulate=True)
     load_before = os.getloadavg()
@@ -66,7 +70,24 @@ def main() -> int:
             print(f"  {r.run.name:<20} {row['figure']:<38} {value:>10}  paper {row['paper']}  "
                   f"{'ok' if row['ok'] else 'OUTSIDE TOLERANCE'}")
     print(f"paper figures: {'all within tolerance' if not failed else f'{failed} outside tolerance'}")
-    return 0 if result.completed and not failed and result.band_ok else 1
+    cli_ok = time_cli(args.station) if args.cli else True
+    return 0 if result.completed and not failed and result.band_ok and cli_ok else 1
+
+
+def time_cli(station: str | None) -> bool:
+    """Wall time of the whole command, in a fresh process with its own database and reports."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, str(ROOT / "main.py"), "campaign",
+                   str(ROOT / "config" / "campaigns" / "paper.toml"), "--simulate", "--json",
+                   "--db", f"sqlite:///{tmp}/cli.sqlite", "--report-dir", f"{tmp}/reports",
+                   *(["--station", station] if station else [])]
+        wall0 = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - wall0
+    print(f"main.py campaign --simulate --json: exit {proc.returncode}, wall {wall:.1f} s (target <= "
+          f"{WALL_TARGET_S:g} s: {'met' if wall <= WALL_TARGET_S else 'NOT met'}), load average "
+          f"{os.getloadavg()[0]:.1f} after")
+    return proc.returncode == 0
 
 
 if __name__ == "__main__":
