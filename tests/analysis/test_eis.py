@@ -802,6 +802,31 @@ def test_grain_boundary_arc_without_a_high_frequency_intercept_has_no_bulk():
     assert fit.warnings == ("high-frequency intercept indistinguishable from zero: R_bulk unknown",)
 
 
+
+@pytest.mark.parametrize("r_series_ohm, reported", [(0.45, True), (0.35, False)])
+def test_bulk_from_the_intercept_needs_three_standard_errors_above_zero(r_series_ohm, reported):
+    """A grain-boundary arc (1e5 Ω, 1e-9 F) with a sub-ohm high-frequency intercept, 0.3 % noise
+    (standard error of the intercept 0.09 Ω): R_bulk is the intercept when it lies 3.6 standard
+    errors above zero, and unknown (with the warning) at 2.5."""
+    f = frequencies(7e6, 1)
+    z = single_arc(f, 1e5, 1e-9, r_series_ohm=r_series_ohm)
+    rng = np.random.default_rng(5)
+    z = z + np.abs(z) * 0.003 * (rng.standard_normal(z.size) + 1j * rng.standard_normal(z.size))
+    fit = fit_spectrum(f, z.real, z.imag, 1000, 10)
+    assert fit.separation == "bulk_offset_and_gb_arc"
+    intercept = fit.parameters["r_series_ohm"]
+    assert intercept.stderr == pytest.approx(0.0915, rel=0.01)
+    if reported:
+        assert 3.5 < intercept.value / intercept.stderr < 3.7
+        assert (fit.r_bulk_ohm, fit.r_bulk_stderr_ohm) == (pytest.approx(intercept.value, rel=1e-9),
+                                                           pytest.approx(intercept.stderr, rel=1e-6))
+        assert fit.warnings == ()
+    else:
+        assert 2.4 < intercept.value / intercept.stderr < 2.6
+        assert fit.r_bulk_ohm is None and fit.r_bulk_stderr_ohm is None
+        assert fit.warnings == ("high-frequency intercept indistinguishable from zero: R_bulk unknown",)
+
+
 @pytest.mark.parametrize("f_hz, z_real, message", [
     ([0.0, 1, 2, 3, 4, 5, 6, 7], [1.0] * 8, r"^frequency_hz must be > 0 \(index 0\)$"),
     ([1, 2, 3, 4, 5, 6, 7, 8], [1.0, 1, 1, 0, 1, 1, 1, 1], r"^impedance is zero at index 3$"),
