@@ -555,7 +555,8 @@ def test_scatter_is_refused_and_named():
     order = np.random.default_rng(3).permutation(f.size)
     fit = fit_spectrum(f, z.real[order], z.imag[order], 1000, 10)
     assert fit.kk_residual_pct > 5
-    assert any(w.startswith("R_total not determinable [scatter]: Lin-KK residual") for w in fit.warnings)
+    assert (f"R_total not determinable [scatter]: Lin-KK residual {fit.kk_residual_pct:.3g} % exceeds 5 %, "
+            "the data are not an impedance spectrum") in fit.warnings
 
 
 def test_each_failed_test_gets_its_own_warning():
@@ -867,6 +868,27 @@ def test_an_arc_below_one_percent_of_r_total_is_not_reported_even_when_resolved(
     assert fit.warnings == ()
     if separation == "bulk_and_gb_arcs":
         assert fit.r_gb_ohm == pytest.approx(r_gb, rel=0.1)
+
+
+
+@pytest.mark.parametrize("c_gb_f, electrolyte", [(9.5e-8, True), (1.05e-7, False)])
+def test_an_arc_with_an_electrode_like_capacitance_is_not_the_electrolyte(c_gb_f, electrolyte):
+    """Arcs of 1e-7 F and more are the electrode spike's curvature (ELECTRODE_CAPACITANCE_MIN_F), not
+    the pellet. A noiseless grain-boundary arc (2e4 Ω) of 9.5e-8 F is reported exactly; at 1.05e-7 F
+    it is not an arc of the electrolyte, the one-arc circuit then misfits by far, and R_total is
+    refused rather than reported without it."""
+    f = frequencies(7e6, 1)
+    omega = 2 * np.pi * f
+    z = (50 + _arc_of_tau(omega, 1e4, 1e4 * 1e-10, 0.95) + _arc_of_tau(omega, 2e4, 2e4 * c_gb_f, 0.9)
+         + 1 / (2e-5 * (1j * omega) ** 0.85))
+    fit = fit_spectrum(f, z.real, z.imag, 1000, 10)
+    if electrolyte:
+        assert fit.separation == "bulk_and_gb_arcs" and fit.r_total_determinable
+        assert fit.c_gb_f == pytest.approx(c_gb_f, rel=1e-6) and fit.r_total_ohm == pytest.approx(30050, rel=1e-6)
+    else:
+        assert fit.separation == "bulk_arc" and not fit.r_total_determinable
+        assert "L-R-p(R1,CPE1)-p(R2,CPE2)-CPEel" in fit.bic_by_model
+        assert any(w.startswith("R_total not determinable [intercept disagrees]") for w in fit.warnings)
 
 
 @pytest.mark.parametrize("edge, inside, supported", [("fast", 2.5, True), ("fast", 1.5, False),
