@@ -20,9 +20,11 @@ other jobs a mutant that only waited for a core would count as killed. So the mu
 out are run once more with four times the allowance, and only those that time out again count as
 timeouts.
 
---keep leaves the scratch folder; --resume FOLDER reuses it after tests were added: the module's
-test files are copied in again and only the survivors (mutmut's and the constant changes) are run
-again. Tests are only added between the two, so a killed mutant stays killed.
+--keep leaves the scratch folder; --resume FOLDER reuses it after tests were added (or after a run
+was stopped): the module's test files are copied in again and the mutants not killed (survivors and
+those not yet tested) and the surviving constant changes are run again, all with the re-check
+allowance, as are timeouts that did not have it yet. Tests are only added between the two, so a
+killed mutant stays killed.
 
 --only FUNCTION (repeatable) tests only the mutants of those functions and no constant changes: a
 partial score, for modules whose full run does not fit the time at hand (eis.py on shared cores).
@@ -173,11 +175,14 @@ def run_module(module: str, keep: bool = False, children: int = 1, resume: Path 
         else:
             for test in tests:
                 shutil.copy2(ROOT / test, work / test)
-            # The setting the kept verdicts were reached with (mutmut would reset its timeouts otherwise).
-            _set_timeout_multiplier(work / "pyproject.toml", TIMEOUT_MULTIPLIER * TIMEOUT_RECHECK_FACTOR)
-            names = [m.name for m in _mutmut_results(work, module, patterns) if m.status not in KILLED]
+            allowance = TIMEOUT_MULTIPLIER * TIMEOUT_RECHECK_FACTOR
+            rechecked = _timeout_multiplier(work / "pyproject.toml") >= allowance
+            _set_timeout_multiplier(work / "pyproject.toml", allowance)
+            names = _names_to_resume(_mutmut_results(work, module, patterns), rechecked)
         error = _mutmut_run(work, children, names)
-        timeouts = [] if error else [m.name for m in _mutmut_results(work, module, patterns) if m.status == "timeout"]
+        # A resumed run already gives every mutant the re-check allowance.
+        timeouts = [] if error or resume is not None else [
+            m.name for m in _mutmut_results(work, module, patterns) if m.status == "timeout"]
         if timeouts:
             _set_timeout_multiplier(work / "pyproject.toml", TIMEOUT_MULTIPLIER * TIMEOUT_RECHECK_FACTOR)
             error = _mutmut_run(work, children, timeouts)
@@ -206,6 +211,19 @@ def _mutmut_run(work: Path, children: int, names: list[str]) -> str | None:
         return None
     tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
     return f"mutmut run exited with {run.returncode}:\n{tail}"
+
+
+def _names_to_resume(mutants: list[Mutant], rechecked: bool) -> list[str]:
+    """Mutants a resumed run tests again: every one not killed (survivors and those the earlier run
+    did not reach), and its timeouts too unless they were reached with the re-check allowance (a run
+    stopped before its re-check leaves timeouts of the ordinary allowance, which a starved mutant
+    can reach without hanging)."""
+    return [m.name for m in mutants if m.status not in KILLED or (m.status == "timeout" and not rechecked)]
+
+
+def _timeout_multiplier(pyproject: Path) -> float:
+    found = re.search(r"(?m)^timeout_multiplier = (.*)$", pyproject.read_text(encoding="utf-8"))
+    return float(found.group(1)) if found else TIMEOUT_MULTIPLIER
 
 
 def _set_timeout_multiplier(pyproject: Path, multiplier: float) -> None:

@@ -53,3 +53,18 @@ def test_module_level_numbers_are_found_and_replaced_in_place():
     node = found[1][1]
     assert run_mutation._replace_segment(source, node, "-3.0").splitlines()[1] == "LIMIT: float = -3.0  # µA"
     assert run_mutation._replace_segment(source, found[0][1], "10").splitlines()[0] == "Ω_OHM = 10"
+
+
+def test_a_resumed_run_tests_again_what_was_not_killed_and_timeouts_without_the_re_check():
+    mutants = [run_mutation.Mutant(name, status, [], "") for name, status in (
+        ("a", "killed"), ("b", "survived"), ("c", "not checked"), ("d", "timeout"), ("e", "no tests"))]
+    assert run_mutation._names_to_resume(mutants, rechecked=True) == ["b", "c", "e"]
+    assert run_mutation._names_to_resume(mutants, rechecked=False) == ["b", "c", "d", "e"]
+
+
+def test_the_timeout_allowance_is_read_from_the_kept_folder(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.mutmut]\ntimeout_multiplier = 15.0\n')
+    assert run_mutation._timeout_multiplier(pyproject) == 15.0
+    run_mutation._set_timeout_multiplier(pyproject, 60.0)
+    assert run_mutation._timeout_multiplier(pyproject) == 60.0
