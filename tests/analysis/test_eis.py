@@ -520,7 +520,10 @@ def test_noisy_spectrum_is_refused_as_intercept_uncertain_only():
     z, _, _ = pellet(f, 1e-6, 1.0, gb_ratio=1.0, noise=0.04, seed=0)
     result = analyze_spectrum(f, z.real, z.imag, 1000, 10)
     refusals = [w for w in result["warnings"] if "not determinable" in w]
-    assert len(refusals) == 1 and refusals[0].startswith("R_total not determinable [intercept uncertain]")
+    fit = fit_spectrum(f, z.real, z.imag, 1000, 10)
+    assert fit.r_total_stderr_ohm > 0.01 * fit.r_total_ohm
+    assert refusals == [f"R_total not determinable [intercept uncertain]: standard error {fit.r_total_stderr_ohm:.4g} "
+                        f"ohm exceeds 1% of R_total {fit.r_total_ohm:.6g} ohm"]
     assert result["r_total_ohm"] is None and result["r_total_stderr_ohm"] is None
     # The same pellet at 2 % noise is reported (KK warning only).
     z, r_total, _ = pellet(f, 1e-6, 1.0, gb_ratio=1.0, noise=0.02, seed=0)
