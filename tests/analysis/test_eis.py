@@ -501,15 +501,19 @@ def test_two_arcs_bulk_is_the_lower_capacitance_and_conflicts_are_flagged():
     assert fit.c_bulk_f == pytest.approx(1e-11, rel=1e-3) and fit.c_gb_f == pytest.approx(1e-10, rel=1e-3)
     slower = ("the arc with the lower capacitance (labelled bulk) relaxes more slowly than the other; "
               "bulk/GB labels uncertain")
-    # The solver reaches the truth to 1e-3 but not its convergence tests on noiseless data: said too.
+    # On noiseless data the cost keeps falling towards 0, so the solver may stop at its evaluation cap
+    # (having reached the truth to 1e-3); if it does, it says so.
     limit = "fit stopped at the evaluation limit (60)"
-    assert fit.warnings == (slower, limit)
+    assert [w for w in fit.warnings if not w.startswith("fit stopped")] == [slower]
+    assert set(fit.warnings) <= {slower, limit}
     # On a 3 mm pellet of 3 mm diameter both arcs have grain-boundary-like permittivities.
     fit = fit_spectrum(f, z.real, z.imag, 3000, 3)
     eps_r = 1e-11 * 0.3 / (VACUUM_PERMITTIVITY_F_PER_CM * math.pi * 0.3**2 / 4)
     assert fit.eps_r_bulk == pytest.approx(eps_r, rel=1e-3)
-    assert fit.warnings == (f"both arcs have grain-boundary-like permittivities (lower one ε_r = {fit.eps_r_bulk:.3g}"
-                            " > 200); bulk/GB labels uncertain", slower, limit)
+    assert [w for w in fit.warnings if not w.startswith("fit stopped")] == [
+        f"both arcs have grain-boundary-like permittivities (lower one ε_r = {fit.eps_r_bulk:.3g} > 200); bulk/GB "
+        "labels uncertain", slower]
+    assert set(fit.warnings) - {slower} <= {limit, fit.warnings[0]}
 
 
 # ----------------------------------------------------------------------------- refusals, by test
