@@ -55,7 +55,12 @@ def test_non_causal_distortion_is_detected():
     assert lin_kk(F, distorted).residual_pct > 2.0
 
 
-def test_residuals_equal_an_independent_complex_least_squares_fit():
+# A window that does not end at 1 Hz (where ln f_min and 1/f_min hide their mistakes).
+F_TENTH = np.geomspace(1e6, 0.1, 71)
+
+
+@pytest.mark.parametrize("F", [F, F_TENTH])
+def test_residuals_equal_an_independent_complex_least_squares_fit(F):
     """The chain fit is the weighted linear least squares of R, L, 1/C and M Voigt elements with
     τ log-spaced over 1/ω_max … 1/ω_min; redo it here with numpy's SVD solver on the complex design."""
     z = with_noise(blocking_pellet(F, inductance_h=3e-7), 0.003, seed=4)
@@ -79,6 +84,7 @@ def test_residuals_equal_an_independent_complex_least_squares_fit():
     (F[:4], blocking_pellet(F[:4]), "at least 5 points"),
     (F, blocking_pellet(F)[:-1], "same length"),
     (-F, blocking_pellet(F), "finite and > 0"),
+    (np.append(F[:-1], 0.0), blocking_pellet(F), "finite and > 0"),
     (F, np.zeros(F.size, dtype=complex), "non-zero"),
 ])
 def test_bad_input_is_refused(f, z, message):
@@ -103,9 +109,9 @@ def independent_chain(f, z, m):
     return target - stacked @ coefficients, mu
 
 
-@pytest.mark.parametrize("kwargs, seed", [({}, 5), ({"r_ohm": 30, "inductance_h": 3e-7}, 6),
-                                          ({"r_ohm": 1e6, "n_el": 0.7}, 7)])
-def test_number_of_elements_is_the_first_that_over_fits(kwargs, seed):
+@pytest.mark.parametrize("F, kwargs, seed", [(F, {}, 5), (F, {"r_ohm": 30, "inductance_h": 3e-7}, 6),
+                                             (F, {"r_ohm": 1e6, "n_el": 0.7}, 7), (F_TENTH, {}, 5)])
+def test_number_of_elements_is_the_first_that_over_fits(F, kwargs, seed):
     """Schönleber's rule searched one M at a time (from 3 per decade) must give the same M as the
     coarse search with back-filling."""
     z = with_noise(blocking_pellet(F, **kwargs), 0.003, seed=seed)
@@ -133,3 +139,30 @@ def test_search_ends_at_max_elements_when_the_chain_never_over_fits():
     assert result.mu == pytest.approx(mu, abs=1e-9) and mu > -1.0
     assert result.residual_pct == pytest.approx(100 * np.abs(residual).mean(), rel=1e-9)
     assert result.max_residual_pct == pytest.approx(100 * np.abs(residual).max(), rel=1e-9)
+
+
+def test_five_points_are_enough_for_a_two_element_chain():
+    """The documented minimum: 5 points leave room for R, L, 1/C and 2 Voigt elements (τ at both ends)."""
+    f = F[::17]
+    z = with_noise(blocking_pellet(f), 0.003, seed=10)
+    result = lin_kk(f, z)
+    assert f.size == 5 and result.n_elements == 2
+    residual, mu = independent_chain(f, z, 2)
+    np.testing.assert_allclose(np.concatenate([result.residual_real, result.residual_imag]), residual, atol=1e-9)
+
+
+def test_the_result_does_not_depend_on_the_unit_of_impedance():
+    """A sub-ohm pellet: the same spectrum in milliohms has the same relative residuals, M and mu."""
+    z = with_noise(blocking_pellet(F), 0.003, seed=11)
+    ohm, milliohm = lin_kk(F, z), lin_kk(F, z * 1e-4)
+    assert milliohm.n_elements == ohm.n_elements
+    assert milliohm.mu == pytest.approx(ohm.mu, abs=1e-9)
+    np.testing.assert_allclose(milliohm.residual_real, ohm.residual_real, atol=1e-9)
+
+
+def test_a_short_spectrum_never_gets_more_elements_than_its_points_determine():
+    """N points, 2N residuals: the chain stops at N − 3 Voigt elements (with R, L, 1/C: N unknowns)."""
+    f = F[::7]
+    z = with_noise(blocking_pellet(f), 0.003, seed=12)
+    result = lin_kk(f, z, mu_threshold=-1.0)
+    assert result.n_elements == f.size - 3
