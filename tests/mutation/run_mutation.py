@@ -7,7 +7,8 @@
 For each module (default: every module in TESTS_BY_MODULE) the repository is copied to a scratch
 folder, mutmut (3.x) mutates that one module's functions and runs only that module's test files,
 and then each module-level numeric constant is changed by +1, −1, ×0.5, ×1.1 and ×2 in turn (mutmut
-mutates numbers inside functions only) and the same tests are run on each change.
+mutates numbers inside functions only) and the same tests are run on each change, --children
+changes at a time, each in its own copy of the folder.
 
 The score is killed / counted mutants, where a mutant counts unless it only changes the message of
 a raised exception (the text of the error, not whether or where it is raised). Timeouts count as
@@ -20,9 +21,11 @@ other jobs a mutant that only waited for a core would count as killed. So the mu
 out are run once more with four times the allowance, and only those that time out again count as
 timeouts.
 
---keep leaves the scratch folder; --resume FOLDER reuses it after tests were added: the module's
-test files are copied in again and only the survivors (mutmut's and the constant changes) are run
-again. Tests are only added between the two, so a killed mutant stays killed.
+--keep leaves the scratch folder; --resume FOLDER reuses it after tests were added (or after a run
+was stopped): the module's test files are copied in again and the mutants not killed (survivors and
+those not yet tested) and the surviving constant changes are run again, all with the re-check
+allowance, as are timeouts that did not have it yet. Tests are only added between the two, so a
+killed mutant stays killed.
 
 --only FUNCTION (repeatable) tests only the mutants of those functions and no constant changes: a
 partial score, for modules whose full run does not fit the time at hand (eis.py on shared cores).
@@ -36,12 +39,14 @@ import difflib
 import fnmatch
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,11 +178,14 @@ def run_module(module: str, keep: bool = False, children: int = 1, resume: Path 
         else:
             for test in tests:
                 shutil.copy2(ROOT / test, work / test)
-            # The setting the kept verdicts were reached with (mutmut would reset its timeouts otherwise).
-            _set_timeout_multiplier(work / "pyproject.toml", TIMEOUT_MULTIPLIER * TIMEOUT_RECHECK_FACTOR)
-            names = [m.name for m in _mutmut_results(work, module, patterns) if m.status not in KILLED]
+            allowance = TIMEOUT_MULTIPLIER * TIMEOUT_RECHECK_FACTOR
+            rechecked = _timeout_multiplier(work / "pyproject.toml") >= allowance
+            _set_timeout_multiplier(work / "pyproject.toml", allowance)
+            names = _names_to_resume(_mutmut_results(work, module, patterns), rechecked)
         error = _mutmut_run(work, children, names)
-        timeouts = [] if error else [m.name for m in _mutmut_results(work, module, patterns) if m.status == "timeout"]
+        # A resumed run already gives every mutant the re-check allowance.
+        timeouts = [] if error or resume is not None else [
+            m.name for m in _mutmut_results(work, module, patterns) if m.status == "timeout"]
         if timeouts:
             _set_timeout_multiplier(work / "pyproject.toml", TIMEOUT_MULTIPLIER * TIMEOUT_RECHECK_FACTOR)
             error = _mutmut_run(work, children, timeouts)
@@ -186,7 +194,7 @@ def run_module(module: str, keep: bool = False, children: int = 1, resume: Path 
             return result
         result.mutants += _mutmut_results(work, module, patterns)
         if not patterns:
-            result.mutants += _constant_mutants(work, module, tests, resume is not None)
+            result.mutants += _constant_mutants(work, module, tests, resume is not None, children)
     finally:
         result.seconds = time.monotonic() - started
         if keep or resume is not None:
@@ -206,6 +214,19 @@ def _mutmut_run(work: Path, children: int, names: list[str]) -> str | None:
         return None
     tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
     return f"mutmut run exited with {run.returncode}:\n{tail}"
+
+
+def _names_to_resume(mutants: list[Mutant], rechecked: bool) -> list[str]:
+    """Mutants a resumed run tests again: every one not killed (survivors and those the earlier run
+    did not reach), and its timeouts too unless they were reached with the re-check allowance (a run
+    stopped before its re-check leaves timeouts of the ordinary allowance, which a starved mutant
+    can reach without hanging)."""
+    return [m.name for m in mutants if m.status not in KILLED or (m.status == "timeout" and not rechecked)]
+
+
+def _timeout_multiplier(pyproject: Path) -> float:
+    found = re.search(r"(?m)^timeout_multiplier = (.*)$", pyproject.read_text(encoding="utf-8"))
+    return float(found.group(1)) if found else TIMEOUT_MULTIPLIER
 
 
 def _set_timeout_multiplier(pyproject: Path, multiplier: float) -> None:
@@ -348,28 +369,52 @@ def _inside_raise_message(path: list[tuple[str, str]]) -> bool:
     return False
 
 
-def _constant_mutants(work: Path, module: str, tests: list[str], survivors_only: bool = False) -> list[Mutant]:
+def _constant_mutants(work: Path, module: str, tests: list[str], survivors_only: bool = False,
+                      children: int = 1) -> list[Mutant]:
     """Each module-level number changed in turn; with ``survivors_only`` the changes that were
-    killed in the folder's earlier run keep that verdict and only the others are run again."""
-    path = work / "analysis" / f"{module}.py"
-    source = path.read_text(encoding="utf-8")
+    killed in the folder's earlier run keep that verdict and only the others are run again.
+
+    ``children`` changes are tested at once, each in its own copy of the folder (without mutmut's
+    mutants/): every change starts pytest afresh, which on a shared machine takes most of a run."""
+    path = Path("analysis") / f"{module}.py"
+    source = (work / path).read_text(encoding="utf-8")
     saved = work / CONSTANTS_FILE
     earlier = json.loads(saved.read_text(encoding="utf-8")) if survivors_only and saved.exists() else {}
-    mutants = []
+    changes = [(f"constant {name} #{index + 1}", name, node, variant)
+               for name, node, value in _numeric_constants(source)
+               for index, variant in enumerate(_variants(value))]
+    statuses = {key: earlier[key] for key, *_ in changes if earlier.get(key) in KILLED}
+    pending = [change for change in changes if change[0] not in statuses]
+    folders = queue.Queue()
+    folders.put(work)
+    copies = [Path(tempfile.mkdtemp(prefix=f"cellbench-constants-{module}-"))
+              for _ in range(min(children, len(pending)) - 1)]
+    for copy in copies:
+        shutil.copytree(work, copy, ignore=shutil.ignore_patterns("mutants"), dirs_exist_ok=True)
+        folders.put(copy)
+
+    def run(change) -> str:
+        _, _, node, variant = change
+        folder = folders.get()
+        try:
+            (folder / path).write_text(_replace_segment(source, node, repr(variant)), encoding="utf-8")
+            return _run_tests(folder, tests)
+        finally:
+            (folder / path).write_text(source, encoding="utf-8")
+            folders.put(folder)
+
     try:
-        for name, node, value in _numeric_constants(source):
-            for index, variant in enumerate(_variants(value)):
-                key = f"constant {name} #{index + 1}"
-                status = earlier.get(key)
-                if status not in KILLED:
-                    path.write_text(_replace_segment(source, node, repr(variant)), encoding="utf-8")
-                    status = _run_tests(work, tests)
-                line = source.splitlines()[node.lineno - 1].strip()
-                mutants.append(Mutant(key, status, [node.lineno], f"- {line}  + {name} = {variant!r}"))
+        with ThreadPoolExecutor(max_workers=1 + len(copies)) as pool:
+            for change, status in zip(pending, pool.map(run, pending)):
+                statuses[change[0]] = status
     finally:
-        path.write_text(source, encoding="utf-8")
-        saved.write_text(json.dumps({m.name: m.status for m in mutants}, indent=1), encoding="utf-8")
-    return mutants
+        (work / path).write_text(source, encoding="utf-8")
+        for copy in copies:
+            shutil.rmtree(copy, ignore_errors=True)
+        saved.write_text(json.dumps(statuses, indent=1), encoding="utf-8")
+    lines = source.splitlines()
+    return [Mutant(key, statuses[key], [node.lineno], f"- {lines[node.lineno - 1].strip()}  + {name} = {variant!r}")
+            for key, name, node, variant in changes]
 
 
 def _numeric_constants(source: str):
