@@ -35,7 +35,7 @@ from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from storage.engine import make_engine  # noqa: E402
-from storage.schema import streams  # noqa: E402
+from storage.schema import metadata, streams  # noqa: E402
 from storage.writer import SQLITE_MAX_PARAMETERS, StorageWriter  # noqa: E402
 
 from ingest_data import BATCH, FLOAT_COLUMNS, SLOTS, core_insert_s, make_data  # noqa: E402
@@ -46,10 +46,11 @@ URL_VARS = ("CELLBENCH_BENCH_POSTGRES_URL", "CELLBENCH_TEST_POSTGRES_URL")
 
 
 def truncate(url: str) -> None:
+    """Empty every table of the schema (the list follows storage/schema.py: the tables added since,
+    which reference runs, made a fixed list fail on a database that had runs)."""
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE runs, steps, streams, points, analysis_results "
-                          "RESTART IDENTITY"))
+        conn.execute(text(f"TRUNCATE {', '.join(metadata.tables)} RESTART IDENTITY"))
     engine.dispose()
 
 
