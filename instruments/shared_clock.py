@@ -37,7 +37,7 @@ from typing import Callable
 from instruments.clock import Clock
 
 # The cores this process may use, read before any thread is kept to one (a helper process started
-# from a participant's thread inherits its one core: it is given these back).
+# from a participant's thread inherits that one core; see cores_beside_timelines).
 PROCESS_CPUS: frozenset[int] | None = (frozenset(os.sched_getaffinity(0))
                                        if hasattr(os, "sched_getaffinity") else None)
 

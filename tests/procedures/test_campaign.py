@@ -257,10 +257,10 @@ def test_the_runs_of_a_virtual_timeline_share_one_core_and_get_the_process_cores
     assert os.sched_getaffinity(0) == set(PROCESS_CPUS)  # this thread never took part
 
 
+@pytest.mark.skipif(PROCESS_CPUS is None or len(PROCESS_CPUS) < 2,
+                    reason="needs two cores and sched_setaffinity")
 def test_a_report_process_started_from_a_run_thread_runs_beside_the_timelines_core():
     from procedures.service import RunService
-    if PROCESS_CPUS is None or len(PROCESS_CPUS) < 2:
-        pytest.skip("needs two cores and sched_setaffinity")
     timeline = SharedVirtualTimeline(start=0.0)
     service = RunService(load_station(None), report_dir=False)
     out = {}
