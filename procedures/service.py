@@ -122,6 +122,22 @@ def _init_report_process(cpus) -> None:
     for name in ("SIGINT", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
+    threading.Thread(target=_end_with_parent, args=(os.getppid(),), name="report-parent-watch",
+                     daemon=True).start()
+
+
+PARENT_CHECK_S = 1.0
+
+
+def _end_with_parent(parent: int) -> None:
+    """End this report process once the run process is gone. A run process killed outright
+    (SIGKILL, a crash) cannot shut its pool down, and the worker holds its own end of the task
+    queue, so it would wait for work forever: an orphan per killed run. A report it was writing
+    is for a run that no process follows any more."""
+    import time
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 class RunService:

@@ -277,3 +277,36 @@ def test_the_step_kind_registry_covers_every_protocol_step_model():
     for kind, entry in STEP_KINDS.items():
         assert entry.model is models[kind]
         assert (entry.execute is None) == (entry.expand is not None)  # run, or expand into steps that run
+
+
+def test_a_report_process_ends_when_its_run_process_is_killed_outright(tmp_path):
+    """SIGKILL leaves the run process no chance to shut its report pool down; the report process
+    must not stay behind as an orphan waiting for work."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys, time\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from config.station import load_station\n"
+        "from procedures.service import RunService\n"
+        "if __name__ == '__main__':\n"
+        "    service = RunService(load_station(None), report_dir=False)\n"
+        "    print(service._report_pool().submit(os.getpid).result(60), flush=True)\n"
+        "    time.sleep(120)\n", encoding="utf-8")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        os.kill(worker, 0)  # alive while its run process is
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail(f"report process {worker} outlived its killed run process by 10 s")
+    finally:
+        parent.kill()
