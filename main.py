@@ -837,5 +837,14 @@ def _environment_error(exc: Exception, db) -> str | None:
     return None
 
 
+def _exit(code: int) -> None:
+    # Exit without the interpreter's final garbage collections over every object the scientific
+    # imports made (0.35 s of every command's wall time). Everything is stored and closed by now;
+    # what reference cycles still hold is left to the system, which frees the memory anyway.
+    import gc
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
