@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 from config.documents import RunStatus, StreamRole
 from config.errors import ConfigError
 from config.protocol import Protocol, load_protocol, resolve_protocol_path
-from instruments.shared_clock import cores_beside_timelines
+from instruments.shared_clock import PROCESS_CPUS, cores_beside_timelines
 from procedures.analyzers import analyzers_for
 from procedures.documents import DocumentStream
 from procedures.operator import Operator, UnattendedOperator
@@ -111,19 +111,20 @@ def write_run_report(db, run_id: int, out_dir=None) -> Path:
     return render_report(run, frames, out)
 
 
-def _init_report_process(cpus) -> None:
+def _init_report_process() -> None:
     """A report process finishes its report when the terminal's Ctrl+C or hang-up reaches the
-    whole process group: stopping is the run process's business. Started from a campaign run's
-    thread, it would share that thread's one core (instruments/shared_clock.py); it gets ``cpus``
-    instead, the cores the runs of a virtual timeline leave free."""
+    whole process group: stopping is the run process's business."""
+    import atexit
+    import gc
     import signal
-    if cpus is not None:
-        os.sched_setaffinity(0, cpus)
     for name in ("SIGINT", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
     threading.Thread(target=_end_with_parent, args=(os.getppid(),), name="report-parent-watch",
                      daemon=True).start()
+    # The run process waits for this one to exit: skip the final collections over everything
+    # matplotlib and pandas made (half a second); the reports are written and closed by then.
+    atexit.register(gc.freeze)
 
 
 PARENT_CHECK_S = 1.0
@@ -300,7 +301,7 @@ class RunService:
     def submit_report(self, result: RunResult) -> None:
         """Write ``result``'s report in the helper process; ``finish_reports`` collects it."""
         if result.run_id is not None:
-            self._pending_reports[id(result)] = self._report_pool().submit(
+            self._pending_reports[id(result)] = self._submit_report_task(
                 write_run_report, self.db, result.run_id, self._report_out(result.run_id))
 
     def run_all(self, names_or_paths, subscribers: Iterable[Subscriber] = ()) -> list[RunResult]:
@@ -315,7 +316,9 @@ class RunService:
         return results
 
     def finish_reports(self, results: Iterable[RunResult]) -> None:
-        """Wait for the reports written in the background and record their paths."""
+        """Wait for the reports written in the background and record their paths. The runs are
+        over, so the report processes may take every core now, the runs' own included."""
+        self._place_report_processes(PROCESS_CPUS)
         for result in results:
             future = self._pending_reports.pop(id(result), None)
             if future is None:
@@ -333,10 +336,30 @@ class RunService:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
             # spawn: a fresh interpreter, not a fork of one holding open database connections.
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_report_process,
-                                             initargs=(cores_beside_timelines(),))
+            # A second process is started only for a report asked while one is being written
+            # (campaign runs that end together); it pays off once the runs' core is free.
+            self._pool = ProcessPoolExecutor(max_workers=len(PROCESS_CPUS or ()) or 1,
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_init_report_process)
         return self._pool
+
+    def _submit_report_task(self, fn, *args):
+        future = self._report_pool().submit(fn, *args)
+        # A process the executor has just started was forked from this thread; from a campaign
+        # run's thread it would import analysis and matplotlib on the runs' one core
+        # (instruments/shared_clock.py). It goes to the cores the runs leave free at once.
+        self._place_report_processes(cores_beside_timelines())
+        return future
+
+    def _place_report_processes(self, cpus) -> None:
+        if self._pool is None or cpus is None:
+            return
+        # The executor's own table of its worker processes: it has no public one.
+        for process in list(self._pool._processes.values()):
+            try:
+                os.sched_setaffinity(process.pid, cpus)
+            except OSError:
+                pass  # a worker that is gone needs no core; the executor reports its loss
 
     def _report_out(self, run_id: int) -> Path | None:
         return Path(self.report_dir) / f"run_{run_id}" if self.report_dir else None

@@ -267,13 +267,32 @@ def test_a_report_process_started_from_a_run_thread_runs_beside_the_timelines_co
 
     def run(clock: RunClock) -> None:
         with clock.participate():
-            out["helper"] = service._report_pool().submit(os.sched_getaffinity, 0).result(60)
+            out["helper"] = service._submit_report_task(os.sched_getaffinity, 0).result(60)
 
     thread = threading.Thread(target=run, args=(RunClock(timeline, "run"),))
     thread.start()
     thread.join(90)
     service.finish_reports([])
     assert out["helper"] == set(PROCESS_CPUS - timeline.cpus) and out["helper"]
+
+
+@pytest.mark.skipif(PROCESS_CPUS is None or len(PROCESS_CPUS) < 2,
+                    reason="needs two cores and sched_setaffinity")
+def test_once_the_runs_are_over_the_report_processes_take_every_core():
+    from procedures.service import RunService
+    timeline = SharedVirtualTimeline(start=0.0)
+    service = RunService(load_station(None), report_dir=False)
+    futures = []
+
+    def run(clock: RunClock) -> None:
+        with clock.participate():
+            futures.append(service._submit_report_task(os.sched_getaffinity, 0))
+
+    thread = threading.Thread(target=run, args=(RunClock(timeline, "run"),))
+    thread.start()
+    thread.join(90)
+    service.finish_reports([])  # before the new process has started its interpreter
+    assert futures[0].result(60) == set(PROCESS_CPUS)
 
 
 def test_an_abort_reaches_every_run_also_those_waiting_for_the_chamber(small_campaign, tmp_path):
