@@ -288,6 +288,8 @@ class CampaignRunner:
         wall_t0 = time.perf_counter()
         campaign = self.campaign
         station = open_position_station(campaign.station)
+        if self._reporter is not None:
+            self._reporter.start_report_processes()
         problems: list[str] = []
         try:
             try:

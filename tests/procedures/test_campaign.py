@@ -295,6 +295,21 @@ def test_once_the_runs_are_over_the_report_processes_take_every_core():
     assert futures[0].result(60) == set(PROCESS_CPUS)
 
 
+@pytest.mark.skipif(PROCESS_CPUS is None or len(PROCESS_CPUS) < 2,
+                    reason="needs two cores and sched_setaffinity")
+def test_a_campaign_starts_a_report_process_per_core_at_once_beside_the_runs_core():
+    from instruments.shared_clock import cores_beside_timelines
+    from procedures.service import REPORT_PROCESSES, RunService
+    service = RunService(load_station(None), report_dir=False)
+    service.start_report_processes()
+    try:
+        processes = list(service._pool._processes.values())
+        assert len(processes) == REPORT_PROCESSES == len(PROCESS_CPUS)
+        assert all(os.sched_getaffinity(p.pid) == set(cores_beside_timelines()) for p in processes)
+    finally:
+        service.finish_reports([])
+
+
 def test_an_abort_reaches_every_run_also_those_waiting_for_the_chamber(small_campaign, tmp_path):
     from procedures.campaign import CampaignRunner
     campaign = load_campaign(small_campaign, simulate=True)
