@@ -450,6 +450,9 @@ def test_reserved_names_of_dynamic_properties_stay_unreadable():
     with protocol([]) as chamber:
         with pytest.raises(AttributeError, match="reserved"):
             chamber.setpoint_values
+        with pytest.raises(AttributeError, match="has no attribute 'setpoint_value'"):
+            chamber.setpoint_value                  # a misspelt name is not called reserved
+        assert not hasattr(chamber, "upper_limit_get_process")
         chamber.setpoint_values = (-20.0, 60.0)     # settable, as pymeasure intends
         with pytest.raises(ValueError, match="outside"):
             chamber.setpoint = 70.0
