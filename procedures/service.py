@@ -13,6 +13,7 @@ run one after another in one process (:meth:`RunService.run_all`); ``abort``, ``
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -111,16 +112,38 @@ def write_run_report(db, run_id: int, out_dir=None) -> Path:
     return render_report(run, frames, out)
 
 
-def _init_report_process() -> None:
+def _stop_signals() -> set:
+    import signal
+    return {getattr(signal, name) for name in ("SIGINT", "SIGHUP") if hasattr(signal, name)}
+
+
+@contextlib.contextmanager
+def _stop_signals_held():
+    """The calling thread's Ctrl+C and hang-up held back, so that a process started meanwhile
+    begins with them held (the mask survives exec): in the interpreter's first seconds, before
+    its initializer ignores them, they would end it with a KeyboardInterrupt."""
+    import signal
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _stop_signals())
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def _init_report_process(parent: int) -> None:
     """A report process finishes its report when the terminal's Ctrl+C or hang-up reaches the
-    whole process group: stopping is the run process's business."""
+    whole process group: stopping is the run process's business (``parent``, its pid)."""
     import atexit
     import gc
     import signal
-    for name in ("SIGINT", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
-    threading.Thread(target=_end_with_parent, args=(os.getppid(),), name="report-parent-watch",
+    for signum in _stop_signals():
+        signal.signal(signum, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _stop_signals())
+    threading.Thread(target=_end_with_parent, args=(parent,), name="report-parent-watch",
                      daemon=True).start()
     # The run process waits for this one to exit: skip the final collections over everything
     # matplotlib and pandas made (half a second); the reports are written and closed by then.
@@ -302,9 +325,14 @@ class RunService:
 
     def submit_report(self, result: RunResult) -> None:
         """Write ``result``'s report in the helper process; ``finish_reports`` collects it."""
-        if result.run_id is not None:
+        from concurrent.futures.process import BrokenProcessPool
+        if result.run_id is None:
+            return
+        try:
             self._pending_reports[id(result)] = self._submit_report_task(
                 write_run_report, self.db, result.run_id, self._report_out(result.run_id))
+        except BrokenProcessPool as exc:
+            log.error("report of run %s not written: %s", result.run_id, exc)
 
     def run_all(self, names_or_paths, subscribers: Iterable[Subscriber] = ()) -> list[RunResult]:
         """Validate every file first, then run them in order, each report written while the next
@@ -338,10 +366,9 @@ class RunService:
         modules: reports asked for together (campaign runs that end together) then share every
         core once the runs are over, instead of queueing for one process or waiting for a new
         one to start its interpreter (2-3 s)."""
-        pool = self._report_pool()
         for _ in range(REPORT_PROCESSES):
-            pool.submit(os.getpid)  # the executor starts a process per task until one is idle
-        self._place_report_processes(cores_beside_timelines())
+            # The executor starts a process per task until one of them is idle.
+            self._submit_report_task(os.getpid)
 
     def _report_pool(self):
         if self._pool is None:
@@ -350,11 +377,14 @@ class RunService:
             # spawn: a fresh interpreter, not a fork of one holding open database connections.
             self._pool = ProcessPoolExecutor(max_workers=REPORT_PROCESSES,
                                              mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_report_process)
+                                             initializer=_init_report_process,
+                                             initargs=(os.getpid(),))
         return self._pool
 
     def _submit_report_task(self, fn, *args):
-        future = self._report_pool().submit(fn, *args)
+        pool = self._report_pool()  # first: starting multiprocessing's tracker unblocks SIGINT
+        with _stop_signals_held():
+            future = pool.submit(fn, *args)
         # A process the executor has just started was forked from this thread; from a campaign
         # run's thread it would import analysis and matplotlib on the runs' one core
         # (instruments/shared_clock.py). It goes to the cores the runs leave free at once.

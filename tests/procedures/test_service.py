@@ -310,3 +310,60 @@ def test_a_report_process_ends_when_its_run_process_is_killed_outright(tmp_path)
             pytest.fail(f"report process {worker} outlived its killed run process by 10 s")
     finally:
         parent.kill()
+
+
+def _run_parent_script(tmp_path, body: str, **popen) -> subprocess.Popen:
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from config.station import load_station\n"
+        "from procedures.service import RunService\n"
+        "if __name__ == '__main__':\n"
+        "    service = RunService(load_station(None), report_dir=False)\n" + body, encoding="utf-8")
+    return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, **popen)
+
+
+def test_report_processes_end_when_their_run_process_is_killed_while_they_start(tmp_path):
+    """Killed before a report process has run its initializer, the run process is not there to
+    be watched: the report process must know its pid from the start, not ask for its parent's."""
+    parent = _run_parent_script(tmp_path, (
+        "    service.start_report_processes()\n"
+        "    print(' '.join(str(p.pid) for p in service._pool._processes.values()), flush=True)\n"
+        "    time.sleep(120)\n"))
+    try:
+        workers = [int(pid) for pid in parent.stdout.readline().split()]
+        assert workers
+        parent.kill()  # within milliseconds of their start: still loading Python
+        parent.wait(10)
+        deadline = time.monotonic() + 30
+        alive = set(workers)
+        while alive and time.monotonic() < deadline:
+            for pid in list(alive):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    alive.discard(pid)
+            time.sleep(0.1)
+        for pid in alive:
+            os.kill(pid, signal.SIGKILL)
+        assert not alive, f"report processes {sorted(alive)} outlived their killed run process"
+    finally:
+        parent.kill()
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="needs POSIX signal masks")
+def test_a_ctrl_c_while_report_processes_start_leaves_them_working(tmp_path):
+    """The terminal's Ctrl+C reaches the whole process group; report processes still starting
+    their interpreter must not die of it (the pool would be broken: no report for any run)."""
+    parent = _run_parent_script(tmp_path, (
+        "    signal.signal(signal.SIGINT, lambda *args: None)  # reset to the default by exec\n"
+        "    service.start_report_processes()\n"
+        "    os.killpg(0, signal.SIGINT)\n"
+        "    print(service._submit_report_task(os.getpid).result(60), flush=True)\n"
+        "    service.finish_reports([])\n"), start_new_session=True)
+    try:
+        out, _ = parent.communicate(timeout=90)
+    finally:
+        parent.kill()
+    assert parent.returncode == 0 and int(out)
