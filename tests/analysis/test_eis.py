@@ -973,6 +973,179 @@ def test_gauss_newton_test_keeps_held_parameters_out_of_the_step():
     assert _gn([[0.0, 0.0], [0.0, 1.0]], [3.0, -1e-4], x=(-1.0, 0.0), held=[0], normal=[[5.0, 0.0], [0.0, 1.0]])
 
 
+def _solve_problem(monkeypatch, residual, jacobian, x0, lower, upper):
+    """Run the solver on a least-squares problem r(x) (real, even length) with Jacobian J(x) in place
+    of a spectrum, through the two functions it calls; the points it evaluated are returned too."""
+    from types import SimpleNamespace
+
+    from analysis import eis
+    evaluated = []
+
+    def weighted_residual(x, layout, spectrum):
+        evaluated.append(np.array(x, dtype=float))
+        return np.ascontiguousarray(residual(x), dtype=float).view(complex), np.array(x, dtype=float)
+
+    def weighted_jacobian(layout, spectrum, x):
+        return np.ascontiguousarray(np.asarray(jacobian(x), dtype=float).T).view(complex)
+
+    monkeypatch.setattr(eis, "_weighted_residual", weighted_residual)
+    monkeypatch.setattr(eis, "_weighted_jacobian", weighted_jacobian)
+    layout = SimpleNamespace(size=len(x0), bounds=(np.array(lower, dtype=float), np.array(upper, dtype=float)))
+    return eis._solve(layout, np.array(x0, dtype=float), None), evaluated
+
+
+_LS_A = np.random.default_rng(13).standard_normal((20, 3))
+_LS_B = np.random.default_rng(14).standard_normal(20)
+_FREE = ([-np.inf] * 3, [np.inf] * 3)
+
+
+def _linear(scale=1.0, b=_LS_B):
+    return (lambda x: scale * (_LS_A @ x - b)), (lambda x: scale * _LS_A)
+
+
+def _ls_minimum(b=_LS_B):
+    x, *_ = np.linalg.lstsq(_LS_A, b, rcond=None)
+    return x, 0.5 * float(np.sum((_LS_A @ x - b) ** 2))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-6, 1e6])
+def test_solver_reaches_the_least_squares_solution_to_ftol_at_any_residual_scale(monkeypatch, scale):
+    """A linear problem has one minimum, known exactly. The solver must stop there, the cost within
+    _FTOL of the minimum (relative), whatever the units of the residual: its tolerances are
+    relative to the cost, so a residual a million times smaller (sub-ohm pellets weighted by |Z|
+    are not, but the cost of a near-perfect fit is) must not look converged at the start."""
+    from analysis.eis import _FTOL
+    x_min, cost_min = _ls_minimum()
+    candidate, _ = _solve_problem(monkeypatch, *_linear(scale), [0.0, 0.0, 0.0], *_FREE)
+    assert candidate.converged is True
+    assert candidate.cost == pytest.approx(scale**2 * cost_min, rel=_FTOL)
+    # Cost excess ≤ FTOL·cost bounds the distance to the minimum by the smallest curvature.
+    curvature = np.linalg.eigvalsh(_LS_A.T @ _LS_A)[0]
+    assert np.linalg.norm(candidate.x - x_min) < math.sqrt(2 * _FTOL * cost_min / curvature)
+
+
+def test_solver_stops_at_the_first_step_shorter_than_xtol_on_a_zero_residual_problem(monkeypatch):
+    """With an exact solution the relative cost reduction never falls below _FTOL (each step removes
+    most of what is left) and the gradient vanishes with the cost: only the step-length test can
+    end the fit. It must end at the first accepted step shorter than _XTOL·‖x‖, converged, at the
+    solution to that precision; not earlier, and not after more steps that change nothing."""
+    from analysis.eis import _XTOL
+    truth = np.array([1.0, 2.0, 3.0])
+    candidate, evaluated = _solve_problem(monkeypatch, *_linear(b=_LS_A @ truth), [0.0, 0.0, 0.0], *_FREE)
+    assert candidate.converged is True
+    assert np.allclose(candidate.x, truth, rtol=0, atol=10 * _XTOL * np.linalg.norm(truth))
+    steps = [float(np.linalg.norm(b - a)) for a, b in zip(evaluated, evaluated[1:])]
+    limit = _XTOL * (_XTOL + np.linalg.norm(truth))
+    assert np.array_equal(evaluated[-1], candidate.x)  # the short step was taken, then the fit ended
+    assert steps[-1] <= limit and all(step > limit for step in steps[:-1])
+
+
+def test_gauss_newton_test_saves_the_confirming_evaluation_near_the_minimum(monkeypatch):
+    """Starting close to the minimum (half of _NEAR_MINIMUM above it), the first step lowers the cost
+    by less than _NEAR_MINIMUM of itself: from there the undamped Gauss–Newton step promises less
+    than _FTOL·cost, so the fit ends without evaluating it (the reason that test exists). Two
+    evaluations: the start and the one step; the result within _FTOL of the minimum."""
+    from analysis.eis import _FTOL, _NEAR_MINIMUM
+    x_min, cost_min = _ls_minimum()
+    # Along an eigenvector of A'A the excess cost is ½·λ·t²: choose t for an excess of half the margin.
+    curvatures, vectors = np.linalg.eigh(_LS_A.T @ _LS_A)
+    t = math.sqrt(2 * 0.5 * _NEAR_MINIMUM * cost_min / curvatures[-1])
+    candidate, evaluated = _solve_problem(monkeypatch, *_linear(), x_min + t * vectors[:, -1], *_FREE)
+    assert candidate.converged is True
+    assert len(evaluated) == 2
+    assert candidate.cost == pytest.approx(cost_min, rel=_FTOL)
+
+
+def test_solver_ends_on_the_bounds_where_the_minimum_lies_outside_the_box(monkeypatch):
+    """The unconstrained minimum (0.32, 0.11, -0.35 here) lies outside the box ±0.01: the solution is
+    on the bounds, where every gradient component points out of the box (its projection is zero),
+    and it is the box-constrained minimum an independent solver finds. No parameter may end even a
+    rounding error outside its bound (n > 1, or R < 0, is no circuit)."""
+    from scipy.optimize import lsq_linear
+    lower, upper = [-0.01, -0.01, -0.01], [0.01, 0.01, 0.01]
+    candidate, _ = _solve_problem(monkeypatch, *_linear(), [0.003, -0.007, 0.009], lower, upper)
+    expected = lsq_linear(_LS_A, _LS_B, bounds=(lower, upper), tol=1e-12).x
+    assert candidate.converged is True
+    assert np.all(candidate.x >= lower) and np.all(candidate.x <= upper)
+    assert np.allclose(candidate.x, expected, rtol=0, atol=1e-12)
+    gradient = _LS_A.T @ (_LS_A @ candidate.x - _LS_B)
+    on_upper, on_lower = candidate.x == upper, candidate.x == lower
+    assert np.all(gradient[on_upper] < 0) and np.all(gradient[on_lower] > 0) and np.all(on_upper | on_lower)
+
+
+def test_solver_stops_at_once_where_every_parameter_is_held_on_its_bound(monkeypatch):
+    """At a start whose every parameter sits on a bound with the gradient pushing outward, the
+    projected gradient is zero: nothing can move, the solution is the start, and the fit ends
+    there, converged, without evaluating a trial point."""
+    residual = lambda x: np.concatenate([x - 5.0, [0.0]])  # noqa: E731  (minimum at 5, outside the box)
+    jacobian = lambda x: np.vstack([np.eye(3), np.zeros(3)])  # noqa: E731
+    candidate, evaluated = _solve_problem(monkeypatch, residual, jacobian, [1.0, 1.0, 1.0], [0.0] * 3, [1.0] * 3)
+    assert candidate.converged is True
+    assert np.array_equal(candidate.x, [1.0, 1.0, 1.0])
+    assert len(evaluated) == 1
+
+
+def test_solver_rejects_trial_points_where_the_residual_is_not_finite(monkeypatch):
+    """ln(x) − ln 3 has its zero at 3; the first Gauss–Newton step from x = 10 lands at x < 0, where
+    the residual is NaN. That step must be rejected (damping raised, shorter steps), not taken, and
+    the fit still converges to the solution."""
+    residual = lambda x: np.array([math.log(x[0]) - math.log(3) if x[0] > 0 else math.nan, x[1] - 2.0])  # noqa: E731
+    jacobian = lambda x: np.array([[1 / x[0], 0.0], [0.0, 1.0]])  # noqa: E731
+    candidate, evaluated = _solve_problem(monkeypatch, residual, jacobian, [10.0, 0.0], [-np.inf] * 2, [np.inf] * 2)
+    assert any(point[0] < 0 for point in evaluated)  # the case under test: a trial point without a residual
+    assert candidate.converged is True
+    assert math.isfinite(candidate.cost)
+    assert candidate.x == pytest.approx([3.0, 2.0], rel=1e-6)
+
+
+def _cliff(start, pull=1.0):
+    """A cost that jumps up for any move from ``start`` (the Jacobian says downhill towards start +
+    pull in every parameter, the residual disagrees: a kink, or a Jacobian that does not match)."""
+    start = np.asarray(start, dtype=float)
+    residual = lambda x: np.concatenate([x - start - pull if np.all(x <= start) else x + 1e9, [0.0]])  # noqa: E731
+    return residual, lambda x: np.vstack([np.eye(3), np.zeros(3)])
+
+
+def test_solver_stops_at_the_first_rejected_step_shorter_than_xtol(monkeypatch):
+    """Every trial step is rejected; the damping shortens them. Once a rejected step is shorter than
+    _XTOL·‖x‖ no lower cost is reachable: the fit ends there, converged, at its start, instead of
+    raising the damping to its ceiling."""
+    from analysis.eis import _XTOL
+    start = [1e4, 1e4, 1e4]
+    candidate, evaluated = _solve_problem(monkeypatch, *_cliff(start), start, *_FREE)
+    assert candidate.converged is True
+    assert np.array_equal(candidate.x, start)
+    steps = [float(np.linalg.norm(point - start)) for point in evaluated[1:]]
+    limit = _XTOL * (_XTOL + np.linalg.norm(start))
+    assert steps[-1] <= limit and all(step > limit for step in steps[:-1])
+
+
+def test_solver_gives_up_at_the_damping_ceiling_where_no_step_lowers_the_cost(monkeypatch):
+    """At x = 0 no step is negligible against ‖x‖ (the limit is _XTOL², 1e-12, and the gradient is
+    large): every trial step is rejected, the damping grows until no step could lower the cost,
+    and the fit ends there at its start, converged (no lower cost is reachable), within the
+    evaluation cap, instead of looping."""
+    from analysis.eis import MAX_FUNCTION_EVALUATIONS, _XTOL
+    candidate, evaluated = _solve_problem(monkeypatch, *_cliff([0.0, 0.0, 0.0], pull=1e6), [0.0, 0.0, 0.0], *_FREE)
+    assert candidate.converged is True
+    assert np.array_equal(candidate.x, [0.0, 0.0, 0.0])
+    assert all(np.linalg.norm(point) > _XTOL**2 for point in evaluated[1:])  # the step test never ended it
+    assert len(evaluated) < MAX_FUNCTION_EVALUATIONS
+
+
+def test_solver_that_cannot_converge_stops_at_the_evaluation_cap_and_says_so(monkeypatch):
+    """exp(−x) → 0 only as x → ∞: every Gauss–Newton step (+1) is accepted and removes the same
+    fraction of the cost, so no convergence test is ever met. The fit must stop after
+    MAX_FUNCTION_EVALUATIONS evaluations, reported not converged."""
+    from analysis.eis import MAX_FUNCTION_EVALUATIONS
+    residual = lambda x: np.array([math.exp(-x[0]), 0.0])  # noqa: E731
+    jacobian = lambda x: np.array([[-math.exp(-x[0])], [0.0]])  # noqa: E731
+    candidate, evaluated = _solve_problem(monkeypatch, residual, jacobian, [0.0], [-np.inf], [np.inf])
+    assert candidate.converged is False
+    assert len(evaluated) == MAX_FUNCTION_EVALUATIONS
+    assert candidate.x[0] > 10  # it was moving the right way all along
+
+
 @pytest.mark.parametrize("r_ohm", [100.0, 0.05])
 def test_spike_line_of_a_blocking_electrode_is_read_exactly(r_ohm):
     """R + CPE is a straight line in the Nyquist plane: Z' − R = −Z''·cot(nπ/2). The model-free
