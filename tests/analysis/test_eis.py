@@ -1196,6 +1196,191 @@ def test_one_clear_arc_starts_the_search_at_one_arc():
     assert fit.r_bulk_ohm == pytest.approx(r_bulk, rel=0.03) and fit.r_total_ohm == pytest.approx(r_total, rel=0.01)
 
 
+# ----------------------------------------------------------------------------- features and starting points
+
+
+def _zarc(omega, r_ohm, f_apex_hz, n=1.0):
+    """p(R, CPE) written by its apex: -Z'' is largest at f_apex for any n."""
+    return r_ohm / (1 + (1j * omega / (2 * np.pi * f_apex_hz)) ** n)
+
+
+def _features_and_starts(f, z):
+    """What the fit starts from: the features read off the spectrum, and the starts of the one- and
+    two-arc models in the layout the fit uses (τ from 100× above to 10× below the window)."""
+    from analysis.eis import _Layout, _prepare, _read_features, _starts
+    spectrum = _prepare(f, z.real, z.imag)
+    features = _read_features(spectrum)
+    omega = spectrum.omega
+    starts = {}
+    for n_arcs in (1, 2):
+        layout = _Layout(n_arcs, features.r_total / omega[0], features.r_total,
+                         (-math.log(100 * omega[0]), math.log(10 / omega[-1])))
+        starts[n_arcs] = (layout, _starts(layout, features, spectrum))
+    return features, starts
+
+
+def _start_arcs(layout, start):
+    """(R ohm, apex frequency Hz, n) of each arc of a start vector."""
+    return [(math.exp(start[2 + 3 * k]), 1 / (2 * np.pi * math.exp(start[3 + 3 * k])), start[4 + 3 * k])
+            for k in range(layout.n_arcs)]
+
+
+_TWO_ARC_F = frequencies(1e6, 0.01)
+
+
+def _two_arcs(f=_TWO_ARC_F):
+    """R_s 20 Ω, a 1000 Ω arc at 10 kHz, a 400 Ω arc at 10 Hz, a blocking electrode far below."""
+    omega = 2 * np.pi * f
+    return 20 + _zarc(omega, 1000, 1e4, 0.95) + _zarc(omega, 400, 10, 0.9) + 1 / (1e-2 * (1j * omega) ** 0.85)
+
+
+def test_features_of_two_resolved_arcs_are_their_apexes_the_valley_between_and_the_spike():
+    """Two arcs three decades apart, apexes on samples: the peaks are those samples, the larger
+    (more prominent) arc first; the valley is the -Z'' minimum between them; both are clear arcs;
+    the spike starts at the -Z'' minimum below the slow arc, and its line meets the real axis
+    within 1 % of R_total (the slow arc is closed 2 decades above the spike's start)."""
+    f = _TWO_ARC_F
+    z = _two_arcs()
+    features, _ = _features_and_starts(f, z)
+    y = -z.imag
+    fast, slow = int(np.argmin(abs(f - 1e4))), int(np.argmin(abs(f - 10)))
+    assert features.peaks == (fast, slow)
+    assert features.valleys == (fast + int(np.argmin(y[fast:slow + 1])),)
+    assert features.clear_arcs == 2
+    assert features.spike_start == slow + int(np.argmin(y[slow:]))
+    assert features.spike_visible
+    assert features.spike_intercept == pytest.approx(1420, rel=0.01)
+
+
+def test_the_larger_arc_is_the_first_peak_whichever_side_it_is_on():
+    """The peak order is by prominence: a small fast arc and a large slow one give the slow one first."""
+    f = _TWO_ARC_F
+    omega = 2 * np.pi * f
+    z = 20 + _zarc(omega, 300, 1e4, 0.95) + _zarc(omega, 1000, 10, 0.9) + 1 / (1e-2 * (1j * omega) ** 0.85)
+    features, _ = _features_and_starts(f, z)
+    assert features.peaks == (int(np.argmin(abs(f - 10))), int(np.argmin(abs(f - 1e4))))
+
+
+@pytest.mark.parametrize("apexes_hz, clear", [((3e6,), 0), ("second sample", 1), ((1e4, 1e2, 1), 2)])
+def test_clear_arcs_are_maxima_inside_the_window_and_at_most_two(apexes_hz, clear):
+    """A clear arc is a -Z'' maximum inside the window: an arc whose apex lies above f_max has its
+    largest -Z'' at f_max, which is not one; an apex on the second sample is. Three arcs count as
+    two (the circuit family has at most two)."""
+    f = frequencies(1e6, 0.01)
+    omega = 2 * np.pi * f
+    apexes = (f[1],) if apexes_hz == "second sample" else apexes_hz
+    z = 20 + 1 / (1e-1 * (1j * omega) ** 0.85)
+    for apex, r_ohm in zip(apexes, (1000, 500, 300)):
+        z = z + _zarc(omega, r_ohm, apex, 0.95)
+    features, _ = _features_and_starts(f, z)
+    assert features.clear_arcs == clear
+    assert features.peaks[0] == (0 if apexes_hz == (3e6,) else int(np.argmin(abs(f - apexes[0]))))
+
+
+def test_an_open_arc_without_a_spike_gets_a_small_electrode_guess():
+    """The window ends on the low-frequency side of an arc, before any spike: no spike, no
+    intercept; the electrode guess is the documented one, an exponent inside the electrode range
+    and |Z_el| = 10 % of R_total at the lowest frequency. One peak, no valley."""
+    from analysis.eis import ELECTRODE_N_BOUNDS
+    f = frequencies(1e6, 1)
+    omega = 2 * np.pi * f
+    z = 20 + _zarc(omega, 1000, 100, 0.9) + 1 / (1.0 * (1j * omega) ** 0.85)
+    features, _ = _features_and_starts(f, z)
+    assert not features.spike_visible and features.spike_intercept is None
+    assert features.spike_start == f.size - 1
+    assert features.r_total == pytest.approx(1020, rel=0.005)  # Z' at f_min: the arc is 99 % closed there
+    assert ELECTRODE_N_BOUNDS[0] <= features.n_electrode <= ELECTRODE_N_BOUNDS[1]
+    z_electrode = 1 / (features.q_electrode * omega[-1] ** features.n_electrode)
+    assert z_electrode == pytest.approx(0.1 * features.r_total, rel=1e-9)
+    assert features.peaks == (int(np.argmin(abs(f - 100))),) and features.valleys == ()
+
+
+def test_lead_inductance_is_read_from_the_highest_frequency():
+    """R + L + electrode: at 1 MHz the leads' ωL (1.9 Ω) dominates -Z''; the electrode adds 0.9 %
+    of it with the opposite sign, so L is read within 2 %."""
+    f = frequencies(1e6, 1)
+    omega = 2 * np.pi * f
+    z = 20 + 1j * omega * 3e-7 + 1 / (1e-4 * (1j * omega) ** 0.85)
+    features, _ = _features_and_starts(f, z)
+    assert features.inductance == pytest.approx(3e-7, rel=0.02)
+    assert features.peaks == () and features.valleys == () and features.clear_arcs == 0
+
+
+def test_starting_arcs_are_where_the_spectrum_shows_them():
+    """Noiseless spectra, guesses read off them: a one-arc start with R_s at the high-frequency
+    intercept and the arc's R = R_total − R_s, its apex on the -Z'' maximum (ωτ = 1, within one
+    sample); two resolved arcs: the valley start puts the fast arc's apex on the fast peak with
+    the resistance left of the valley, the slow arc on the slow peak with the rest; the start
+    for two overlapping arcs shares R_total between one above and one below the visible apex."""
+    sample = 10 ** 0.05  # half a sample at 10 per decade
+    f = frequencies(1e6, 0.1)
+    omega = 2 * np.pi * f
+    z = 500 + _zarc(omega, 1000, 1e3, 0.9) + 1 / (1e-2 * (1j * omega) ** 0.85)
+    _, starts = _features_and_starts(f, z)
+    layout, vectors = starts[1]
+    assert any(start[1] * layout.r_scale == pytest.approx(500, rel=0.02)
+               and _start_arcs(layout, start)[0][0] == pytest.approx(1000, rel=0.02)
+               and 1 / sample < _start_arcs(layout, start)[0][1] / 1e3 < sample for start in vectors)
+
+    _, starts = _features_and_starts(_TWO_ARC_F, _two_arcs())
+    layout, vectors = starts[2]
+    arcs = [sorted(_start_arcs(layout, start), key=lambda arc: -arc[1]) for start in vectors]
+    assert any(fast[0] == pytest.approx(1020, rel=0.05) and 1 / sample < fast[1] / 1e4 < sample
+               and slow[0] == pytest.approx(400, rel=0.05) and 1 / sample < slow[1] / 10 < sample
+               for fast, slow in arcs)
+    apex = 1e4  # the larger arc's peak
+    assert any(fast[1] > apex * sample and slow[1] < apex / sample
+               and fast[0] + slow[0] == pytest.approx(layout.r_scale, rel=1e-9) for fast, slow in arcs)
+
+
+def test_without_a_visible_arc_the_starting_arc_lies_above_the_window():
+    """No -Z'' maximum before the spike (R + L + electrode): an arc there can only be above f_max."""
+    f = frequencies(1e6, 1)
+    omega = 2 * np.pi * f
+    _, starts = _features_and_starts(f, 20 + 1j * omega * 3e-7 + 1 / (1e-4 * (1j * omega) ** 0.85))
+    for n_arcs in (1, 2):
+        layout, vectors = starts[n_arcs]
+        assert _start_arcs(layout, vectors[0])[0][1] > f[0]
+
+
+def _no_arc(f):
+    omega = 2 * np.pi * f
+    return 20 + 1j * omega * 3e-7 + 1 / (1e-4 * (1j * omega) ** 0.85)
+
+
+def _open_arc(f):
+    omega = 2 * np.pi * f
+    return 20 + 1j * omega * 1e-8 + _zarc(omega, 1000, 100, 0.9) + 1 / (1.0 * (1j * omega) ** 0.85)
+
+
+def _fast_arc(f):
+    omega = 2 * np.pi * f
+    return 20 + _zarc(omega, 1000, 3e6, 0.9) + 1 / (1e-4 * (1j * omega) ** 0.85)
+
+
+@pytest.mark.parametrize("spectrum, f", [(_two_arcs, _TWO_ARC_F), (_no_arc, frequencies(1e6, 1)),
+                                         (_open_arc, frequencies(1e6, 1)), (_fast_arc, frequencies(1e6, 1))])
+def test_starts_do_not_depend_on_the_units_of_impedance_and_frequency(spectrum, f):
+    """A spectrum with every impedance 10⁴× smaller (a sub-ohm pellet) and every frequency 100×
+    higher is the same pellet in other units: its features and starts must be the same, with R and
+    L scaled, τ and Q rescaled: ln R − ln 10⁴, ln τ − ln 100, ln Q + ln 10⁴ − n·ln 100 (in the
+    layout's own scales, L and R_s do not change). A guess with a number in ohms or hertz in it
+    (a 1 Ω floor, an apex at 3/f_max) is not."""
+    k_z, k_f = 1e-4, 100.0
+    features, starts = _features_and_starts(f, spectrum(f))
+    scaled_features, scaled_starts = _features_and_starts(k_f * f, k_z * spectrum(f))
+    assert scaled_features.r_total == pytest.approx(k_z * features.r_total, rel=1e-9)
+    assert (scaled_features.peaks, scaled_features.valleys, scaled_features.clear_arcs) == (
+        features.peaks, features.valleys, features.clear_arcs)
+    for n_arcs in (1, 2):
+        (_, vectors), (_, scaled) = starts[n_arcs], scaled_starts[n_arcs]
+        expected = vectors.copy()
+        expected[:, 2:-2:3] += math.log(k_z)
+        expected[:, 3:-2:3] -= math.log(k_f)
+        expected[:, -2] -= math.log(k_z) + vectors[:, -1] * math.log(k_f)
+        assert scaled == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
 # ----------------------------------------------------------------------------- standard errors
 
 
