@@ -1102,7 +1102,7 @@ def _cliff(start, pull=1.0):
     """A cost that jumps up for any move from ``start`` (the Jacobian says downhill towards start +
     pull in every parameter, the residual disagrees: a kink, or a Jacobian that does not match)."""
     start = np.asarray(start, dtype=float)
-    residual = lambda x: np.concatenate([x - start - pull if np.all(x <= start) else x + 1e9, [0.0]])  # noqa: E731
+    residual = lambda x: np.concatenate([x - start - pull if np.all(x <= start) else x + 1e15, [0.0]])  # noqa: E731
     return residual, lambda x: np.vstack([np.eye(3), np.zeros(3)])
 
 
@@ -1126,7 +1126,7 @@ def test_solver_gives_up_at_the_damping_ceiling_where_no_step_lowers_the_cost(mo
     and the fit ends there at its start, converged (no lower cost is reachable), within the
     evaluation cap, instead of looping."""
     from analysis.eis import MAX_FUNCTION_EVALUATIONS, _XTOL
-    candidate, evaluated = _solve_problem(monkeypatch, *_cliff([0.0, 0.0, 0.0], pull=1e6), [0.0, 0.0, 0.0], *_FREE)
+    candidate, evaluated = _solve_problem(monkeypatch, *_cliff([0.0, 0.0, 0.0], pull=1e9), [0.0, 0.0, 0.0], *_FREE)
     assert candidate.converged is True
     assert np.array_equal(candidate.x, [0.0, 0.0, 0.0])
     assert all(np.linalg.norm(point) > _XTOL**2 for point in evaluated[1:])  # the step test never ended it
