@@ -973,6 +973,179 @@ def test_gauss_newton_test_keeps_held_parameters_out_of_the_step():
     assert _gn([[0.0, 0.0], [0.0, 1.0]], [3.0, -1e-4], x=(-1.0, 0.0), held=[0], normal=[[5.0, 0.0], [0.0, 1.0]])
 
 
+def _solve_problem(monkeypatch, residual, jacobian, x0, lower, upper):
+    """Run the solver on a least-squares problem r(x) (real, even length) with Jacobian J(x) in place
+    of a spectrum, through the two functions it calls; the points it evaluated are returned too."""
+    from types import SimpleNamespace
+
+    from analysis import eis
+    evaluated = []
+
+    def weighted_residual(x, layout, spectrum):
+        evaluated.append(np.array(x, dtype=float))
+        return np.ascontiguousarray(residual(x), dtype=float).view(complex), np.array(x, dtype=float)
+
+    def weighted_jacobian(layout, spectrum, x):
+        return np.ascontiguousarray(np.asarray(jacobian(x), dtype=float).T).view(complex)
+
+    monkeypatch.setattr(eis, "_weighted_residual", weighted_residual)
+    monkeypatch.setattr(eis, "_weighted_jacobian", weighted_jacobian)
+    layout = SimpleNamespace(size=len(x0), bounds=(np.array(lower, dtype=float), np.array(upper, dtype=float)))
+    return eis._solve(layout, np.array(x0, dtype=float), None), evaluated
+
+
+_LS_A = np.random.default_rng(13).standard_normal((20, 3))
+_LS_B = np.random.default_rng(14).standard_normal(20)
+_FREE = ([-np.inf] * 3, [np.inf] * 3)
+
+
+def _linear(scale=1.0, b=_LS_B):
+    return (lambda x: scale * (_LS_A @ x - b)), (lambda x: scale * _LS_A)
+
+
+def _ls_minimum(b=_LS_B):
+    x, *_ = np.linalg.lstsq(_LS_A, b, rcond=None)
+    return x, 0.5 * float(np.sum((_LS_A @ x - b) ** 2))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-6, 1e6])
+def test_solver_reaches_the_least_squares_solution_to_ftol_at_any_residual_scale(monkeypatch, scale):
+    """A linear problem has one minimum, known exactly. The solver must stop there, the cost within
+    _FTOL of the minimum (relative), whatever the units of the residual: its tolerances are
+    relative to the cost, so a residual a million times smaller (sub-ohm pellets weighted by |Z|
+    are not, but the cost of a near-perfect fit is) must not look converged at the start."""
+    from analysis.eis import _FTOL
+    x_min, cost_min = _ls_minimum()
+    candidate, _ = _solve_problem(monkeypatch, *_linear(scale), [0.0, 0.0, 0.0], *_FREE)
+    assert candidate.converged is True
+    assert candidate.cost == pytest.approx(scale**2 * cost_min, rel=_FTOL)
+    # Cost excess ≤ FTOL·cost bounds the distance to the minimum by the smallest curvature.
+    curvature = np.linalg.eigvalsh(_LS_A.T @ _LS_A)[0]
+    assert np.linalg.norm(candidate.x - x_min) < math.sqrt(2 * _FTOL * cost_min / curvature)
+
+
+def test_solver_stops_at_the_first_step_shorter_than_xtol_on_a_zero_residual_problem(monkeypatch):
+    """With an exact solution the relative cost reduction never falls below _FTOL (each step removes
+    most of what is left) and the gradient vanishes with the cost: only the step-length test can
+    end the fit. It must end at the first accepted step shorter than _XTOL·‖x‖, converged, at the
+    solution to that precision; not earlier, and not after more steps that change nothing."""
+    from analysis.eis import _XTOL
+    truth = np.array([1.0, 2.0, 3.0])
+    candidate, evaluated = _solve_problem(monkeypatch, *_linear(b=_LS_A @ truth), [0.0, 0.0, 0.0], *_FREE)
+    assert candidate.converged is True
+    assert np.allclose(candidate.x, truth, rtol=0, atol=10 * _XTOL * np.linalg.norm(truth))
+    steps = [float(np.linalg.norm(b - a)) for a, b in zip(evaluated, evaluated[1:])]
+    limit = _XTOL * (_XTOL + np.linalg.norm(truth))
+    assert np.array_equal(evaluated[-1], candidate.x)  # the short step was taken, then the fit ended
+    assert steps[-1] <= limit and all(step > limit for step in steps[:-1])
+
+
+def test_gauss_newton_test_saves_the_confirming_evaluation_near_the_minimum(monkeypatch):
+    """Starting close to the minimum (half of _NEAR_MINIMUM above it), the first step lowers the cost
+    by less than _NEAR_MINIMUM of itself: from there the undamped Gauss–Newton step promises less
+    than _FTOL·cost, so the fit ends without evaluating it (the reason that test exists). Two
+    evaluations: the start and the one step; the result within _FTOL of the minimum."""
+    from analysis.eis import _FTOL, _NEAR_MINIMUM
+    x_min, cost_min = _ls_minimum()
+    # Along an eigenvector of A'A the excess cost is ½·λ·t²: choose t for an excess of half the margin.
+    curvatures, vectors = np.linalg.eigh(_LS_A.T @ _LS_A)
+    t = math.sqrt(2 * 0.5 * _NEAR_MINIMUM * cost_min / curvatures[-1])
+    candidate, evaluated = _solve_problem(monkeypatch, *_linear(), x_min + t * vectors[:, -1], *_FREE)
+    assert candidate.converged is True
+    assert len(evaluated) == 2
+    assert candidate.cost == pytest.approx(cost_min, rel=_FTOL)
+
+
+def test_solver_ends_on_the_bounds_where_the_minimum_lies_outside_the_box(monkeypatch):
+    """The unconstrained minimum (0.32, 0.11, -0.35 here) lies outside the box ±0.01: the solution is
+    on the bounds, where every gradient component points out of the box (its projection is zero),
+    and it is the box-constrained minimum an independent solver finds. No parameter may end even a
+    rounding error outside its bound (n > 1, or R < 0, is no circuit)."""
+    from scipy.optimize import lsq_linear
+    lower, upper = [-0.01, -0.01, -0.01], [0.01, 0.01, 0.01]
+    candidate, _ = _solve_problem(monkeypatch, *_linear(), [0.003, -0.007, 0.009], lower, upper)
+    expected = lsq_linear(_LS_A, _LS_B, bounds=(lower, upper), tol=1e-12).x
+    assert candidate.converged is True
+    assert np.all(candidate.x >= lower) and np.all(candidate.x <= upper)
+    assert np.allclose(candidate.x, expected, rtol=0, atol=1e-12)
+    gradient = _LS_A.T @ (_LS_A @ candidate.x - _LS_B)
+    on_upper, on_lower = candidate.x == upper, candidate.x == lower
+    assert np.all(gradient[on_upper] < 0) and np.all(gradient[on_lower] > 0) and np.all(on_upper | on_lower)
+
+
+def test_solver_stops_at_once_where_every_parameter_is_held_on_its_bound(monkeypatch):
+    """At a start whose every parameter sits on a bound with the gradient pushing outward, the
+    projected gradient is zero: nothing can move, the solution is the start, and the fit ends
+    there, converged, without evaluating a trial point."""
+    residual = lambda x: np.concatenate([x - 5.0, [0.0]])  # noqa: E731  (minimum at 5, outside the box)
+    jacobian = lambda x: np.vstack([np.eye(3), np.zeros(3)])  # noqa: E731
+    candidate, evaluated = _solve_problem(monkeypatch, residual, jacobian, [1.0, 1.0, 1.0], [0.0] * 3, [1.0] * 3)
+    assert candidate.converged is True
+    assert np.array_equal(candidate.x, [1.0, 1.0, 1.0])
+    assert len(evaluated) == 1
+
+
+def test_solver_rejects_trial_points_where_the_residual_is_not_finite(monkeypatch):
+    """ln(x) − ln 3 has its zero at 3; the first Gauss–Newton step from x = 10 lands at x < 0, where
+    the residual is NaN. That step must be rejected (damping raised, shorter steps), not taken, and
+    the fit still converges to the solution."""
+    residual = lambda x: np.array([math.log(x[0]) - math.log(3) if x[0] > 0 else math.nan, x[1] - 2.0])  # noqa: E731
+    jacobian = lambda x: np.array([[1 / x[0], 0.0], [0.0, 1.0]])  # noqa: E731
+    candidate, evaluated = _solve_problem(monkeypatch, residual, jacobian, [10.0, 0.0], [-np.inf] * 2, [np.inf] * 2)
+    assert any(point[0] < 0 for point in evaluated)  # the case under test: a trial point without a residual
+    assert candidate.converged is True
+    assert math.isfinite(candidate.cost)
+    assert candidate.x == pytest.approx([3.0, 2.0], rel=1e-6)
+
+
+def _cliff(start, pull=1.0):
+    """A cost that jumps up for any move from ``start`` (the Jacobian says downhill towards start +
+    pull in every parameter, the residual disagrees: a kink, or a Jacobian that does not match)."""
+    start = np.asarray(start, dtype=float)
+    residual = lambda x: np.concatenate([x - start - pull if np.all(x <= start) else x + 1e15, [0.0]])  # noqa: E731
+    return residual, lambda x: np.vstack([np.eye(3), np.zeros(3)])
+
+
+def test_solver_stops_at_the_first_rejected_step_shorter_than_xtol(monkeypatch):
+    """Every trial step is rejected; the damping shortens them. Once a rejected step is shorter than
+    _XTOL·‖x‖ no lower cost is reachable: the fit ends there, converged, at its start, instead of
+    raising the damping to its ceiling."""
+    from analysis.eis import _XTOL
+    start = [1e4, 1e4, 1e4]
+    candidate, evaluated = _solve_problem(monkeypatch, *_cliff(start), start, *_FREE)
+    assert candidate.converged is True
+    assert np.array_equal(candidate.x, start)
+    steps = [float(np.linalg.norm(point - start)) for point in evaluated[1:]]
+    limit = _XTOL * (_XTOL + np.linalg.norm(start))
+    assert steps[-1] <= limit and all(step > limit for step in steps[:-1])
+
+
+def test_solver_gives_up_at_the_damping_ceiling_where_no_step_lowers_the_cost(monkeypatch):
+    """At x = 0 no step is negligible against ‖x‖ (the limit is _XTOL², 1e-12, and the gradient is
+    large): every trial step is rejected, the damping grows until no step could lower the cost,
+    and the fit ends there at its start, converged (no lower cost is reachable), within the
+    evaluation cap, instead of looping."""
+    from analysis.eis import MAX_FUNCTION_EVALUATIONS, _XTOL
+    candidate, evaluated = _solve_problem(monkeypatch, *_cliff([0.0, 0.0, 0.0], pull=1e9), [0.0, 0.0, 0.0], *_FREE)
+    assert candidate.converged is True
+    assert np.array_equal(candidate.x, [0.0, 0.0, 0.0])
+    assert all(np.linalg.norm(point) > _XTOL**2 for point in evaluated[1:])  # the step test never ended it
+    assert len(evaluated) < MAX_FUNCTION_EVALUATIONS
+
+
+def test_solver_that_cannot_converge_stops_at_the_evaluation_cap_and_says_so(monkeypatch):
+    """exp(−x) → 0 only as x → ∞: every Gauss–Newton step (+1) is accepted and removes the same
+    fraction of the cost, so no convergence test is ever met. The fit must stop after
+    MAX_FUNCTION_EVALUATIONS evaluations, reported not converged."""
+    from analysis.eis import MAX_FUNCTION_EVALUATIONS
+    residual = lambda x: np.array([math.exp(-x[0]), 0.0])  # noqa: E731
+    jacobian = lambda x: np.array([[-math.exp(-x[0])], [0.0]])  # noqa: E731
+    candidate, evaluated = _solve_problem(monkeypatch, residual, jacobian, [0.0], [-np.inf], [np.inf])
+    assert candidate.converged is False
+    assert len(evaluated) == MAX_FUNCTION_EVALUATIONS
+    assert candidate.x[0] > 10  # it was moving the right way all along
+
+
 @pytest.mark.parametrize("r_ohm", [100.0, 0.05])
 def test_spike_line_of_a_blocking_electrode_is_read_exactly(r_ohm):
     """R + CPE is a straight line in the Nyquist plane: Z' − R = −Z''·cot(nπ/2). The model-free
@@ -1021,6 +1194,191 @@ def test_one_clear_arc_starts_the_search_at_one_arc():
     assert fit.separation == "bulk_offset_and_gb_arc"
     assert "L-R-p(R1,CPE1)-CPEel" in fit.bic_by_model
     assert fit.r_bulk_ohm == pytest.approx(r_bulk, rel=0.03) and fit.r_total_ohm == pytest.approx(r_total, rel=0.01)
+
+
+# ----------------------------------------------------------------------------- features and starting points
+
+
+def _zarc(omega, r_ohm, f_apex_hz, n=1.0):
+    """p(R, CPE) written by its apex: -Z'' is largest at f_apex for any n."""
+    return r_ohm / (1 + (1j * omega / (2 * np.pi * f_apex_hz)) ** n)
+
+
+def _features_and_starts(f, z):
+    """What the fit starts from: the features read off the spectrum, and the starts of the one- and
+    two-arc models in the layout the fit uses (τ from 100× above to 10× below the window)."""
+    from analysis.eis import _Layout, _prepare, _read_features, _starts
+    spectrum = _prepare(f, z.real, z.imag)
+    features = _read_features(spectrum)
+    omega = spectrum.omega
+    starts = {}
+    for n_arcs in (1, 2):
+        layout = _Layout(n_arcs, features.r_total / omega[0], features.r_total,
+                         (-math.log(100 * omega[0]), math.log(10 / omega[-1])))
+        starts[n_arcs] = (layout, _starts(layout, features, spectrum))
+    return features, starts
+
+
+def _start_arcs(layout, start):
+    """(R ohm, apex frequency Hz, n) of each arc of a start vector."""
+    return [(math.exp(start[2 + 3 * k]), 1 / (2 * np.pi * math.exp(start[3 + 3 * k])), start[4 + 3 * k])
+            for k in range(layout.n_arcs)]
+
+
+_TWO_ARC_F = frequencies(1e6, 0.01)
+
+
+def _two_arcs(f=_TWO_ARC_F):
+    """R_s 20 Ω, a 1000 Ω arc at 10 kHz, a 400 Ω arc at 10 Hz, a blocking electrode far below."""
+    omega = 2 * np.pi * f
+    return 20 + _zarc(omega, 1000, 1e4, 0.95) + _zarc(omega, 400, 10, 0.9) + 1 / (1e-2 * (1j * omega) ** 0.85)
+
+
+def test_features_of_two_resolved_arcs_are_their_apexes_the_valley_between_and_the_spike():
+    """Two arcs three decades apart, apexes on samples: the peaks are those samples, the larger
+    (more prominent) arc first; the valley is the -Z'' minimum between them; both are clear arcs;
+    the spike starts at the -Z'' minimum below the slow arc, and its line meets the real axis
+    within 1 % of R_total (the slow arc is closed 2 decades above the spike's start)."""
+    f = _TWO_ARC_F
+    z = _two_arcs()
+    features, _ = _features_and_starts(f, z)
+    y = -z.imag
+    fast, slow = int(np.argmin(abs(f - 1e4))), int(np.argmin(abs(f - 10)))
+    assert features.peaks == (fast, slow)
+    assert features.valleys == (fast + int(np.argmin(y[fast:slow + 1])),)
+    assert features.clear_arcs == 2
+    assert features.spike_start == slow + int(np.argmin(y[slow:]))
+    assert features.spike_visible
+    assert features.spike_intercept == pytest.approx(1420, rel=0.01)
+
+
+def test_the_larger_arc_is_the_first_peak_whichever_side_it_is_on():
+    """The peak order is by prominence: a small fast arc and a large slow one give the slow one first."""
+    f = _TWO_ARC_F
+    omega = 2 * np.pi * f
+    z = 20 + _zarc(omega, 300, 1e4, 0.95) + _zarc(omega, 1000, 10, 0.9) + 1 / (1e-2 * (1j * omega) ** 0.85)
+    features, _ = _features_and_starts(f, z)
+    assert features.peaks == (int(np.argmin(abs(f - 10))), int(np.argmin(abs(f - 1e4))))
+
+
+@pytest.mark.parametrize("apexes_hz, clear", [((3e6,), 0), ("second sample", 1), ((1e4, 1e2, 1), 2)])
+def test_clear_arcs_are_maxima_inside_the_window_and_at_most_two(apexes_hz, clear):
+    """A clear arc is a -Z'' maximum inside the window: an arc whose apex lies above f_max has its
+    largest -Z'' at f_max, which is not one; an apex on the second sample is. Three arcs count as
+    two (the circuit family has at most two)."""
+    f = frequencies(1e6, 0.01)
+    omega = 2 * np.pi * f
+    apexes = (f[1],) if apexes_hz == "second sample" else apexes_hz
+    z = 20 + 1 / (1e-1 * (1j * omega) ** 0.85)
+    for apex, r_ohm in zip(apexes, (1000, 500, 300)):
+        z = z + _zarc(omega, r_ohm, apex, 0.95)
+    features, _ = _features_and_starts(f, z)
+    assert features.clear_arcs == clear
+    assert features.peaks[0] == (0 if apexes_hz == (3e6,) else int(np.argmin(abs(f - apexes[0]))))
+
+
+def test_an_open_arc_without_a_spike_gets_a_small_electrode_guess():
+    """The window ends on the low-frequency side of an arc, before any spike: no spike, no
+    intercept; the electrode guess is the documented one, an exponent inside the electrode range
+    and |Z_el| = 10 % of R_total at the lowest frequency. One peak, no valley."""
+    from analysis.eis import ELECTRODE_N_BOUNDS
+    f = frequencies(1e6, 1)
+    omega = 2 * np.pi * f
+    z = 20 + _zarc(omega, 1000, 100, 0.9) + 1 / (1.0 * (1j * omega) ** 0.85)
+    features, _ = _features_and_starts(f, z)
+    assert not features.spike_visible and features.spike_intercept is None
+    assert features.spike_start == f.size - 1
+    assert features.r_total == pytest.approx(1020, rel=0.005)  # Z' at f_min: the arc is 99 % closed there
+    assert ELECTRODE_N_BOUNDS[0] <= features.n_electrode <= ELECTRODE_N_BOUNDS[1]
+    z_electrode = 1 / (features.q_electrode * omega[-1] ** features.n_electrode)
+    assert z_electrode == pytest.approx(0.1 * features.r_total, rel=1e-9)
+    assert features.peaks == (int(np.argmin(abs(f - 100))),) and features.valleys == ()
+
+
+def test_lead_inductance_is_read_from_the_highest_frequency():
+    """R + L + electrode: at 1 MHz the leads' ωL (1.9 Ω) dominates -Z''; the electrode adds 0.9 %
+    of it with the opposite sign, so L is read within 2 %."""
+    f = frequencies(1e6, 1)
+    omega = 2 * np.pi * f
+    z = 20 + 1j * omega * 3e-7 + 1 / (1e-4 * (1j * omega) ** 0.85)
+    features, _ = _features_and_starts(f, z)
+    assert features.inductance == pytest.approx(3e-7, rel=0.02)
+    assert features.peaks == () and features.valleys == () and features.clear_arcs == 0
+
+
+def test_starting_arcs_are_where_the_spectrum_shows_them():
+    """Noiseless spectra, guesses read off them: a one-arc start with R_s at the high-frequency
+    intercept and the arc's R = R_total − R_s, its apex on the -Z'' maximum (ωτ = 1, within one
+    sample); two resolved arcs: the valley start puts the fast arc's apex on the fast peak with
+    the resistance left of the valley, the slow arc on the slow peak with the rest; the start
+    for two overlapping arcs shares R_total between one above and one below the visible apex."""
+    sample = 10 ** 0.05  # half a sample at 10 per decade
+    f = frequencies(1e6, 0.1)
+    omega = 2 * np.pi * f
+    z = 500 + _zarc(omega, 1000, 1e3, 0.9) + 1 / (1e-2 * (1j * omega) ** 0.85)
+    _, starts = _features_and_starts(f, z)
+    layout, vectors = starts[1]
+    assert any(start[1] * layout.r_scale == pytest.approx(500, rel=0.02)
+               and _start_arcs(layout, start)[0][0] == pytest.approx(1000, rel=0.02)
+               and 1 / sample < _start_arcs(layout, start)[0][1] / 1e3 < sample for start in vectors)
+
+    _, starts = _features_and_starts(_TWO_ARC_F, _two_arcs())
+    layout, vectors = starts[2]
+    arcs = [sorted(_start_arcs(layout, start), key=lambda arc: -arc[1]) for start in vectors]
+    assert any(fast[0] == pytest.approx(1020, rel=0.05) and 1 / sample < fast[1] / 1e4 < sample
+               and slow[0] == pytest.approx(400, rel=0.05) and 1 / sample < slow[1] / 10 < sample
+               for fast, slow in arcs)
+    apex = 1e4  # the larger arc's peak
+    assert any(fast[1] > apex * sample and slow[1] < apex / sample
+               and fast[0] + slow[0] == pytest.approx(layout.r_scale, rel=1e-9) for fast, slow in arcs)
+
+
+def test_without_a_visible_arc_the_starting_arc_lies_above_the_window():
+    """No -Z'' maximum before the spike (R + L + electrode): an arc there can only be above f_max."""
+    f = frequencies(1e6, 1)
+    omega = 2 * np.pi * f
+    _, starts = _features_and_starts(f, 20 + 1j * omega * 3e-7 + 1 / (1e-4 * (1j * omega) ** 0.85))
+    for n_arcs in (1, 2):
+        layout, vectors = starts[n_arcs]
+        assert _start_arcs(layout, vectors[0])[0][1] > f[0]
+
+
+def _no_arc(f):
+    omega = 2 * np.pi * f
+    return 20 + 1j * omega * 3e-7 + 1 / (1e-4 * (1j * omega) ** 0.85)
+
+
+def _open_arc(f):
+    omega = 2 * np.pi * f
+    return 20 + 1j * omega * 1e-8 + _zarc(omega, 1000, 100, 0.9) + 1 / (1.0 * (1j * omega) ** 0.85)
+
+
+def _fast_arc(f):
+    omega = 2 * np.pi * f
+    return 20 + _zarc(omega, 1000, 3e6, 0.9) + 1 / (1e-4 * (1j * omega) ** 0.85)
+
+
+@pytest.mark.parametrize("spectrum, f", [(_two_arcs, _TWO_ARC_F), (_no_arc, frequencies(1e6, 1)),
+                                         (_open_arc, frequencies(1e6, 1)), (_fast_arc, frequencies(1e6, 1))])
+def test_starts_do_not_depend_on_the_units_of_impedance_and_frequency(spectrum, f):
+    """A spectrum with every impedance 10⁴× smaller (a sub-ohm pellet) and every frequency 100×
+    higher is the same pellet in other units: its features and starts must be the same, with R and
+    L scaled, τ and Q rescaled: ln R − ln 10⁴, ln τ − ln 100, ln Q + ln 10⁴ − n·ln 100 (in the
+    layout's own scales, L and R_s do not change). A guess with a number in ohms or hertz in it
+    (a 1 Ω floor, an apex at 3/f_max) is not."""
+    k_z, k_f = 1e-4, 100.0
+    features, starts = _features_and_starts(f, spectrum(f))
+    scaled_features, scaled_starts = _features_and_starts(k_f * f, k_z * spectrum(f))
+    assert scaled_features.r_total == pytest.approx(k_z * features.r_total, rel=1e-9)
+    assert (scaled_features.peaks, scaled_features.valleys, scaled_features.clear_arcs) == (
+        features.peaks, features.valleys, features.clear_arcs)
+    for n_arcs in (1, 2):
+        (_, vectors), (_, scaled) = starts[n_arcs], scaled_starts[n_arcs]
+        expected = vectors.copy()
+        expected[:, 2:-2:3] += math.log(k_z)
+        expected[:, 3:-2:3] -= math.log(k_f)
+        expected[:, -2] -= math.log(k_z) + vectors[:, -1] * math.log(k_f)
+        assert scaled == pytest.approx(expected, rel=1e-9, abs=1e-15)
 
 
 # ----------------------------------------------------------------------------- standard errors
