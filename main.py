@@ -14,6 +14,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 EXIT_OK, EXIT_RUN_NOT_COMPLETED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # the shells' convention for a command ended by SIGINT
 
 
 class UserError(Exception):
@@ -808,6 +809,11 @@ def main(argv=None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # Ctrl+C where the command has no stop of its own (while Python loads its modules, say):
+        # nothing of a run to stop or store; a run that has started stops itself and reports.
+        print("interrupted (Ctrl+C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader left (`runs | head`): say nothing more, and keep the interpreter's final
         # flush of stdout from failing again.

@@ -188,3 +188,14 @@ dll_path = "{tmp_path / 'no' / 'EClib64.dll'}"
     assert "error: the station's instruments did not answer" in proc.stderr
     assert "chamber:" in proc.stderr and "potentiostat:" in proc.stderr
     assert list_runs(f"sqlite:///{db}").empty
+
+
+def test_ctrl_c_where_a_command_has_no_stop_of_its_own_is_one_line_and_exit_130(monkeypatch, capsys):
+    import main as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt  # as while the command still loads its modules
+
+    monkeypatch.setattr(cli, "cmd_runs", interrupted)
+    assert cli.main(["runs"]) == 130
+    assert capsys.readouterr().err == "interrupted (Ctrl+C)\n"
