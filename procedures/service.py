@@ -133,36 +133,36 @@ def _stop_signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def _init_report_process(parent: int) -> None:
+def _init_report_process() -> None:
     """A report process finishes its report when the terminal's Ctrl+C or hang-up reaches the
-    whole process group: stopping is the run process's business (``parent``, its pid)."""
+    whole process group: stopping is the run process's business."""
     import atexit
     import gc
+    import multiprocessing
     import signal
     for signum in _stop_signals():
         signal.signal(signum, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _stop_signals())
-    threading.Thread(target=_end_with_parent, args=(parent,), name="report-parent-watch",
-                     daemon=True).start()
+    threading.Thread(target=_end_with_parent, args=(multiprocessing.parent_process().sentinel,),
+                     name="report-parent-watch", daemon=True).start()
     # The run process waits for this one to exit: skip the final collections over everything
     # matplotlib and pandas made (half a second); the reports are written and closed by then.
     atexit.register(gc.freeze)
     import analysis.report  # noqa: F401 - loaded while the runs go on, not once a report is due
 
 
-PARENT_CHECK_S = 1.0
 REPORT_PROCESSES = len(PROCESS_CPUS or ()) or 1
 
 
-def _end_with_parent(parent: int) -> None:
+def _end_with_parent(parent_sentinel) -> None:
     """End this report process once the run process is gone. A run process killed outright
     (SIGKILL, a crash) cannot shut its pool down, and the worker holds its own end of the task
     queue, so it would wait for work forever: an orphan per killed run. A report it was writing
-    is for a run that no process follows any more."""
-    import time
-    while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_S)
+    is for a run that no process follows any more. The sentinel (multiprocessing's pipe from the
+    parent, inherited at spawn) is ready as soon as the parent has gone, even before this runs."""
+    from multiprocessing.connection import wait
+    wait([parent_sentinel])
     os._exit(0)
 
 
@@ -377,8 +377,7 @@ class RunService:
             # spawn: a fresh interpreter, not a fork of one holding open database connections.
             self._pool = ProcessPoolExecutor(max_workers=REPORT_PROCESSES,
                                              mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_report_process,
-                                             initargs=(os.getpid(),))
+                                             initializer=_init_report_process)
         return self._pool
 
     def _submit_report_task(self, fn, *args):

@@ -326,7 +326,7 @@ def _run_parent_script(tmp_path, body: str, **popen) -> subprocess.Popen:
 
 def test_report_processes_end_when_their_run_process_is_killed_while_they_start(tmp_path):
     """Killed before a report process has run its initializer, the run process is not there to
-    be watched: the report process must know its pid from the start, not ask for its parent's."""
+    be watched any more: the report process must be tied to it from its spawn, not find it later."""
     parent = _run_parent_script(tmp_path, (
         "    service.start_report_processes()\n"
         "    print(' '.join(str(p.pid) for p in service._pool._processes.values()), flush=True)\n"
